@@ -1,0 +1,61 @@
+using Akka.Configuration;
+using Broker.Actors.Sessions;
+
+namespace Broker.Actors.Configuration;
+
+/// <summary>Typed view of the <c>broker</c> section of cluster.hocon (after environment overrides).</summary>
+public sealed record BrokerSettings
+{
+    public required string NodeName { get; init; }
+    public required string Host { get; init; }
+    public required int MqttPort { get; init; }
+    public required int AmqpPort { get; init; }
+    public required int AdminPort { get; init; }
+    public required string DataDir { get; init; }
+    public required string DbProvider { get; init; }
+    public required string DbConnection { get; init; }
+    public required IReadOnlyList<string> SeedNodes { get; init; }
+    public required int MaxPacketSize { get; init; }
+    public required int MaxInflight { get; init; }
+    public required int MaxQueuedMessages { get; init; }
+    public required bool QueueQos0 { get; init; }
+    public required uint PersistentSessionExpiry { get; init; }
+    public required ushort ServerKeepAlive { get; init; }
+    public required ushort ReceiveMaximum { get; init; }
+    public required ushort TopicAliasMaximum { get; init; }
+    public required TimeSpan ConnectTimeout { get; init; }
+    public required TimeSpan AdminQueryTimeout { get; init; }
+    public required int SnapshotEvery { get; init; }
+
+    public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
+
+    public static BrokerSettings From(Config config)
+    {
+        var b = config.GetConfig("broker") ?? throw new ConfigurationException("cluster.hocon has no 'broker' section");
+        var seeds = b.GetString("seed-nodes", "")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new BrokerSettings
+        {
+            NodeName = b.GetString("node-name", "node-1"),
+            Host = b.GetString("host", "127.0.0.1"),
+            MqttPort = b.GetInt("mqtt-port", 1883),
+            AmqpPort = b.GetInt("amqp-port", 5672),
+            AdminPort = b.GetInt("admin-port", 8082),
+            DataDir = b.GetString("data-dir", "./data"),
+            DbProvider = b.GetString("db-provider", "sqlite").ToLowerInvariant(),
+            DbConnection = b.GetString("db-connection", ""),
+            SeedNodes = seeds,
+            MaxPacketSize = b.GetInt("mqtt.max-packet-size", 1048576),
+            MaxInflight = b.GetInt("mqtt.max-inflight", 100),
+            MaxQueuedMessages = b.GetInt("mqtt.max-queued-messages", 1000),
+            QueueQos0 = b.GetBoolean("mqtt.queue-qos0", false),
+            PersistentSessionExpiry = (uint)b.GetLong("mqtt.persistent-session-expiry", 86400),
+            ServerKeepAlive = (ushort)b.GetInt("mqtt.server-keep-alive", 0),
+            ReceiveMaximum = (ushort)b.GetInt("mqtt.receive-maximum", 1024),
+            TopicAliasMaximum = (ushort)b.GetInt("mqtt.topic-alias-maximum", 64),
+            ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
+            AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
+            SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
+        };
+    }
+}

@@ -1,0 +1,35 @@
+namespace Broker.Actors.Messages;
+
+/// <summary>One MQTT 5 user property; order and duplicates are kept as published.</summary>
+public readonly record struct UserProperty(string Name, string Value);
+
+/// <summary>
+/// An application message as it travels from a publisher through routing to sessions.
+/// Immutable: the payload array is never written after construction.
+/// </summary>
+public sealed record PublishedMessage(
+    string Topic,
+    byte[] Payload,
+    byte Qos,
+    bool Retain,
+    string? ContentType = null,
+    string? ResponseTopic = null,
+    byte[]? CorrelationData = null,
+    byte PayloadFormat = 0,
+    long ExpiresAtUnixMs = 0,
+    IReadOnlyList<UserProperty>? UserProperties = null,
+    string? OriginClientId = null)
+{
+    public bool IsExpired(long nowUnixMs) => ExpiresAtUnixMs != 0 && nowUnixMs >= ExpiresAtUnixMs;
+
+    /// <summary>Seconds left of the message expiry interval, rounded up; 0 when the message never expires.</summary>
+    public uint RemainingExpirySeconds(long nowUnixMs)
+    {
+        if (ExpiresAtUnixMs == 0)
+        {
+            return 0;
+        }
+        var left = ExpiresAtUnixMs - nowUnixMs;
+        return left <= 0 ? 1 : (uint)((left + 999) / 1000);
+    }
+}

@@ -1,0 +1,120 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Broker.Actors.Messages;
+using Broker.Actors.Routing;
+using Broker.Actors.Sessions;
+
+namespace Broker.Actors.Retained;
+
+/// <summary>Store (or, with an empty payload, delete) the retained message of a topic; answered with <see cref="DeliverAck"/>.</summary>
+public sealed record StoreRetained(PublishedMessage Message, long Correlation) : IBrokerSerializable;
+
+public sealed record QueryRetained(string Filter) : IBrokerSerializable;
+
+public sealed record RetainedMessages(IReadOnlyList<PublishedMessage> Messages) : IBrokerSerializable;
+
+public sealed record RetainedSet(PublishedMessage Message) : IBrokerSerializable;
+
+public sealed record RetainedRemoved(string Topic) : IBrokerSerializable;
+
+public sealed record RetainedSnapshot(IReadOnlyList<PublishedMessage> Messages) : IBrokerSerializable;
+
+/// <summary>
+/// The node's retained messages, one per topic, journaled so they survive a restart. A write is
+/// acknowledged to the publisher only after it is durable.
+/// </summary>
+public sealed class RetainedStoreActor : ReceivePersistentActor
+{
+    private const int SnapshotEvery = 1000;
+    private readonly Dictionary<string, PublishedMessage> _messages = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private int _sinceSnapshot;
+    private int _pending;
+
+    public override string PersistenceId => "retained";
+
+    public RetainedStoreActor()
+    {
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is RetainedSnapshot s)
+            {
+                _messages.Clear();
+                foreach (var m in s.Messages)
+                {
+                    _messages[m.Topic] = m;
+                }
+            }
+        });
+        Recover<RetainedSet>(e => _messages[e.Message.Topic] = e.Message);
+        Recover<RetainedRemoved>(e => _messages.Remove(e.Topic));
+
+        Command<StoreRetained>(cmd =>
+        {
+            var sender = Sender;
+            var msg = cmd.Message;
+            IBrokerSerializable evt = msg.Payload.Length == 0 ? new RetainedRemoved(msg.Topic) : new RetainedSet(msg);
+            Apply(evt);
+            _pending++;
+            PersistAsync(evt, _ =>
+            {
+                _pending--;
+                if (cmd.Correlation != 0)
+                {
+                    sender.Tell(new DeliverAck(cmd.Correlation));
+                }
+                MaybeSnapshot();
+            });
+        });
+        Command<QueryRetained>(q =>
+        {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var isShared = TopicFilter.TryParseShared(q.Filter, out _, out var inner);
+            var filter = isShared ? inner : q.Filter;
+            var found = new List<PublishedMessage>();
+            foreach (var m in _messages.Values)
+            {
+                if (!m.IsExpired(now) && TopicFilter.Matches(filter, m.Topic))
+                {
+                    found.Add(m);
+                }
+            }
+            found.Sort((a, b) => string.CompareOrdinal(a.Topic, b.Topic));
+            Sender.Tell(new RetainedMessages(found));
+        });
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            DeleteMessages(s.Metadata.SequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+        });
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "retained snapshot failed"));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning(f.Cause, "retained journal cleanup failed"));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "retained snapshot cleanup failed"));
+    }
+
+    private void Apply(IBrokerSerializable evt)
+    {
+        switch (evt)
+        {
+            case RetainedSet s:
+                _messages[s.Message.Topic] = s.Message;
+                break;
+            case RetainedRemoved r:
+                _messages.Remove(r.Topic);
+                break;
+        }
+    }
+
+    private void MaybeSnapshot()
+    {
+        // Only when every applied event is durable does the in-memory map equal the journal up to LastSequenceNr.
+        if (++_sinceSnapshot >= SnapshotEvery && _pending == 0)
+        {
+            _sinceSnapshot = 0;
+            SaveSnapshot(new RetainedSnapshot([.. _messages.Values]));
+        }
+    }
+}

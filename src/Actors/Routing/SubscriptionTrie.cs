@@ -1,0 +1,297 @@
+namespace Broker.Actors.Routing;
+
+/// <summary>
+/// Collects the targets of one publish: which sessions match through a plain subscription and,
+/// for shared subscriptions, the one member each group picked. Reused by its owner between publishes.
+/// </summary>
+public sealed class RouteCollector
+{
+    private readonly Dictionary<string, Target> _targets = new(StringComparer.Ordinal);
+
+    public sealed class Target
+    {
+        public bool NonShared { get; internal set; }
+        public List<string>? SharedFilters { get; internal set; }
+    }
+
+    public IReadOnlyDictionary<string, Target> Targets => _targets;
+
+    public int Count => _targets.Count;
+
+    public void Clear() => _targets.Clear();
+
+    internal void AddPlain(string clientId) => Get(clientId).NonShared = true;
+
+    internal void AddShared(string clientId, string sharedFilter) =>
+        (Get(clientId).SharedFilters ??= []).Add(sharedFilter);
+
+    private Target Get(string clientId)
+    {
+        if (!_targets.TryGetValue(clientId, out var t))
+        {
+            t = new Target();
+            _targets[clientId] = t;
+        }
+        return t;
+    }
+}
+
+/// <summary>
+/// Topic-filter trie mapping a published topic to the client IDs whose subscriptions match.
+/// It stores client IDs, not actor references: delivery goes through the session shard region,
+/// so the same table works whichever node hosts a session. Reads take a shared lock; writes an
+/// exclusive one (subscription changes are rare next to publishes).
+/// </summary>
+public sealed class SubscriptionTrie
+{
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
+    private readonly Node _root = new();
+    private int _count;
+
+    private sealed class Node
+    {
+        public readonly Dictionary<string, Node> Children = new(StringComparer.Ordinal);
+        public Node? Plus;
+        public HashSet<string>? HashSubscribers;   // filters ending in this node's "/#"
+        public HashSet<string>? Subscribers;       // filters ending exactly here
+        public Dictionary<string, SharedGroup>? Shared;
+        public Dictionary<string, SharedGroup>? HashShared;
+
+        public bool IsEmpty =>
+            Children.Count == 0 && Plus is null && (HashSubscribers?.Count ?? 0) == 0 &&
+            (Subscribers?.Count ?? 0) == 0 && (Shared?.Count ?? 0) == 0 && (HashShared?.Count ?? 0) == 0;
+    }
+
+    private sealed class SharedGroup(string sharedFilter)
+    {
+        public readonly string SharedFilter = sharedFilter;
+        public readonly List<string> Members = [];
+        private int _next;
+
+        public string Pick()
+        {
+            var i = (int)((uint)Interlocked.Increment(ref _next) % (uint)Members.Count);
+            return Members[i];
+        }
+    }
+
+    /// <summary>Number of (client, filter) entries in the trie.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Adds a subscription; <paramref name="filter"/> may be a <c>$share/</c> filter. Idempotent.</summary>
+    public void Add(string clientId, string filter)
+    {
+        var isShared = TopicFilter.TryParseShared(filter, out var group, out var inner);
+        var path = isShared ? inner : filter;
+        _lock.EnterWriteLock();
+        try
+        {
+            var (node, hash) = Walk(path, create: true)!.Value;
+            bool added;
+            if (isShared)
+            {
+                var groups = hash ? node.HashShared ??= new(StringComparer.Ordinal) : node.Shared ??= new(StringComparer.Ordinal);
+                if (!groups.TryGetValue(group, out var g))
+                {
+                    g = new SharedGroup(filter);
+                    groups[group] = g;
+                }
+                added = !g.Members.Contains(clientId);
+                if (added)
+                {
+                    g.Members.Add(clientId);
+                }
+            }
+            else
+            {
+                var set = hash ? node.HashSubscribers ??= new(StringComparer.Ordinal) : node.Subscribers ??= new(StringComparer.Ordinal);
+                added = set.Add(clientId);
+            }
+            if (added)
+            {
+                _count++;
+            }
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Removes a subscription; unknown entries are ignored.</summary>
+    public void Remove(string clientId, string filter)
+    {
+        var isShared = TopicFilter.TryParseShared(filter, out var group, out var inner);
+        var path = isShared ? inner : filter;
+        _lock.EnterWriteLock();
+        try
+        {
+            var found = Walk(path, create: false);
+            if (found is null)
+            {
+                return;
+            }
+            var (node, hash) = found.Value;
+            bool removed;
+            if (isShared)
+            {
+                var groups = hash ? node.HashShared : node.Shared;
+                removed = groups is not null && groups.TryGetValue(group, out var g) && g.Members.Remove(clientId);
+                if (removed && groups![group].Members.Count == 0)
+                {
+                    groups.Remove(group);
+                }
+            }
+            else
+            {
+                removed = (hash ? node.HashSubscribers : node.Subscribers)?.Remove(clientId) ?? false;
+            }
+            if (removed)
+            {
+                _count--;
+                Prune(path);
+            }
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Adds every matching target of <paramref name="topic"/> to <paramref name="collector"/>.</summary>
+    public void Match(string topic, RouteCollector collector)
+    {
+        var dollar = topic.Length > 0 && topic[0] == '$';
+        _lock.EnterReadLock();
+        try
+        {
+            MatchLevel(_root, topic, 0, collector, isFirstLevel: true, dollar);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    private static void MatchLevel(Node node, string topic, int start, RouteCollector collector, bool isFirstLevel, bool dollar)
+    {
+        // A '#' below this node matches the rest of the topic, including the parent level itself.
+        if (!(isFirstLevel && dollar))
+        {
+            AddAll(node.HashSubscribers, node.HashShared, collector);
+        }
+        var end = topic.IndexOf('/', start);
+        if (end < 0)
+        {
+            end = topic.Length;
+        }
+        var level = topic.AsSpan(start, end - start);
+        var lookup = node.Children.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (lookup.TryGetValue(level, out var child))
+        {
+            Descend(child, topic, end, collector, dollar);
+        }
+        if (node.Plus is not null && !(isFirstLevel && dollar))
+        {
+            Descend(node.Plus, topic, end, collector, dollar);
+        }
+    }
+
+    private static void Descend(Node child, string topic, int end, RouteCollector collector, bool dollar)
+    {
+        if (end == topic.Length)
+        {
+            AddAll(child.Subscribers, child.Shared, collector);
+            // "a/#" matches "a": the child's hash subscribers match the parent level.
+            AddAll(child.HashSubscribers, child.HashShared, collector);
+        }
+        else
+        {
+            MatchLevel(child, topic, end + 1, collector, isFirstLevel: false, dollar);
+        }
+    }
+
+    private static void AddAll(HashSet<string>? subscribers, Dictionary<string, SharedGroup>? shared, RouteCollector collector)
+    {
+        if (subscribers is not null)
+        {
+            foreach (var s in subscribers)
+            {
+                collector.AddPlain(s);
+            }
+        }
+        if (shared is not null)
+        {
+            foreach (var g in shared.Values)
+            {
+                collector.AddShared(g.Pick(), g.SharedFilter);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Walks the filter's levels. A trailing '#' is stored on the node of the level before it
+    /// (flag <c>hash</c>), so "a/#" lives on node "a" and matches "a" and everything below.
+    /// </summary>
+    private (Node Node, bool Hash)? Walk(string filter, bool create)
+    {
+        var node = _root;
+        var levels = filter.Split('/');
+        for (var i = 0; i < levels.Length; i++)
+        {
+            var level = levels[i];
+            if (level == "#" && i == levels.Length - 1)
+            {
+                return (node, true);
+            }
+            Node? next;
+            if (level == "+")
+            {
+                next = node.Plus;
+                if (next is null && create)
+                {
+                    next = node.Plus = new Node();
+                }
+            }
+            else if (!node.Children.TryGetValue(level, out next) && create)
+            {
+                next = new Node();
+                node.Children[level] = next;
+            }
+            if (next is null)
+            {
+                return null;
+            }
+            node = next;
+        }
+        return (node, false);
+    }
+
+    private void Prune(string filter)
+    {
+        var levels = filter.Split('/');
+        var depth = levels[^1] == "#" ? levels.Length - 1 : levels.Length;
+        PruneRec(_root, levels, 0, depth);
+    }
+
+    private static bool PruneRec(Node node, string[] levels, int i, int depth)
+    {
+        if (i == depth)
+        {
+            return node.IsEmpty;
+        }
+        var level = levels[i];
+        if (level == "+")
+        {
+            if (node.Plus is not null && PruneRec(node.Plus, levels, i + 1, depth))
+            {
+                node.Plus = null;
+            }
+        }
+        else if (node.Children.TryGetValue(level, out var child) && PruneRec(child, levels, i + 1, depth))
+        {
+            node.Children.Remove(level);
+        }
+        return node.IsEmpty;
+    }
+}

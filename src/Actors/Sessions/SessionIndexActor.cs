@@ -1,0 +1,182 @@
+using Akka.Actor;
+using Broker.Actors.Messages;
+
+namespace Broker.Actors.Sessions;
+
+public enum SessionStateFilter : byte
+{
+    All = 0,
+    Connected = 1,
+    Disconnected = 2,
+}
+
+/// <summary>A session on this node started, connected or disconnected (sent by the session actor).</summary>
+public sealed record IndexUpdate(string ClientId, bool Connected, IActorRef Session);
+
+/// <summary>The session ended; removed only if <paramref name="Session"/> is still the indexed incarnation.</summary>
+public sealed record IndexRemove(string ClientId, IActorRef Session);
+
+/// <summary>One node's part of a sessions page: up to <paramref name="Limit"/> rows strictly after <paramref name="After"/>.</summary>
+public sealed record ListSessions(string? After, string Prefix, SessionStateFilter State, int Limit) : IBrokerSerializable;
+
+/// <summary><paramref name="HasMore"/>: this node has matching rows after the last one returned.</summary>
+public sealed record SessionsPage(string Node, IReadOnlyList<SessionInfo> Sessions, bool HasMore) : IBrokerSerializable;
+
+public sealed record FindSession(string ClientId) : IBrokerSerializable;
+
+public sealed record SessionNotFound(string ClientId) : IBrokerSerializable;
+
+/// <summary>
+/// Per-node index of the sessions hosted here, sorted by client ID (UTF-8 byte order). A page query
+/// picks its rows from the index and asks only those session actors for their details, in parallel
+/// and with a timeout, so listing never loads every session.
+/// </summary>
+public sealed class SessionIndexActor : ReceiveActor
+{
+    private sealed class Entry(IActorRef session, bool connected)
+    {
+        public IActorRef Session = session;
+        public bool Connected = connected;
+    }
+
+    private readonly SortedDictionary<string, Entry> _entries = new(Utf8Ordinal.Instance);
+    private readonly SortedSet<string> _keys = new(Utf8Ordinal.Instance);
+    private readonly string _node;
+    private readonly TimeSpan _askTimeout;
+
+    public static Props Props(string node, TimeSpan askTimeout) => Akka.Actor.Props.Create(() => new SessionIndexActor(node, askTimeout));
+
+    public SessionIndexActor(string node, TimeSpan askTimeout)
+    {
+        _node = node;
+        _askTimeout = askTimeout;
+        Receive<IndexUpdate>(u =>
+        {
+            if (_entries.TryGetValue(u.ClientId, out var e))
+            {
+                e.Session = u.Session;
+                e.Connected = u.Connected;
+            }
+            else
+            {
+                _entries[u.ClientId] = new Entry(u.Session, u.Connected);
+                _keys.Add(u.ClientId);
+            }
+        });
+        Receive<IndexRemove>(r =>
+        {
+            if (_entries.TryGetValue(r.ClientId, out var e) && e.Session.Equals(r.Session))
+            {
+                _entries.Remove(r.ClientId);
+                _keys.Remove(r.ClientId);
+            }
+        });
+        Receive<ListSessions>(HandleList);
+        Receive<FindSession>(f =>
+        {
+            var sender = Sender;
+            if (!_entries.TryGetValue(f.ClientId, out var e))
+            {
+                sender.Tell(new SessionNotFound(f.ClientId));
+                return;
+            }
+            Fetch([e.Session]).ContinueWith(
+                t => t.Result.Count == 1 ? (object)t.Result[0] : new SessionNotFound(f.ClientId),
+                TaskScheduler.Default).PipeTo(sender);
+        });
+    }
+
+    private void HandleList(ListSessions q)
+    {
+        var sender = Sender;
+        var refs = new List<IActorRef>();
+        var hasMore = false;
+        foreach (var id in Candidates(q.After, q.Prefix))
+        {
+            if (!Utf8Ordinal.StartsWith(id, q.Prefix))
+            {
+                break;
+            }
+            var e = _entries[id];
+            if (q.State == SessionStateFilter.Connected && !e.Connected || q.State == SessionStateFilter.Disconnected && e.Connected)
+            {
+                continue;
+            }
+            if (q.Limit > 0 && refs.Count == q.Limit)
+            {
+                hasMore = true;
+                break;
+            }
+            refs.Add(e.Session);
+        }
+        Fetch(refs).ContinueWith(t => new SessionsPage(_node, t.Result, hasMore), TaskScheduler.Default).PipeTo(sender);
+    }
+
+    private IEnumerable<string> Candidates(string? after, string prefix)
+    {
+        if (_keys.Count == 0)
+        {
+            yield break;
+        }
+        var cmp = Utf8Ordinal.Instance;
+        var lower = after;
+        var inclusive = false;
+        if (prefix.Length > 0 && (lower is null || cmp.Compare(prefix, lower) > 0))
+        {
+            // Every ID with this prefix sorts at or after the prefix itself.
+            lower = prefix;
+            inclusive = true;
+        }
+        var max = _keys.Max!;
+        if (lower is null)
+        {
+            foreach (var id in _keys)
+            {
+                yield return id;
+            }
+            yield break;
+        }
+        if (cmp.Compare(lower, max) > 0)
+        {
+            yield break;
+        }
+        foreach (var id in _keys.GetViewBetween(lower, max))
+        {
+            if (inclusive || cmp.Compare(id, lower) != 0)
+            {
+                yield return id;
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<SessionInfo>> Fetch(List<IActorRef> sessions)
+    {
+        var tasks = sessions.Select(s => s.Ask<object>(GetSessionInfo.Instance, _askTimeout)).ToArray();
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Rows of sessions that did not answer in time are left out; the rest of the page stands.
+        }
+        var rows = new List<SessionInfo>(tasks.Length);
+        foreach (var t in tasks)
+        {
+            if (t.IsCompletedSuccessfully && t.Result is SessionInfo info)
+            {
+                rows.Add(info);
+            }
+        }
+        return rows;
+    }
+}
+
+/// <summary>
+/// The index asks the session actor itself, never through the shard region, which would start an
+/// entity for an unknown client ID. Answered with <see cref="SessionInfo"/>.
+/// </summary>
+public sealed record GetSessionInfo
+{
+    public static readonly GetSessionInfo Instance = new();
+}

@@ -1,0 +1,120 @@
+using Akka.Actor;
+using Broker.Actors.Messages;
+
+namespace Broker.Actors.Sessions;
+
+/// <summary>Every message addressed to a session carries the client ID it is sharded by.</summary>
+public interface ISessionCommand : IBrokerSerializable
+{
+    string ClientId { get; }
+}
+
+/// <summary>One subscription of a session, as the client asked for it (filter may be <c>$share/g/f</c>).</summary>
+public sealed record Subscription(
+    string Filter,
+    byte Qos,
+    bool NoLocal = false,
+    bool RetainAsPublished = false,
+    byte RetainHandling = 0,
+    uint SubscriptionId = 0)
+{
+    public bool IsShared => Filter.StartsWith(Routing.TopicFilter.SharePrefix, StringComparison.Ordinal);
+}
+
+/// <summary>
+/// A stored will. <paramref name="ExpirySeconds"/> is the will's message expiry interval, which starts
+/// counting when the will is published (0 = none).
+/// </summary>
+public sealed record WillMessage(PublishedMessage Message, uint DelaySeconds, uint ExpirySeconds = 0);
+
+/// <summary>What a client sent in its last CONNECT, as far as the session needs it.</summary>
+public sealed record ConnectInfo(
+    byte ProtocolLevel,
+    bool CleanStart,
+    uint SessionExpiry,
+    ushort ReceiveMaximum,
+    uint MaxPacketSize,
+    ushort TopicAliasMax,
+    bool RequestResponse,
+    bool RequestProblem,
+    WillMessage? Will,
+    long ConnectedAtMs);
+
+public enum AckKind : byte
+{
+    PubAck = 1,
+    PubRec = 2,
+    PubComp = 3,
+}
+
+// ---- edge -> session ----
+
+/// <summary>A client connected (or took over); <paramref name="Connection"/> receives the session's packets.</summary>
+public sealed record Connect(string ClientId, string ConnectionId, ConnectInfo Info, IActorRef Connection) : ISessionCommand;
+
+/// <summary>
+/// The network connection ended. <paramref name="Graceful"/>: a DISCONNECT was received (no will unless
+/// <paramref name="PublishWill"/>, reason 0x04). <paramref name="NewSessionExpiry"/>: MQTT 5 DISCONNECT may change it.
+/// </summary>
+public sealed record ConnectionClosed(string ClientId, string ConnectionId, bool Graceful, bool PublishWill, uint? NewSessionExpiry) : ISessionCommand;
+
+public sealed record SubscribeRequest(string ClientId, string ConnectionId, ushort PacketId, IReadOnlyList<Subscription> Subscriptions) : ISessionCommand;
+
+public sealed record UnsubscribeRequest(string ClientId, string ConnectionId, ushort PacketId, IReadOnlyList<string> Filters) : ISessionCommand;
+
+/// <summary>The client acknowledged an outbound QoS 1/2 message (PUBACK, PUBREC or PUBCOMP).</summary>
+public sealed record ClientAck(string ClientId, string ConnectionId, AckKind Kind, ushort PacketId) : ISessionCommand;
+
+/// <summary>
+/// Inbound QoS 2 bookkeeping: <c>Release = false</c> records that the packet id was routed (before PUBREC);
+/// <c>Release = true</c> forgets it on PUBREL (before PUBCOMP).
+/// </summary>
+public sealed record InboundQos2(string ClientId, string ConnectionId, ushort PacketId, bool Release) : ISessionCommand;
+
+/// <summary>
+/// A published message for this session. <paramref name="NonShared"/>: it matched a plain subscription;
+/// <paramref name="SharedFilters"/>: the shared subscriptions that picked this session. The session replies
+/// <see cref="DeliverAck"/> to the sender once the message is durable (or needs no durability).
+/// </summary>
+public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation) : ISessionCommand;
+
+// ---- session -> edge ----
+
+public sealed record ConnectAccepted(string ConnectionId, bool SessionPresent, IReadOnlyList<ushort> PendingInboundQos2) : IBrokerSerializable;
+
+public sealed record SessionTakenOver(string ConnectionId) : IBrokerSerializable;
+
+public sealed record SendPublish(ushort PacketId, byte Qos, bool Retain, bool Dup, PublishedMessage Message, IReadOnlyList<uint>? SubscriptionIds) : IBrokerSerializable;
+
+public sealed record SendPubRel(ushort PacketId) : IBrokerSerializable;
+
+public sealed record SubscribeDone(ushort PacketId, IReadOnlyList<byte> ReasonCodes) : IBrokerSerializable;
+
+public sealed record UnsubscribeDone(ushort PacketId, IReadOnlyList<byte> ReasonCodes) : IBrokerSerializable;
+
+public sealed record InboundQos2Done(ushort PacketId, bool Release) : IBrokerSerializable;
+
+/// <summary>Reply to a <see cref="Deliver"/> or a retained store write: the message is as durable as it needs to be.</summary>
+public sealed record DeliverAck(long Correlation) : IBrokerSerializable;
+
+// ---- admin view ----
+
+public sealed record SessionInfo(
+    string ClientId,
+    bool Connected,
+    byte ProtocolLevel,
+    bool CleanStart,
+    uint ExpiryInterval,
+    long? ConnectedAtMs,
+    long? DisconnectedAtMs,
+    ushort ReceiveMaximum,
+    uint MaxPacketSize,
+    ushort TopicAliasMax,
+    bool RequestResponse,
+    bool RequestProblem,
+    bool HasWill,
+    int InflightCount,
+    int OfflineQueueDepth,
+    IReadOnlyList<Subscription> Subscriptions,
+    string Node,
+    string ConnectionName = "") : IBrokerSerializable;

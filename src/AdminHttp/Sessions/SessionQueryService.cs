@@ -1,0 +1,99 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Broker.Actors.Sessions;
+
+namespace Broker.AdminHttp.Sessions;
+
+/// <summary>One page of sessions merged from every node, and the nodes that did not answer.</summary>
+public sealed record SessionsPageResult(IReadOnlyList<SessionInfo> Sessions, bool HasMore, IReadOnlyList<string> UnreachableNodes, bool AnyAnswered);
+
+/// <summary>
+/// Answers session queries for the whole cluster: asks the session index of every Up member (this node
+/// included) with a per-node timeout, gathers with <see cref="Task.WhenAll(IEnumerable{Task})"/>, and
+/// merges the per-node pages by client ID. A node that does not answer leaves its rows out and is named
+/// in the result instead of failing the page.
+/// </summary>
+public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout)
+{
+    public const string IndexActorName = "session-index";
+
+    private readonly Cluster _cluster = Cluster.Get(system);
+
+    /// <summary>True while this node is an Up member and can reach the session shards.</summary>
+    public bool IsAvailable => _cluster.SelfMember.Status == MemberStatus.Up;
+
+    private IReadOnlyList<(string Node, ActorSelection Index)> Targets() =>
+        [.. _cluster.State.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving)
+            .Select(m => (NodeName(m), system.ActorSelection(new RootActorPath(m.Address) / "user" / IndexActorName)))];
+
+    /// <summary>The node name a member announces as its <c>node:NAME</c> role, else its address.</summary>
+    public static string NodeName(Member m) =>
+        m.Roles.FirstOrDefault(r => r.StartsWith("node:", StringComparison.Ordinal))?["node:".Length..] ?? m.Address.ToString();
+
+    public async Task<SessionsPageResult> ListAsync(ListSessions query)
+    {
+        var targets = Targets();
+        var asks = targets.Select(t => t.Index.Ask<SessionsPage>(query, timeout)).ToArray();
+        await WhenAllSettled(asks).ConfigureAwait(false);
+        var rows = new List<SessionInfo>();
+        var unreachable = new List<string>();
+        var more = false;
+        for (var i = 0; i < asks.Length; i++)
+        {
+            if (asks[i].IsCompletedSuccessfully)
+            {
+                rows.AddRange(asks[i].Result.Sessions);
+                more |= asks[i].Result.HasMore;
+            }
+            else
+            {
+                unreachable.Add(targets[i].Node);
+            }
+        }
+        rows.Sort((a, b) => Utf8Ordinal.Instance.Compare(a.ClientId, b.ClientId));
+        if (query.Limit > 0 && rows.Count > query.Limit)
+        {
+            rows.RemoveRange(query.Limit, rows.Count - query.Limit);
+            more = true;
+        }
+        return new SessionsPageResult(rows, more, unreachable, unreachable.Count < asks.Length);
+    }
+
+    /// <summary>The session wherever it is hosted; null when no node knows it. <c>Answered</c> is false when no node answered.</summary>
+    public async Task<(SessionInfo? Session, bool Answered, IReadOnlyList<string> Unreachable)> FindAsync(string clientId)
+    {
+        var targets = Targets();
+        var asks = targets.Select(t => t.Index.Ask<object>(new FindSession(clientId), timeout)).ToArray();
+        await WhenAllSettled(asks).ConfigureAwait(false);
+        SessionInfo? found = null;
+        var answered = false;
+        var unreachable = new List<string>();
+        for (var i = 0; i < asks.Length; i++)
+        {
+            if (!asks[i].IsCompletedSuccessfully)
+            {
+                unreachable.Add(targets[i].Node);
+                continue;
+            }
+            answered = true;
+            if (asks[i].Result is SessionInfo info && (found is null || info.Connected))
+            {
+                found = info;
+            }
+        }
+        return (found, answered, unreachable);
+    }
+
+    private static async Task WhenAllSettled(Task[] tasks)
+    {
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Each task is inspected by the caller; a failed or timed-out node only marks that node.
+        }
+    }
+}

@@ -1,0 +1,126 @@
+using Akka.Configuration;
+using Broker.Actors.Configuration;
+using Microsoft.Data.Sqlite;
+
+namespace Broker.Edge.Hosting;
+
+/// <summary>
+/// Loads cluster.hocon, applies the BROKER_* environment variables on top, and derives the Akka settings
+/// that follow from the broker settings: remoting address, seed nodes, roles and the persistence connection.
+/// </summary>
+public static class BrokerConfig
+{
+    public const string SystemName = "broker";
+
+    /// <summary>Environment variable → the cluster.hocon key it overrides.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EnvironmentOverrides = new Dictionary<string, string>
+    {
+        ["BROKER_NODE_NAME"] = "broker.node-name",
+        ["BROKER_HOST"] = "broker.host",
+        ["BROKER_MQTT_PORT"] = "broker.mqtt-port",
+        ["BROKER_AMQP_PORT"] = "broker.amqp-port",
+        ["BROKER_ADMIN_PORT"] = "broker.admin-port",
+        ["BROKER_REMOTE_PORT"] = "broker.remote-port",
+        ["BROKER_SEED_NODES"] = "broker.seed-nodes",
+        ["BROKER_DATA_DIR"] = "broker.data-dir",
+        ["BROKER_DB_PROVIDER"] = "broker.db-provider",
+        ["BROKER_DB_CONNECTION"] = "broker.db-connection",
+    };
+
+    /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>
+    public static string FindConfigFile()
+    {
+        var explicitPath = Environment.GetEnvironmentVariable("BROKER_CONFIG");
+        if (!string.IsNullOrEmpty(explicitPath))
+        {
+            return explicitPath;
+        }
+        var local = Path.Combine(Directory.GetCurrentDirectory(), "cluster.hocon");
+        return File.Exists(local) ? local : Path.Combine(AppContext.BaseDirectory, "cluster.hocon");
+    }
+
+    /// <summary>The merged configuration; <paramref name="overrides"/> (HOCON) wins over everything.</summary>
+    public static Config Load(string? overrides = null)
+    {
+        // One document, later text winning: the file, the environment, the caller's overrides, then what derives from them.
+        var text = File.ReadAllText(FindConfigFile()) + "\n" + FromEnvironment() + "\n" + (overrides ?? "");
+        var config = ConfigurationFactory.ParseString(text);
+        var derived = Derived(BrokerSettings.From(config), config);
+        return ConfigurationFactory.ParseString(text + "\n" + derived);
+    }
+
+    private static string FromEnvironment()
+    {
+        var lines = new List<string>();
+        foreach (var (variable, key) in EnvironmentOverrides)
+        {
+            var value = Environment.GetEnvironmentVariable(variable);
+            if (value is not null)
+            {
+                lines.Add($"{key} = {Quote(value)}");
+            }
+        }
+        return string.Join("\n", lines);
+    }
+
+    private static string Derived(BrokerSettings s, Config config)
+    {
+        var remotePort = config.GetInt("broker.remote-port", 2552);
+        var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"akka.tcp://{SystemName}@{seed}")));
+        var (provider, connection, mapping) = Persistence(s);
+        return $$"""
+            akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
+            akka.remote.dot-netty.tcp.port = {{remotePort}}
+            akka.cluster.seed-nodes = [{{seeds}}]
+            akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
+            akka.persistence.journal.sql {
+              provider-name = {{Quote(provider)}}
+              connection-string = {{Quote(connection)}}
+              table-mapping = {{mapping}}
+            }
+            akka.persistence.snapshot-store.sql {
+              provider-name = {{Quote(provider)}}
+              connection-string = {{Quote(connection)}}
+              table-mapping = {{mapping}}
+            }
+            """;
+    }
+
+    /// <summary>linq2db provider name, connection string and Akka.Persistence.Sql table mapping.</summary>
+    public static (string Provider, string Connection, string Mapping) Persistence(BrokerSettings s) => s.DbProvider switch
+    {
+        "sqlite" => ("SQLite.MS", string.IsNullOrEmpty(s.DbConnection) ? SqliteConnectionString(s) : s.DbConnection, "sqlite"),
+        "postgresql" or "postgres" => ("PostgreSQL", s.DbConnection, "postgresql"),
+        _ => throw new ConfigurationException($"broker.db-provider must be sqlite or postgresql, not '{s.DbProvider}'"),
+    };
+
+    private static string SqliteConnectionString(BrokerSettings s) => new SqliteConnectionStringBuilder
+    {
+        DataSource = Path.GetFullPath(Path.Combine(s.DataDir, "broker.db")),
+        DefaultTimeout = 30,
+        Pooling = true,
+    }.ToString();
+
+    /// <summary>Creates the data folder and switches the SQLite file to write-ahead logging (kept in the file).</summary>
+    public static void PrepareStorage(BrokerSettings s)
+    {
+        if (s.DbProvider != "sqlite")
+        {
+            return;
+        }
+        var (_, connection, _) = Persistence(s);
+        var builder = new SqliteConnectionStringBuilder(connection);
+        var folder = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
+        if (!string.IsNullOrEmpty(folder))
+        {
+            Directory.CreateDirectory(folder);
+        }
+        using var db = new SqliteConnection(connection);
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "PRAGMA journal_mode=WAL;";
+        cmd.ExecuteNonQuery();
+    }
+
+    private static string Quote(string value) => "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,107 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Configuration;
+using Akka.Event;
+using Broker.Actors;
+using Broker.Actors.Configuration;
+using Broker.Actors.Retained;
+using Broker.Actors.Routing;
+using Broker.Actors.Sessions;
+using Broker.AdminHttp;
+using Broker.AdminHttp.Sessions;
+using Broker.Edge.Mqtt;
+
+namespace Broker.Edge.Hosting;
+
+/// <summary>
+/// One broker node: the actor system in its cluster, the session shard region, the retained store and
+/// the session index, the MQTT listener and the admin API. Used by the executable and, in-process on
+/// port 0, by the tests.
+/// </summary>
+public sealed class BrokerNode : IAsyncDisposable
+{
+    private readonly MqttListener _mqtt;
+    private readonly AdminServer _admin;
+    private int _stopped;
+
+    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AdminServer admin)
+    {
+        System = system;
+        Settings = settings;
+        _mqtt = mqtt;
+        _admin = admin;
+    }
+
+    public ActorSystem System { get; }
+    public BrokerSettings Settings { get; }
+    public IPEndPoint MqttEndpoint => _mqtt.Endpoint;
+    public int MqttPort => _mqtt.Endpoint.Port;
+    public int AdminPort => _admin.Port;
+    public string AdminUrl => $"http://{Settings.Host}:{AdminPort}";
+
+    /// <summary>Completes when the actor system has terminated (after <see cref="DisposeAsync"/> or a fatal downing).</summary>
+    public Task WhenTerminated => System.WhenTerminated;
+
+    public static async Task<BrokerNode> StartAsync(string? overrides = null, CancellationToken ct = default)
+    {
+        var config = BrokerConfig.Load(overrides);
+        var settings = BrokerSettings.From(config);
+        BrokerConfig.PrepareStorage(settings);
+        var system = ActorSystem.Create(BrokerConfig.SystemName, config);
+        try
+        {
+            var cluster = Cluster.Get(system);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberUp(() => up.TrySetResult());
+            if (settings.SeedNodes.Count == 0)
+            {
+                await cluster.JoinAsync(cluster.SelfAddress, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await cluster.JoinSeedNodesAsync(settings.SeedNodes.Select(s => Address.Parse($"akka.tcp://{BrokerConfig.SystemName}@{s}")), ct).ConfigureAwait(false);
+            }
+            await up.Task.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+
+            var index = system.ActorOf(SessionIndexActor.Props(settings.NodeName, settings.AdminQueryTimeout), SessionQueryService.IndexActorName);
+            var retained = system.ActorOf(Props.Create(() => new RetainedStoreActor()), "retained");
+            var services = new BrokerServices(system, settings, new SubscriptionTrie(), index, retained);
+            await ClusterSharding.Get(system).StartAsync(
+                BrokerServices.SessionTypeName,
+                SessionActor.Props(services),
+                ClusterShardingSettings.Create(system).WithRole("broker"),
+                new SessionMessageExtractor()).ConfigureAwait(false);
+
+            var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services);
+            system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
+            var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout,
+                () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
+            system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
+            system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
+            return new BrokerNode(system, settings, mqtt, admin);
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Clean shutdown: stop accepting, close client connections (MQTT 5 clients get DISCONNECT 0x8B),
+    /// then leave the cluster through coordinated shutdown so shards hand off and the journal is flushed.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+        await _mqtt.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        await _admin.DisposeAsync().ConfigureAwait(false);
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);
+        await System.WhenTerminated.ConfigureAwait(false);
+    }
+}

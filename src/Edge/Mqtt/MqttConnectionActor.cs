@@ -1,0 +1,632 @@
+using System.Buffers;
+using Akka.Actor;
+using Akka.Event;
+using Broker.Actors;
+using Broker.Actors.Messages;
+using Broker.Actors.Routing;
+using Broker.Actors.Sessions;
+using MQTTnet.Formatter;
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
+
+namespace Broker.Edge.Mqtt;
+
+/// <summary>
+/// The protocol side of one MQTT connection: CONNECT validation, keep-alive, topic aliases, inbound
+/// QoS flows and flow control. Session state (subscriptions, queue, in-flight window) lives in the
+/// session actor; this actor turns its messages into packets. A PUBACK/PUBREC goes to the publisher only
+/// after every matching session (and the retained store) has answered that the message is durable.
+/// </summary>
+internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    private sealed record KeepAliveTick
+    {
+        public static readonly KeepAliveTick Instance = new();
+    }
+
+    private sealed record ConnectDeadline
+    {
+        public static readonly ConnectDeadline Instance = new();
+    }
+
+    private sealed record CloseDeadline
+    {
+        public static readonly CloseDeadline Instance = new();
+    }
+
+    private sealed class PendingPublish(ushort packetId, byte qos, int remaining, bool noSubscribers)
+    {
+        public readonly ushort PacketId = packetId;
+        public readonly byte Qos = qos;
+        public int Remaining = remaining;
+        public readonly bool NoSubscribers = noSubscribers;
+    }
+
+    /// <summary>Above this many unsent bytes to a slow client, QoS 0 messages to it are dropped.</summary>
+    private const long MaxPendingBytesForQos0 = 8 * 1024 * 1024;
+
+    private static readonly MqttPingRespPacket PingResp = new();
+
+    private readonly MqttTransport _transport;
+    private readonly BrokerServices _services;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly string _connectionId;
+    private readonly RouteCollector _collector = new();
+    private readonly Dictionary<long, PendingPublish> _pending = [];
+    private readonly HashSet<ushort> _qos2Routing = [];
+    private readonly HashSet<ushort> _qos2Recorded = [];
+    private readonly HashSet<ushort> _selfAcked = [];
+    private readonly Dictionary<ushort, string> _topicAliases = [];
+    private readonly MqttPublishPacket _outPublish = new();
+    private MqttPacketFormatterAdapter? _encoder;
+    private MqttProtocolVersion _version;
+    private string _clientId = "";
+    private bool _connected;
+    private bool _closing;
+    private bool _graceful;
+    private bool _willOnDisconnect;
+    private uint? _newExpiry;
+    private uint _connectExpiry;
+    private ushort _keepAlive;
+    private long _lastPacketAt;
+    private uint _clientMaxPacket;
+    private int _inboundUnacked;
+    private long _nextCorrelation;
+    private string? _assignedClientId;
+    private bool _requestResponse;
+    private bool _sessionAttached;
+
+    public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(MqttTransport transport, BrokerServices services) =>
+        Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services));
+
+    public MqttConnectionActor(MqttTransport transport, BrokerServices services)
+    {
+        _transport = transport;
+        _services = services;
+        _connectionId = Guid.NewGuid().ToString("N");
+        Timers.StartSingleTimer("connect", ConnectDeadline.Instance, services.Settings.ConnectTimeout);
+        AwaitingConnect();
+    }
+
+    private bool IsV5 => _version == MqttProtocolVersion.V500;
+
+    private static long NowMs => Environment.TickCount64;
+
+    // ------------------------------------------------------------------ states
+
+    private void AwaitingConnect()
+    {
+        Receive<InboundConnect>(c => OnConnect(c.Packet, c.Version));
+        Receive<UnsupportedProtocol>(u =>
+        {
+            // MQTT 3.1.1 CONNACK, return code 0x01 (unacceptable protocol level): 20 02 00 01.
+            _transport.SendRaw([0x20, 0x02, 0x00, 0x01]);
+            Close(null, $"unsupported protocol level {u.Level}");
+        });
+        CommonClosing();
+    }
+
+    private void AwaitingSession()
+    {
+        Receive<ConnectAccepted>(a => a.ConnectionId == _connectionId, OnConnectAccepted);
+        Receive<SessionTakenOver>(t => t.ConnectionId == _connectionId, _ => Close(0x8E, "session taken over"));
+        Receive<InboundPacket>(_ => Stash.Stash());
+        Receive<InboundConnect>(_ => Close(0x82, "second CONNECT"));
+        Receive<ConnectDeadline>(_ =>
+        {
+            SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
+            Close(null, "session did not answer");
+        });
+        CommonClosing();
+    }
+
+    private void Connected()
+    {
+        Receive<InboundPacket>(p => OnPacket(p.Packet));
+        Receive<InboundConnect>(_ => Close(0x82, "second CONNECT"));
+        Receive<SendPublish>(OnSendPublish);
+        Receive<SendPubRel>(r =>
+        {
+            if (_selfAcked.Remove(r.PacketId))
+            {
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, r.PacketId));
+                return;
+            }
+            Send(new MqttPubRelPacket { PacketIdentifier = r.PacketId });
+        });
+        Receive<DeliverAck>(OnDeliverAck);
+        Receive<SubscribeDone>(d => Send(new MqttSubAckPacket
+        {
+            PacketIdentifier = d.PacketId,
+            ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)],
+        }));
+        Receive<UnsubscribeDone>(d => Send(new MqttUnsubAckPacket
+        {
+            PacketIdentifier = d.PacketId,
+            ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttUnsubscribeReasonCode)c)],
+        }));
+        Receive<InboundQos2Done>(OnInboundQos2Done);
+        Receive<SessionTakenOver>(t => t.ConnectionId == _connectionId, _ => Close(0x8E, "session taken over"));
+        Receive<KeepAliveTick>(_ =>
+        {
+            if (_keepAlive > 0 && NowMs - _lastPacketAt > _keepAlive * 1500L)
+            {
+                Close(0x8D, "keep alive timeout");
+            }
+        });
+        CommonClosing();
+    }
+
+    private void CommonClosing()
+    {
+        Receive<TransportError>(e => Close(e.ReasonCode, e.Message));
+        Receive<TransportClosed>(_ => Stop());
+        Receive<CloseDeadline>(_ => Stop());
+        Receive<ConnectDeadline>(_ =>
+        {
+            if (!_connected)
+            {
+                Close(null, "no CONNECT in time");
+            }
+        });
+        Receive<ServerShutdown>(_ => Close(0x8B, "server shutting down"));
+        ReceiveAny(_ => { });
+    }
+
+    // ------------------------------------------------------------------ CONNECT
+
+    private void OnConnect(MqttConnectPacket c, MqttProtocolVersion version)
+    {
+        _lastPacketAt = NowMs;
+        _version = version;
+        _encoder = new MqttPacketFormatterAdapter(_version, new MqttBufferWriter(4096, 65536));
+        var level = (byte)_version;
+        var clientId = c.ClientId ?? "";
+        string? assigned = null;
+        if (clientId.Length == 0)
+        {
+            if (!IsV5 && (!c.CleanSession || level == 3))
+            {
+                SendConnAck(0x02, false, null);
+                Close(null, "empty client id without clean session");
+                return;
+            }
+            clientId = assigned = "auto-" + Guid.NewGuid().ToString("N");
+        }
+        WillMessage? will = null;
+        if (c.WillFlag)
+        {
+            if (!TopicFilter.IsValidTopicName(c.WillTopic))
+            {
+                SendConnAck(IsV5 ? (byte)0x90 : (byte)0x02, false, null);
+                Close(null, "invalid will topic");
+                return;
+            }
+            var msg = new PublishedMessage(
+                c.WillTopic,
+                c.WillMessage ?? [],
+                (byte)c.WillQoS,
+                c.WillRetain,
+                c.WillContentType,
+                c.WillResponseTopic,
+                c.WillCorrelationData,
+                (byte)c.WillPayloadFormatIndicator,
+                0,
+                ToUserProperties(c.WillUserProperties),
+                clientId);
+            will = new WillMessage(msg, IsV5 ? c.WillDelayInterval : 0, IsV5 ? c.WillMessageExpiryInterval : 0);
+        }
+        _clientId = clientId;
+        _assignedClientId = assigned;
+        _keepAlive = IsV5 && _services.Settings.ServerKeepAlive > 0 ? _services.Settings.ServerKeepAlive : c.KeepAlivePeriod;
+        _clientMaxPacket = IsV5 ? c.MaximumPacketSize : 0;
+        _connectExpiry = IsV5 ? c.SessionExpiryInterval : 0;
+        _requestResponse = IsV5 && c.RequestResponseInformation;
+        var info = new ConnectInfo(
+            level,
+            c.CleanSession,
+            IsV5 ? c.SessionExpiryInterval : 0,
+            IsV5 ? c.ReceiveMaximum : (ushort)0,
+            _clientMaxPacket,
+            IsV5 ? c.TopicAliasMaximum : (ushort)0,
+            _requestResponse,
+            !IsV5 || c.RequestProblemInformation,
+            will,
+            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        _services.SessionRegion.Tell(new Connect(clientId, _connectionId, info, Self));
+        _sessionAttached = true;
+        Become(AwaitingSession);
+    }
+
+    private void OnConnectAccepted(ConnectAccepted a)
+    {
+        Timers.Cancel("connect");
+        _connected = true;
+        foreach (var pid in a.PendingInboundQos2)
+        {
+            _qos2Recorded.Add(pid);
+        }
+        SendConnAck(0x00, a.SessionPresent, _assignedClientId);
+        if (_keepAlive > 0)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Max(250, _keepAlive * 250));
+            Timers.StartPeriodicTimer("keepalive", KeepAliveTick.Instance, period);
+        }
+        Become(Connected);
+        Stash.UnstashAll();
+    }
+
+    private void SendConnAck(byte code, bool sessionPresent, string? assignedClientId)
+    {
+        var ack = new MqttConnAckPacket
+        {
+            ReturnCode = (MqttConnectReturnCode)code,
+            ReasonCode = (MqttConnectReasonCode)code,
+            IsSessionPresent = sessionPresent && code == 0,
+        };
+        if (IsV5 && code == 0)
+        {
+            var s = _services.Settings;
+            ack.AssignedClientIdentifier = assignedClientId;
+            ack.ReceiveMaximum = s.ReceiveMaximum;
+            ack.MaximumPacketSize = (uint)s.MaxPacketSize;
+            ack.TopicAliasMaximum = s.TopicAliasMaximum;
+            ack.MaximumQoS = MqttQualityOfServiceLevel.ExactlyOnce;
+            ack.RetainAvailable = true;
+            ack.WildcardSubscriptionAvailable = true;
+            ack.SubscriptionIdentifiersAvailable = true;
+            ack.SharedSubscriptionAvailable = true;
+            if (s.ServerKeepAlive > 0)
+            {
+                ack.ServerKeepAlive = s.ServerKeepAlive;
+            }
+            if (_requestResponse)
+            {
+                ack.ResponseInformation = "response/" + _clientId;
+            }
+        }
+        if (_encoder is null)
+        {
+            _encoder = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 4096));
+        }
+        Send(ack);
+    }
+
+    // ------------------------------------------------------------------ packets from the client
+
+    private void OnPacket(MqttPacket packet)
+    {
+        _lastPacketAt = NowMs;
+        switch (packet)
+        {
+            case MqttPublishPacket p:
+                OnPublish(p);
+                break;
+            case MqttPubAckPacket a:
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubAck, a.PacketIdentifier));
+                break;
+            case MqttPubRecPacket r:
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubRec, r.PacketIdentifier));
+                break;
+            case MqttPubCompPacket c:
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, c.PacketIdentifier));
+                break;
+            case MqttPubRelPacket rel:
+                OnPubRel(rel);
+                break;
+            case MqttSubscribePacket s:
+                OnSubscribe(s);
+                break;
+            case MqttUnsubscribePacket u:
+                if (u.TopicFilters is not { Count: > 0 })
+                {
+                    Close(0x82, "UNSUBSCRIBE without topic filters");
+                    return;
+                }
+                _services.SessionRegion.Tell(new UnsubscribeRequest(_clientId, _connectionId, u.PacketIdentifier, u.TopicFilters));
+                break;
+            case MqttPingReqPacket:
+                Send(PingResp);
+                break;
+            case MqttDisconnectPacket d:
+                OnDisconnect(d);
+                break;
+            default:
+                Close(0x82, $"unexpected {packet.GetType().Name}");
+                break;
+        }
+    }
+
+    private void OnDisconnect(MqttDisconnectPacket d)
+    {
+        if (IsV5 && d.SessionExpiryInterval != 0)
+        {
+            if (_connectExpiry == 0)
+            {
+                Close(0x82, "session expiry set on DISCONNECT after 0 at CONNECT");
+                return;
+            }
+            _newExpiry = d.SessionExpiryInterval;
+        }
+        _graceful = true;
+        _willOnDisconnect = IsV5 && d.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage;
+        Close(null, "client disconnected");
+    }
+
+    private void OnPublish(MqttPublishPacket p)
+    {
+        var topic = p.Topic;
+        if (IsV5 && p.TopicAlias > 0)
+        {
+            if (p.TopicAlias > _services.Settings.TopicAliasMaximum)
+            {
+                Close(0x94, "topic alias out of range");
+                return;
+            }
+            if (string.IsNullOrEmpty(topic))
+            {
+                if (!_topicAliases.TryGetValue(p.TopicAlias, out var known))
+                {
+                    Close(0x82, "unknown topic alias");
+                    return;
+                }
+                topic = known;
+            }
+            else
+            {
+                _topicAliases[p.TopicAlias] = topic;
+            }
+        }
+        if (!TopicFilter.IsValidTopicName(topic))
+        {
+            Close(0x90, "invalid topic name");
+            return;
+        }
+        var qos = (byte)p.QualityOfServiceLevel;
+        if (qos > 0 && p.PacketIdentifier == 0)
+        {
+            Close(0x82, "QoS > 0 without packet identifier");
+            return;
+        }
+        if (qos == 2 && (_qos2Recorded.Contains(p.PacketIdentifier) || _qos2Routing.Contains(p.PacketIdentifier)))
+        {
+            // A resent QoS 2 PUBLISH: it was routed once already; confirm again without routing.
+            if (_qos2Recorded.Contains(p.PacketIdentifier))
+            {
+                Send(new MqttPubRecPacket { PacketIdentifier = p.PacketIdentifier });
+            }
+            return;
+        }
+        if (qos > 0 && ++_inboundUnacked > _services.Settings.ReceiveMaximum)
+        {
+            Close(0x93, "receive maximum exceeded");
+            return;
+        }
+        var payload = p.Payload;
+        var msg = new PublishedMessage(
+            topic,
+            payload.IsEmpty ? [] : payload.ToArray(),
+            qos,
+            p.Retain,
+            p.ContentType,
+            p.ResponseTopic,
+            p.CorrelationData,
+            (byte)p.PayloadFormatIndicator,
+            p.MessageExpiryInterval > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + p.MessageExpiryInterval * 1000L : 0,
+            ToUserProperties(p.UserProperties),
+            _clientId);
+        var correlation = qos == 0 ? 0 : ++_nextCorrelation;
+        var routed = _services.Router.Route(msg, _collector, correlation, Self);
+        if (qos == 0)
+        {
+            return;
+        }
+        if (qos == 2)
+        {
+            _qos2Routing.Add(p.PacketIdentifier);
+        }
+        var pending = new PendingPublish(p.PacketIdentifier, qos, routed.Acks, routed.Sessions == 0);
+        if (routed.Acks == 0)
+        {
+            Acknowledge(pending);
+        }
+        else
+        {
+            _pending[correlation] = pending;
+        }
+    }
+
+    private void OnDeliverAck(DeliverAck ack)
+    {
+        if (_pending.TryGetValue(ack.Correlation, out var p) && --p.Remaining == 0)
+        {
+            _pending.Remove(ack.Correlation);
+            Acknowledge(p);
+        }
+    }
+
+    /// <summary>Every target has the message durably: PUBACK, or for QoS 2 record the packet id first.</summary>
+    private void Acknowledge(PendingPublish p)
+    {
+        if (p.Qos == 1)
+        {
+            _inboundUnacked--;
+            Send(new MqttPubAckPacket
+            {
+                PacketIdentifier = p.PacketId,
+                ReasonCode = p.NoSubscribers && IsV5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
+            });
+            return;
+        }
+        _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, p.PacketId, Release: false));
+    }
+
+    private void OnInboundQos2Done(InboundQos2Done d)
+    {
+        if (!d.Release)
+        {
+            _qos2Routing.Remove(d.PacketId);
+            _qos2Recorded.Add(d.PacketId);
+            Send(new MqttPubRecPacket { PacketIdentifier = d.PacketId });
+            return;
+        }
+        if (_qos2Recorded.Remove(d.PacketId))
+        {
+            _inboundUnacked--;
+        }
+        Send(new MqttPubCompPacket { PacketIdentifier = d.PacketId });
+    }
+
+    private void OnPubRel(MqttPubRelPacket rel)
+    {
+        if (_qos2Recorded.Contains(rel.PacketIdentifier))
+        {
+            _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, rel.PacketIdentifier, Release: true));
+        }
+        else
+        {
+            Send(new MqttPubCompPacket
+            {
+                PacketIdentifier = rel.PacketIdentifier,
+                ReasonCode = IsV5 ? MqttPubCompReasonCode.PacketIdentifierNotFound : MqttPubCompReasonCode.Success,
+            });
+        }
+    }
+
+    private void OnSubscribe(MqttSubscribePacket s)
+    {
+        if (s.TopicFilters is not { Count: > 0 })
+        {
+            Close(0x82, "SUBSCRIBE without topic filters");
+            return;
+        }
+        var subs = new List<Subscription>(s.TopicFilters.Count);
+        foreach (var f in s.TopicFilters)
+        {
+            var shared = f.Topic?.StartsWith(TopicFilter.SharePrefix, StringComparison.Ordinal) == true;
+            if (IsV5 && shared && f.NoLocal)
+            {
+                Close(0x82, "no local on a shared subscription");
+                return;
+            }
+            subs.Add(new Subscription(
+                f.Topic ?? "",
+                (byte)f.QualityOfServiceLevel,
+                IsV5 && f.NoLocal,
+                IsV5 && f.RetainAsPublished,
+                IsV5 ? (byte)f.RetainHandling : (byte)0,
+                IsV5 ? s.SubscriptionIdentifier : 0));
+        }
+        _services.SessionRegion.Tell(new SubscribeRequest(_clientId, _connectionId, s.PacketIdentifier, subs));
+    }
+
+    // ------------------------------------------------------------------ packets to the client
+
+    private void OnSendPublish(SendPublish s)
+    {
+        var msg = s.Message;
+        if (s.Qos == 0 && _transport.PendingBytes > MaxPendingBytesForQos0)
+        {
+            return; // slow consumer: QoS 0 is best effort
+        }
+        var p = _outPublish;
+        p.Topic = msg.Topic;
+        p.Payload = new ReadOnlySequence<byte>(msg.Payload);
+        p.QualityOfServiceLevel = (MqttQualityOfServiceLevel)s.Qos;
+        p.Retain = s.Retain;
+        p.Dup = s.Dup;
+        p.PacketIdentifier = s.PacketId;
+        if (IsV5)
+        {
+            p.ContentType = msg.ContentType;
+            p.ResponseTopic = msg.ResponseTopic;
+            p.CorrelationData = msg.CorrelationData;
+            p.PayloadFormatIndicator = (MqttPayloadFormatIndicator)msg.PayloadFormat;
+            p.MessageExpiryInterval = msg.RemainingExpirySeconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            p.UserProperties = msg.UserProperties is { Count: > 0 } props ? [.. props.Select(u => new MqttUserProperty(u.Name, System.Text.Encoding.UTF8.GetBytes(u.Value).AsMemory()))] : null;
+            p.SubscriptionIdentifiers = s.SubscriptionIds is { Count: > 0 } ids ? [.. ids] : null;
+        }
+        var buffer = _encoder!.Encode(p);
+        if (_clientMaxPacket > 0 && buffer.Length > _clientMaxPacket)
+        {
+            // Too large for this client (MQTT 5 §3.1.2.11.4): discarded as if it had been delivered.
+            SelfAcknowledge(s);
+            return;
+        }
+        _transport.Send(buffer.Packet, buffer.Payload);
+        if (buffer.Length > 65536)
+        {
+            _encoder.Cleanup();
+        }
+    }
+
+    private void SelfAcknowledge(SendPublish s)
+    {
+        switch (s.Qos)
+        {
+            case 1:
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubAck, s.PacketId));
+                break;
+            case 2:
+                _selfAcked.Add(s.PacketId);
+                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubRec, s.PacketId));
+                break;
+        }
+    }
+
+    private void Send(MqttPacket packet)
+    {
+        var buffer = _encoder!.Encode(packet);
+        _transport.Send(buffer.Packet, buffer.Payload);
+    }
+
+    private static List<UserProperty>? ToUserProperties(List<MqttUserProperty>? props) =>
+        props is { Count: > 0 } ? [.. props.Select(p => new UserProperty(p.Name, p.ReadValueAsString()))] : null;
+
+    // ------------------------------------------------------------------ closing
+
+    /// <summary>Sends DISCONNECT with <paramref name="reasonCode"/> to an MQTT 5 client, then closes the socket.</summary>
+    private void Close(byte? reasonCode, string why)
+    {
+        if (_closing)
+        {
+            return;
+        }
+        _closing = true;
+        if (reasonCode is { } code && _connected && IsV5)
+        {
+            Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });
+        }
+        if (reasonCode is not null && !_graceful)
+        {
+            _log.Info("closing {0} ({1}): {2}", _clientId.Length > 0 ? _clientId : _transport.Remote, reasonCode, why);
+        }
+        _transport.CompleteOutput();
+        Timers.StartSingleTimer("close", CloseDeadline.Instance, TimeSpan.FromSeconds(5));
+    }
+
+    private void Stop()
+    {
+        _transport.Abort();
+        Context.Stop(Self);
+    }
+
+    protected override void PostStop()
+    {
+        if (_sessionAttached)
+        {
+            _services.SessionRegion.Tell(new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry));
+        }
+        _transport.Abort();
+        base.PostStop();
+    }
+}
+
+/// <summary>Told to every connection when the node stops: MQTT 5 clients get DISCONNECT 0x8B.</summary>
+internal sealed record ServerShutdown
+{
+    public static readonly ServerShutdown Instance = new();
+}

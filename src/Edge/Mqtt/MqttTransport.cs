@@ -1,0 +1,256 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text;
+using Akka.Actor;
+using MQTTnet.Adapter;
+using MQTTnet.Formatter;
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
+
+namespace Broker.Edge.Mqtt;
+
+/// <summary>A decoded packet from the client, with its size on the wire.</summary>
+internal sealed record InboundPacket(MqttPacket Packet, int Size);
+
+/// <summary>The first packet: a CONNECT, with the protocol version its header announced.</summary>
+internal sealed record InboundConnect(MqttConnectPacket Packet, MqttProtocolVersion Version);
+
+/// <summary>The byte stream broke the protocol; <paramref name="ReasonCode"/> is the MQTT 5 reason (0x81, 0x82, 0x95).</summary>
+internal sealed record TransportError(byte ReasonCode, string Message);
+
+/// <summary>The CONNECT named a protocol level we do not speak: answer with CONNACK 0x01 and close.</summary>
+internal sealed record UnsupportedProtocol(byte Level);
+
+internal sealed record TransportClosed
+{
+    public static readonly TransportClosed Instance = new();
+}
+
+/// <summary>
+/// One client socket. Inbound bytes are read with a <see cref="PipeReader"/>, framed and decoded, and each
+/// packet is told to the connection actor. Outbound packets are written by that actor into an in-memory
+/// pipe that a pump copies to the socket, so many packets go out in one send when the client is busy.
+/// </summary>
+internal sealed class MqttTransport
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+    private long _pendingBytes;
+    private int _closed;
+
+    public MqttTransport(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+    }
+
+    public string Remote { get; }
+
+    /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
+    public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+
+    /// <summary>Copies one encoded packet into the outbound pipe. Called only from the connection actor.</summary>
+    public void Send(ArraySegment<byte> head, in ReadOnlySequence<byte> payload)
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            return;
+        }
+        var writer = _output.Writer;
+        try
+        {
+            writer.Write(head);
+            foreach (var segment in payload)
+            {
+                writer.Write(segment.Span);
+            }
+            Interlocked.Add(ref _pendingBytes, head.Count + payload.Length);
+            // With pausing disabled the flush completes synchronously; it only wakes the pump.
+            var flush = writer.FlushAsync();
+            if (!flush.IsCompleted)
+            {
+                flush.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The pump stopped (socket gone) between the check above and the write.
+        }
+    }
+
+    /// <summary>Raw bytes (used for a CONNACK to a client whose protocol level we cannot encode for).</summary>
+    public void SendRaw(byte[] bytes) => Send(new ArraySegment<byte>(bytes), ReadOnlySequence<byte>.Empty);
+
+    /// <summary>No more packets: the pump sends what is queued, then closes the socket.</summary>
+    public void CompleteOutput()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            _output.Writer.Complete();
+        }
+    }
+
+    public void Abort()
+    {
+        CompleteOutput();
+        try
+        {
+            _socket.Close(0);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each packet.</summary>
+    public async Task RunAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
+    {
+        var pump = PumpAsync();
+        try
+        {
+            await ReadLoopAsync(connection, maxPacketSize, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer went away or the node is stopping: the actor learns it from TransportClosed.
+        }
+        finally
+        {
+            connection.Tell(TransportClosed.Instance);
+        }
+        await pump.ConfigureAwait(false);
+    }
+
+    private async Task ReadLoopAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
+    {
+        // Zero-byte reads: an idle connection holds no receive buffer.
+        var input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+        var formatter = new MqttPacketFormatterAdapter(new MqttBufferWriter(256, 4096));
+        var first = true;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (true)
+                {
+                    var status = MqttFrameReader.TryRead(ref buffer, maxPacketSize, out var header, out var body, out var total);
+                    if (status == FrameStatus.Incomplete)
+                    {
+                        break;
+                    }
+                    if (status != FrameStatus.Complete)
+                    {
+                        connection.Tell(status == FrameStatus.TooLarge
+                            ? new TransportError(0x95, "packet too large")
+                            : new TransportError(0x81, "malformed remaining length"));
+                        return;
+                    }
+                    // Decoded packets point into their body, so each body gets its own array.
+                    var received = new ReceivedMqttPacket(header, new ArraySegment<byte>(body.ToArray()), total);
+                    if (first)
+                    {
+                        first = false;
+                        if (header >> 4 != (int)MqttControlPacketType.Connect)
+                        {
+                            connection.Tell(new TransportError(0x82, "first packet is not CONNECT"));
+                            return;
+                        }
+                        var level = ProtocolLevelOf(received.Body);
+                        if (level is null)
+                        {
+                            connection.Tell(new TransportError(0x81, "unknown protocol name"));
+                            return;
+                        }
+                        if (level is not (3 or 4 or 5))
+                        {
+                            connection.Tell(new UnsupportedProtocol(level.Value));
+                            return;
+                        }
+                        formatter.DetectProtocolVersion(received);
+                    }
+                    MqttPacket packet;
+                    try
+                    {
+                        packet = formatter.Decode(received);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        connection.Tell(new TransportError(0x81, ex.Message));
+                        return;
+                    }
+                    connection.Tell(packet is MqttConnectPacket connect
+                        ? new InboundConnect(connect, formatter.ProtocolVersion)
+                        : new InboundPacket(packet, total));
+                }
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            await input.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// CONNECT variable header: protocol name (2-byte length + UTF-8) then the level byte.
+    /// Returns null when the name is neither "MQTT" nor "MQIsdp".
+    /// </summary>
+    internal static byte? ProtocolLevelOf(ArraySegment<byte> body)
+    {
+        var span = body.AsSpan();
+        if (span.Length < 3)
+        {
+            return null;
+        }
+        var nameLength = (span[0] << 8) | span[1];
+        if (span.Length < 2 + nameLength + 1)
+        {
+            return null;
+        }
+        var name = Encoding.UTF8.GetString(span.Slice(2, nameLength));
+        return name is "MQTT" or "MQIsdp" ? span[2 + nameLength] : null;
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                foreach (var segment in buffer)
+                {
+                    await _stream.WriteAsync(segment).ConfigureAwait(false);
+                }
+                Interlocked.Add(ref _pendingBytes, -buffer.Length);
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            // Peer gone: nothing more can be sent.
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _closed, 1);
+            await reader.CompleteAsync().ConfigureAwait(false);
+            _stream.Dispose();
+        }
+    }
+}
