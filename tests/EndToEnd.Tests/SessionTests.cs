@@ -1,0 +1,271 @@
+using System.Text;
+using Broker.Tests.Shared;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace Broker.EndToEnd.Tests;
+
+public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixture>
+{
+    private static string Id(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
+
+    [Theory]
+    [InlineData(MqttProtocolVersion.V311)]
+    [InlineData(MqttProtocolVersion.V500)]
+    public async Task Persistent_session_keeps_subscriptions_and_queues_qos1_and_qos2_while_offline(MqttProtocolVersion version)
+    {
+        var id = Id("persist");
+        var topic = Id("p");
+        var sub = await TestClient.ConnectAsync(fixture.Port, id, version, clean: false, sessionExpiry: 3600);
+        Assert.False(sub.LastConnect!.IsSessionPresent);
+        await sub.SubscribeAsync(topic, MqttQualityOfServiceLevel.ExactlyOnce);
+        await sub.DisposeAsync();
+
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"), version);
+        for (var i = 0; i < 30; i++)
+        {
+            await pub.PublishAsync(topic, "q" + i, i % 2 == 0 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
+        }
+        await pub.PublishAsync(topic, "qos0 is not queued", MqttQualityOfServiceLevel.AtMostOnce);
+
+        await using var again = await TestClient.ConnectAsync(fixture.Port, id, version, clean: false, sessionExpiry: 3600);
+        Assert.True(again.LastConnect!.IsSessionPresent);
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.Equal("q" + i, Encoding.UTF8.GetString(again.Next().Payload));
+        }
+        again.ExpectNothing(TimeSpan.FromMilliseconds(300));
+        // The subscription survived too: a new message arrives without subscribing again.
+        await pub.PublishAsync(topic, "live");
+        Assert.Equal("live", Encoding.UTF8.GetString(again.Next().Payload));
+    }
+
+    [Fact]
+    public async Task Clean_start_discards_the_previous_session()
+    {
+        var id = Id("clean");
+        var topic = Id("c");
+        var first = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 3600);
+        await first.SubscribeAsync(topic);
+        await first.DisposeAsync();
+        await using var second = await TestClient.ConnectAsync(fixture.Port, id, clean: true, sessionExpiry: 0);
+        Assert.False(second.LastConnect!.IsSessionPresent);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await pub.PublishAsync(topic, "x");
+        second.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Same_client_id_takes_over_and_the_old_connection_gets_disconnect_0x8E()
+    {
+        var id = Id("takeover");
+        await using var old = await TestClient.ConnectAsync(fixture.Port, id);
+        var reason = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        old.Client.DisconnectedAsync += e =>
+        {
+            reason.TrySetResult(e.Reason);
+            return Task.CompletedTask;
+        };
+        await using var fresh = await TestClient.ConnectAsync(fixture.Port, id);
+        Assert.Equal(MqttClientDisconnectReason.SessionTakenOver, await reason.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(fresh.Client.IsConnected);
+    }
+
+    [Theory]
+    [InlineData(MqttProtocolVersion.V311)]
+    [InlineData(MqttProtocolVersion.V500)]
+    public async Task Will_is_published_when_the_connection_drops_but_not_on_disconnect(MqttProtocolVersion version)
+    {
+        var willTopic = Id("will");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        await watcher.SubscribeAsync(willTopic);
+
+        var polite = await TestClient.ConnectAsync(fixture.Port, Id("polite"), version,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("polite-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
+        await polite.DisposeAsync();
+
+        var rude = await TestClient.ConnectAsync(fixture.Port, Id("rude"), version,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("rude-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
+        await RawDrop(rude);
+
+        Assert.Equal("rude-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
+        watcher.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Will_delay_is_cancelled_by_a_reconnect_within_the_delay()
+    {
+        var willTopic = Id("delayed");
+        var id = Id("flaky");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        await watcher.SubscribeAsync(willTopic);
+        var flaky = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("late").WithWillDelayInterval(30));
+        await RawDrop(flaky);
+        await using var back = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60);
+        watcher.ExpectNothing(TimeSpan.FromMilliseconds(500));
+
+        var quick = await TestClient.ConnectAsync(fixture.Port, Id("quick"), clean: false, sessionExpiry: 60,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("after-1s").WithWillDelayInterval(1));
+        await RawDrop(quick);
+        Assert.Equal("after-1s", Encoding.UTF8.GetString(watcher.Next(TimeSpan.FromSeconds(10)).Payload));
+    }
+
+    [Fact]
+    public async Task Retained_messages_are_stored_replaced_deleted_and_sent_on_subscribe()
+    {
+        var topic = Id("ret") + "/state";
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await pub.PublishAsync(topic, "v1", retain: true);
+        await pub.PublishAsync(topic, "v2", retain: true);
+
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        await sub.SubscribeAsync(topic.Split('/')[0] + "/+");
+        var m = sub.Next();
+        Assert.Equal("v2", Encoding.UTF8.GetString(m.Payload));
+        Assert.True(m.Retain);
+
+        // A live message on an existing subscription: retain is cleared unless retain-as-published.
+        await pub.PublishAsync(topic, "v3", retain: true);
+        Assert.False(sub.Next().Retain);
+
+        await using var rap = await TestClient.ConnectAsync(fixture.Port, Id("rap"));
+        await rap.Client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
+            .WithTopicFilter(f => f.WithTopic(topic).WithRetainAsPublished(true).WithRetainHandling(MqttRetainHandling.DoNotSendOnSubscribe)).Build());
+        rap.ExpectNothing(TimeSpan.FromMilliseconds(300));
+        await pub.PublishAsync(topic, "v4", retain: true);
+        Assert.True(rap.Next().Retain);
+
+        await pub.PublishAsync(topic, "", retain: true);
+        await using var late = await TestClient.ConnectAsync(fixture.Port, Id("late"));
+        await late.SubscribeAsync(topic);
+        late.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Empty_client_id_gets_an_assigned_identifier_in_mqtt5_and_is_rejected_for_311_persistent()
+    {
+        await using var v5 = await TestClient.ConnectAsync(fixture.Port, "");
+        Assert.False(string.IsNullOrEmpty(v5.LastConnect!.AssignedClientIdentifier));
+
+        var rejected = new TestClient("");
+        var options = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", fixture.Port).WithClientId("")
+            .WithProtocolVersion(MqttProtocolVersion.V311).WithCleanSession(false).Build();
+        var ex = await Assert.ThrowsAsync<MQTTnet.Adapter.MqttConnectingFailedException>(() => rejected.Client.ConnectAsync(options));
+        Assert.Equal(MqttClientConnectResultCode.ClientIdentifierNotValid, ex.ResultCode);
+        await rejected.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Connack_carries_server_limits_and_response_information()
+    {
+        await using var c = await TestClient.ConnectAsync(fixture.Port, Id("limits"), configure: b => b.WithRequestResponseInformation(true));
+        var r = c.LastConnect!;
+        Assert.Equal(1048576u, r.MaximumPacketSize);
+        Assert.True(r.ReceiveMaximum > 0);
+        Assert.True(r.TopicAliasMaximum > 0);
+        Assert.True(r.SharedSubscriptionAvailable);
+        Assert.True(r.SubscriptionIdentifiersAvailable);
+        Assert.False(string.IsNullOrEmpty(r.ResponseInformation));
+    }
+
+    [Fact]
+    public async Task Inbound_topic_alias_resolves_to_the_registered_topic()
+    {
+        var topic = Id("alias");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        await sub.SubscribeAsync(topic);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithTopicAlias(3).WithPayload("first").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("").WithTopicAlias(3).WithPayload("second").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.Equal("first", Encoding.UTF8.GetString(sub.Next().Payload));
+        var second = sub.Next();
+        Assert.Equal(topic, second.Topic);
+        Assert.Equal("second", Encoding.UTF8.GetString(second.Payload));
+    }
+
+    [Fact]
+    public async Task Message_larger_than_the_client_maximum_packet_size_is_skipped()
+    {
+        var topic = Id("big");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("small"), configure: b => b.WithMaximumPacketSize(512));
+        await sub.SubscribeAsync(topic);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await pub.PublishAsync(topic, new string('x', 2000));
+        await pub.PublishAsync(topic, "fits");
+        Assert.Equal("fits", Encoding.UTF8.GetString(sub.Next().Payload));
+    }
+
+    [Fact]
+    public async Task Expired_messages_are_not_delivered_from_the_offline_queue()
+    {
+        var id = Id("exp");
+        var topic = Id("e");
+        var sub = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 600);
+        await sub.SubscribeAsync(topic);
+        await sub.DisposeAsync();
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("short").WithMessageExpiryInterval(1).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("long").WithMessageExpiryInterval(600).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        // The expiry interval has to pass in real time before the client comes back.
+        await Task.Delay(TimeSpan.FromMilliseconds(1500));
+        await using var back = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 600);
+        var m = back.Next();
+        Assert.Equal("long", Encoding.UTF8.GetString(m.Payload));
+        Assert.InRange(m.MessageExpiryInterval, 590u, 600u);
+        back.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Receive_maximum_limits_unacknowledged_deliveries_and_the_rest_waits()
+    {
+        var topic = Id("rm");
+        var held = new List<MqttApplicationMessageReceivedEventArgs>();
+        var factory = new MqttClientFactory();
+        using var client = factory.CreateMqttClient();
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            e.AutoAcknowledge = false;
+            lock (held)
+            {
+                held.Add(e);
+            }
+            return Task.CompletedTask;
+        };
+        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", fixture.Port).WithClientId(Id("slow"))
+            .WithProtocolVersion(MqttProtocolVersion.V500).WithReceiveMaximum(2).Build());
+        await client.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        for (var i = 0; i < 5; i++)
+        {
+            await pub.PublishAsync(topic, "m" + i);
+        }
+        int Count()
+        {
+            lock (held)
+            {
+                return held.Count;
+            }
+        }
+        await Wait.UntilAsync(() => Count() == 2, TimeSpan.FromSeconds(10), "two deliveries");
+        await Task.Delay(300);
+        Assert.Equal(2, Count());
+        MqttApplicationMessageReceivedEventArgs first;
+        lock (held)
+        {
+            first = held[0];
+        }
+        await first.AcknowledgeAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => Count() == 3, TimeSpan.FromSeconds(10), "a third delivery after one ack");
+        await client.DisconnectAsync();
+    }
+
+    /// <summary>Closes the client's socket without DISCONNECT, as a crashing device would.</summary>
+    private static async Task RawDrop(TestClient c)
+    {
+        // MQTTnet has no public "drop"; disposing a connected client closes its socket without DISCONNECT.
+        c.Client.Dispose();
+        await Task.CompletedTask;
+    }
+}
