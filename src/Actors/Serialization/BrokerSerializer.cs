@@ -55,6 +55,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         SessionsPage => "SP",
         FindSession => "FS",
         SessionNotFound => "NF",
+        SessionProbe => "PB",
+        SessionProbeAck => "PBA",
         _ => throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
     };
 
@@ -189,6 +191,12 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             case SessionNotFound n:
                 w.Write(n.ClientId);
                 break;
+            case SessionProbe p:
+                w.Write(p.ClientId);
+                break;
+            case SessionProbeAck a:
+                w.Write(a.ClientId);
+                break;
             default:
                 throw new ArgumentException($"BrokerSerializer cannot serialize {obj.GetType()}", nameof(obj));
         }
@@ -233,6 +241,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         "SP" => new SessionsPage(r.ReadString(), ReadList(r, ReadInfo) ?? [], r.ReadBoolean()),
         "FS" => new FindSession(r.ReadString()),
         "NF" => new SessionNotFound(r.ReadString()),
+        "PB" => new SessionProbe(r.ReadString()),
+        "PBA" => new SessionProbeAck(r.ReadString()),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
     };
 

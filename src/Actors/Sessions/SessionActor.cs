@@ -130,6 +130,13 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                     Commit(_state.OnDeliver(m, false, null, _limits, Now, r.Subscription), Self, 0);
                 }
                 break;
+            case SessionProbe p:
+                Sender.Tell(new SessionProbeAck(p.ClientId));
+                if (!_state.Exists)
+                {
+                    Context.SetReceiveTimeout(IdleWithoutSession);
+                }
+                break;
             case GetSessionInfo:
                 Sender.Tell(_state.ToInfo(_services.NodeName));
                 break;

@@ -68,11 +68,14 @@ public sealed class BrokerNode : IAsyncDisposable
             var index = system.ActorOf(SessionIndexActor.Props(settings.NodeName, settings.AdminQueryTimeout), SessionQueryService.IndexActorName);
             var retained = system.ActorOf(Props.Create(() => new RetainedStoreActor()), "retained");
             var services = new BrokerServices(system, settings, new SubscriptionTrie(), index, retained);
-            await ClusterSharding.Get(system).StartAsync(
+            var region = await ClusterSharding.Get(system).StartAsync(
                 BrokerServices.SessionTypeName,
                 SessionActor.Props(services),
                 ClusterShardingSettings.Create(system).WithRole("broker"),
                 new SessionMessageExtractor()).ConfigureAwait(false);
+            // Listeners open only once remembered sessions route again, so no publish can miss them.
+            var recovered = await SessionRecovery.WaitForRememberedSessionsAsync(region, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            system.Log.Info("{0} sessions recovered", recovered);
 
             var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services);
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
