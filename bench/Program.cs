@@ -1,0 +1,181 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Broker.Bench;
+
+try
+{
+    return args.FirstOrDefault() switch
+    {
+        "run" => await RunAsync(BenchOptions.Parse(args[1..])),
+        "report" when args.Length == 3 => Report(args[1], args[2]),
+        "freeport" => FreePort(),
+        "list" => List(args.Length > 1 ? args[1] : "all"),
+        _ => Usage(),
+    };
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return Usage();
+}
+
+static int Usage()
+{
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
+static int FreePort()
+{
+    using var l = new TcpListener(IPAddress.Loopback, 0);
+    l.Start();
+    Console.WriteLine(((IPEndPoint)l.LocalEndpoint).Port);
+    return 0;
+}
+
+static int List(string spec)
+{
+    foreach (var s in Scenarios.Select(spec))
+    {
+        Console.WriteLine($"{s.Id}\t{s.Title}");
+    }
+    return 0;
+}
+
+static async Task<int> RunAsync(BenchOptions o)
+{
+    var scenarios = Scenarios.Select(o.Scenario);
+    var results = new BrokerResults
+    {
+        Name = o.Name, Host = o.Host, Port = o.Port, Pid = o.Pid, Started = DateTimeOffset.UtcNow, Options = o,
+    };
+    if (o.Append && o.Json is not null && File.Exists(o.Json))
+    {
+        // Add to the results of an earlier invocation (e.g. a scenario run on a freshly started broker).
+        results = JsonSerializer.Deserialize<BrokerResults>(await File.ReadAllTextAsync(o.Json).ConfigureAwait(false), Json.Options)
+            ?? throw new ArgumentException($"cannot read {o.Json}");
+    }
+    var session = Guid.NewGuid().ToString("N")[..8];
+    if (o.Warmup > 0)
+    {
+        // Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run.
+        var w = new BenchOptions { Host = o.Host, Port = o.Port, Protocol = o.Protocol, Window = o.Window, Idle = 2, Messages = o.Warmup, MessagesQos1 = o.Warmup };
+        foreach (var s in Scenarios.Select("qos0-64,qos1-64"))
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
+            try
+            {
+                var r = await s.Run(w, $"{o.Name}-{session}-warmup-{s.Id}", cts.Token).WaitAsync(TimeSpan.FromSeconds(o.Timeout + 60)).ConfigureAwait(false);
+                Console.Error.WriteLine(Describe(o.Name + " warm-up", s, 1, 1, r));
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"[{o.Name} warm-up] {s.Id}: {e.GetType().Name}: {e.Message}");
+            }
+        }
+    }
+    foreach (var s in scenarios)
+    {
+        var sr = results.Scenarios.FirstOrDefault(x => x.Id == s.Id);
+        if (sr is null)
+        {
+            sr = new ScenarioResult { Id = s.Id, Title = s.Title, Metrics = [.. s.Metrics] };
+            results.Scenarios.Add(sr);
+        }
+        for (var run = 1; run <= o.Runs; run++)
+        {
+            var tag = $"{o.Name}-{session}-{s.Id}-{sr.Runs.Count + 1}";
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
+            RunResult r;
+            try
+            {
+                // The scenario honours its token; the outer bound only guards against a hang in cleanup.
+                r = await s.Run(o, tag, cts.Token).WaitAsync(TimeSpan.FromSeconds(o.Timeout + 60)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                r = new RunResult { TimedOut = true, Error = "scenario did not return" };
+            }
+            catch (Exception e)
+            {
+                r = new RunResult { Error = $"{e.GetType().Name}: {e.Message}", TimedOut = cts.IsCancellationRequested };
+            }
+            sr.Runs.Add(r);
+            Console.Error.WriteLine(Describe(o.Name, s, sr.Runs.Count, o.Runs, r));
+            await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+    }
+    if (o.Json is not null)
+    {
+        await File.WriteAllTextAsync(o.Json, JsonSerializer.Serialize(results, Json.Options)).ConfigureAwait(false);
+    }
+    return 0;
+}
+
+static string Describe(string name, Scenario s, int run, int runs, RunResult r)
+{
+    var parts = new List<string> { $"[{name}] {s.Id} run {run}/{runs}:" };
+    foreach (var m in s.Metrics)
+    {
+        parts.Add(r.Metrics.TryGetValue(m.Key, out var v) ? $"{Format.Number(v)} {m.Label}" : $"- {m.Label}");
+    }
+    parts.Add($"received {r.Received}/{r.Expected}");
+    if (r.Lost > 0)
+    {
+        parts.Add($"LOST {r.Lost}");
+    }
+    if (r.Duplicates > 0)
+    {
+        parts.Add($"duplicates {r.Duplicates}");
+    }
+    if (r.Failed > 0)
+    {
+        parts.Add($"failed {r.Failed}");
+    }
+    parts.AddRange(r.Extra.Select(kv => $"{kv.Key}={Format.Number(kv.Value)}"));
+    if (r.TimedOut)
+    {
+        parts.Add("TIMEOUT");
+    }
+    if (r.Error is not null)
+    {
+        parts.Add($"ERROR {r.Error}");
+    }
+    return string.Join(' ', parts);
+}
+
+static int Report(string a, string b)
+{
+    var ra = JsonSerializer.Deserialize<BrokerResults>(File.ReadAllText(a), Json.Options)
+        ?? throw new ArgumentException($"cannot read {a}");
+    var rb = JsonSerializer.Deserialize<BrokerResults>(File.ReadAllText(b), Json.Options)
+        ?? throw new ArgumentException($"cannot read {b}");
+    Console.Write(Broker.Bench.Report.Markdown(ra, rb));
+    return 0;
+}
+
+namespace Broker.Bench
+{
+    internal static class Json
+    {
+        public static readonly JsonSerializerOptions Options = new()
+        {
+            WriteIndented = true,
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        };
+    }
+
+    internal static class Format
+    {
+        public static string Number(double v) => Math.Abs(v) switch
+        {
+            >= 1000 => v.ToString("#,0", CultureInfo.InvariantCulture),
+            >= 100 => v.ToString("0", CultureInfo.InvariantCulture),
+            >= 10 => v.ToString("0.0", CultureInfo.InvariantCulture),
+            _ => v.ToString("0.00", CultureInfo.InvariantCulture),
+        };
+    }
+}
