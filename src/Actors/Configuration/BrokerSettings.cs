@@ -14,6 +14,7 @@ public sealed record BrokerSettings
     public required string DataDir { get; init; }
     public required string DbProvider { get; init; }
     public required string DbConnection { get; init; }
+    public required string SqliteSynchronous { get; init; }
     public required IReadOnlyList<string> SeedNodes { get; init; }
     public required int MaxPacketSize { get; init; }
     public required int MaxInflight { get; init; }
@@ -44,6 +45,12 @@ public sealed record BrokerSettings
             DataDir = b.GetString("data-dir", "./data"),
             DbProvider = b.GetString("db-provider", "sqlite").ToLowerInvariant(),
             DbConnection = b.GetString("db-connection", ""),
+            SqliteSynchronous = b.GetString("sqlite-synchronous", "normal").ToUpperInvariant() switch
+            {
+                "NORMAL" => "NORMAL",
+                "FULL" => "FULL",
+                var other => throw new ConfigurationException($"broker.sqlite-synchronous must be normal or full, not '{other}'"),
+            },
             SeedNodes = seeds,
             MaxPacketSize = b.GetInt("mqtt.max-packet-size", 1048576),
             MaxInflight = b.GetInt("mqtt.max-inflight", 100),

@@ -39,6 +39,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private SessionState _state;
     private IActorRef? _connection;
     private string? _connectionId;
+    private readonly Queue<(IActorRef Sender, long Correlation)> _heldAcks = new();
     private int _pendingWrites;
     private int _sinceSnapshot;
     private bool _ending;
@@ -353,7 +354,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 case AckDeliverEffect:
                     if (correlation != 0)
                     {
-                        sender.Tell(new DeliverAck(correlation));
+                        _heldAcks.Enqueue((sender, correlation));
                     }
                     break;
                 case RetainedRequestEffect r:
@@ -365,6 +366,21 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                     connection?.Tell(effect);
                     break;
             }
+        }
+        ReleaseAcks();
+    }
+
+    /// <summary>
+    /// Flow control towards publishers: while a connected client's queue is over its bound, acknowledgements
+    /// of new deliveries wait, so publishers (limited by their receive maximum) slow down to the
+    /// subscriber's pace instead of the broker dropping acknowledged messages.
+    /// </summary>
+    private void ReleaseAcks()
+    {
+        while (_heldAcks.Count > 0 && (!_state.Connected || _state.QueueCount <= _limits.MaxQueue))
+        {
+            var (sender, correlation) = _heldAcks.Dequeue();
+            sender.Tell(new DeliverAck(correlation));
         }
     }
 

@@ -355,9 +355,11 @@ public sealed record SessionState : IBrokerSerializable
             }
             // Behind queued QoS 1/2 messages a QoS 0 message waits its turn, so one publisher's order holds.
         }
-        if (b.State.QueueCount >= limits.MaxQueue)
+        if (b.State.QueueCount >= limits.MaxQueue && (!Connected || qos == 0))
         {
-            // The queue is full: the newest message is dropped (documented in docs/architecture.md).
+            // Full queue of an offline session (or QoS 0 behind a full queue): the newest message is dropped.
+            // A connected session takes QoS 1/2 beyond the bound; its actor then holds the publisher's
+            // acknowledgement back until the queue drains (see SessionActor), so nothing acknowledged is lost.
             return;
         }
         b.Emit(new MessageQueued(new OutboundEntry(b.State.NextSeq, msg, (byte)qos, retain, subIds)));

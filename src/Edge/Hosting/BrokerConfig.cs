@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Broker.Actors.Configuration;
+using LinqToDB;
 using Microsoft.Data.Sqlite;
 
 namespace Broker.Edge.Hosting;
@@ -74,6 +75,8 @@ public static class BrokerConfig
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
             akka.persistence.journal.sql {
+              # SQLite has one writer at a time: parallel writers would only queue on its lock.
+              parallelism = {{(provider == "SQLite.MS" ? 1 : 3)}}
               provider-name = {{Quote(provider)}}
               connection-string = {{Quote(connection)}}
               table-mapping = {{mapping}}
@@ -100,6 +103,15 @@ public static class BrokerConfig
         DefaultTimeout = 30,
         Pooling = true,
     }.ToString();
+
+    /// <summary>The journal's connection setup: for SQLite with the configured durability pragma.</summary>
+    public static Akka.Actor.Setup.Setup DataOptions(BrokerSettings s)
+    {
+        var (provider, connection, _) = Persistence(s);
+        return provider == "SQLite.MS"
+            ? SqliteTuning.Setup(connection, s.SqliteSynchronous)
+            : new Akka.Persistence.Sql.Config.DataOptionsSetup(new LinqToDB.DataOptions().UseConnectionString(provider, connection));
+    }
 
     /// <summary>Creates the data folder and switches the SQLite file to write-ahead logging (kept in the file).</summary>
     public static void PrepareStorage(BrokerSettings s)

@@ -49,7 +49,8 @@ public sealed class BrokerNode : IAsyncDisposable
         var config = BrokerConfig.Load(overrides);
         var settings = BrokerSettings.From(config);
         BrokerConfig.PrepareStorage(settings);
-        var system = ActorSystem.Create(BrokerConfig.SystemName, config);
+        var setup = BootstrapSetup.Create().WithConfig(config).And(BrokerConfig.DataOptions(settings));
+        var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
             var cluster = Cluster.Get(system);

@@ -58,7 +58,6 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     private readonly HashSet<ushort> _selfAcked = [];
     private readonly Dictionary<ushort, string> _topicAliases = [];
     private readonly MqttPublishPacket _outPublish = new();
-    private MqttPacketFormatterAdapter? _encoder;
     private MqttProtocolVersion _version;
     private string _clientId = "";
     private bool _connected;
@@ -193,7 +192,6 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     {
         _lastPacketAt = NowMs;
         _version = version;
-        _encoder = new MqttPacketFormatterAdapter(_version, new MqttBufferWriter(4096, 65536));
         var level = (byte)_version;
         var clientId = c.ClientId ?? "";
         string? assigned = null;
@@ -298,10 +296,6 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             {
                 ack.ResponseInformation = "response/" + _clientId;
             }
-        }
-        if (_encoder is null)
-        {
-            _encoder = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 4096));
         }
         Send(ack);
     }
@@ -560,7 +554,8 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             p.UserProperties = msg.UserProperties is { Count: > 0 } props ? [.. props.Select(u => new MqttUserProperty(u.Name, System.Text.Encoding.UTF8.GetBytes(u.Value).AsMemory()))] : null;
             p.SubscriptionIdentifiers = s.SubscriptionIds is { Count: > 0 } ids ? [.. ids] : null;
         }
-        var buffer = _encoder!.Encode(p);
+        var encoder = MqttCodec.For(_version);
+        var buffer = encoder.Encode(p);
         if (_clientMaxPacket > 0 && buffer.Length > _clientMaxPacket)
         {
             // Too large for this client (MQTT 5 §3.1.2.11.4): discarded as if it had been delivered.
@@ -570,7 +565,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         _transport.Send(buffer.Packet, buffer.Payload);
         if (buffer.Length > 65536)
         {
-            _encoder.Cleanup();
+            encoder.Cleanup();
         }
     }
 
@@ -590,7 +585,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
 
     private void Send(MqttPacket packet)
     {
-        var buffer = _encoder!.Encode(packet);
+        var buffer = MqttCodec.For(_version).Encode(packet);
         _transport.Send(buffer.Packet, buffer.Payload);
     }
 

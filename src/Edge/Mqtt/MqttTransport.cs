@@ -133,8 +133,7 @@ internal sealed class MqttTransport
     {
         // Zero-byte reads: an idle connection holds no receive buffer.
         var input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
-        var formatter = new MqttPacketFormatterAdapter(new MqttBufferWriter(256, 4096));
-        var first = true;
+        var version = MqttProtocolVersion.Unknown;
         try
         {
             while (true)
@@ -157,9 +156,8 @@ internal sealed class MqttTransport
                     }
                     // Decoded packets point into their body, so each body gets its own array.
                     var received = new ReceivedMqttPacket(header, new ArraySegment<byte>(body.ToArray()), total);
-                    if (first)
+                    if (version == MqttProtocolVersion.Unknown)
                     {
-                        first = false;
                         if (header >> 4 != (int)MqttControlPacketType.Connect)
                         {
                             connection.Tell(new TransportError(0x82, "first packet is not CONNECT"));
@@ -181,12 +179,12 @@ internal sealed class MqttTransport
                             connection.Tell(new IdentifierRejected());
                             return;
                         }
-                        formatter.DetectProtocolVersion(received);
+                        version = MqttCodec.VersionOf(level.Value);
                     }
                     MqttPacket packet;
                     try
                     {
-                        packet = formatter.Decode(received);
+                        packet = MqttCodec.For(version).Decode(received);
                     }
                     catch (Exception ex) when (ex is not OperationCanceledException)
                     {
@@ -194,7 +192,7 @@ internal sealed class MqttTransport
                         return;
                     }
                     connection.Tell(packet is MqttConnectPacket connect
-                        ? new InboundConnect(connect, formatter.ProtocolVersion)
+                        ? new InboundConnect(connect, version)
                         : new InboundPacket(packet, total));
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);
