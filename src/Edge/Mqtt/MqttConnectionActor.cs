@@ -106,6 +106,12 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             _transport.SendRaw([0x20, 0x02, 0x00, 0x01]);
             Close(null, $"unsupported protocol level {u.Level}");
         });
+        Receive<IdentifierRejected>(_ =>
+        {
+            // MQTT 3.1.1 CONNACK, return code 0x02 (identifier rejected): 20 02 00 02.
+            _transport.SendRaw([0x20, 0x02, 0x00, 0x02]);
+            Close(null, "empty client id without clean session");
+        });
         CommonClosing();
     }
 
@@ -163,8 +169,13 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     private void CommonClosing()
     {
         Receive<TransportError>(e => Close(e.ReasonCode, e.Message));
-        Receive<TransportClosed>(_ => Stop());
-        Receive<CloseDeadline>(_ => Stop());
+        Receive<TransportClosed>(_ => Context.Stop(Self));
+        Receive<CloseDeadline>(_ =>
+        {
+            // The client did not take our last packets within the deadline: drop the socket.
+            _transport.Abort();
+            Context.Stop(Self);
+        });
         Receive<ConnectDeadline>(_ =>
         {
             if (!_connected)
@@ -608,19 +619,13 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         Timers.StartSingleTimer("close", CloseDeadline.Instance, TimeSpan.FromSeconds(5));
     }
 
-    private void Stop()
-    {
-        _transport.Abort();
-        Context.Stop(Self);
-    }
-
     protected override void PostStop()
     {
         if (_sessionAttached)
         {
             _services.SessionRegion.Tell(new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry));
         }
-        _transport.Abort();
+        _transport.CompleteOutput();
         base.PostStop();
     }
 }

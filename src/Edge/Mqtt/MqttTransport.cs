@@ -22,6 +22,9 @@ internal sealed record TransportError(byte ReasonCode, string Message);
 /// <summary>The CONNECT named a protocol level we do not speak: answer with CONNACK 0x01 and close.</summary>
 internal sealed record UnsupportedProtocol(byte Level);
 
+/// <summary>An MQTT 3.x CONNECT with an empty client ID and clean session 0: CONNACK 0x02, then close.</summary>
+internal sealed record IdentifierRejected;
+
 internal sealed record TransportClosed
 {
     public static readonly TransportClosed Instance = new();
@@ -93,16 +96,11 @@ internal sealed class MqttTransport
         }
     }
 
+    /// <summary>Closes the socket now, dropping whatever is not sent yet (a client that stopped reading).</summary>
     public void Abort()
     {
         CompleteOutput();
-        try
-        {
-            _socket.Close(0);
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        _socket.Dispose();
     }
 
     /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each packet.</summary>
@@ -121,7 +119,14 @@ internal sealed class MqttTransport
         {
             connection.Tell(TransportClosed.Instance);
         }
-        await pump.ConfigureAwait(false);
+        // The actor completes the output when it stops; the pump then sends what is left and closes the
+        // socket. A client that stopped reading cannot hold the socket open for long.
+        if (await Task.WhenAny(pump, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false) != pump)
+        {
+            Abort();
+            await pump.ConfigureAwait(false);
+        }
+        _socket.Dispose();
     }
 
     private async Task ReadLoopAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
@@ -171,6 +176,11 @@ internal sealed class MqttTransport
                             connection.Tell(new UnsupportedProtocol(level.Value));
                             return;
                         }
+                        if (level is 3 or 4 && RejectsEmptyClientId(received.Body))
+                        {
+                            connection.Tell(new IdentifierRejected());
+                            return;
+                        }
                         formatter.DetectProtocolVersion(received);
                     }
                     MqttPacket packet;
@@ -218,6 +228,23 @@ internal sealed class MqttTransport
         }
         var name = Encoding.UTF8.GetString(span.Slice(2, nameLength));
         return name is "MQTT" or "MQIsdp" ? span[2 + nameLength] : null;
+    }
+
+    /// <summary>
+    /// MQTT 3.x CONNECT: after name and level come the flags byte (bit 1 = clean session), two bytes of
+    /// keep alive, then the client identifier's 2-byte length. True for an empty ID with clean session 0.
+    /// </summary>
+    internal static bool RejectsEmptyClientId(ArraySegment<byte> body)
+    {
+        var span = body.AsSpan();
+        var flagsAt = 2 + ((span[0] << 8) | span[1]) + 1;
+        if (span.Length < flagsAt + 5)
+        {
+            return false; // too short: the decoder reports it as malformed
+        }
+        var cleanSession = (span[flagsAt] & 0x02) != 0;
+        var idLength = (span[flagsAt + 3] << 8) | span[flagsAt + 4];
+        return idLength == 0 && (!cleanSession || span[flagsAt - 1] == 3);
     }
 
     private async Task PumpAsync()
