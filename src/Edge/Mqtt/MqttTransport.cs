@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
 using MQTTnet.Adapter;
+using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
@@ -181,7 +182,16 @@ internal sealed class MqttTransport
                             connection.Tell(new IdentifierRejected());
                             return;
                         }
-                        formatter.DetectProtocolVersion(received);
+                        try
+                        {
+                            formatter.DetectProtocolVersion(received);
+                        }
+                        catch (MqttProtocolViolationException)
+                        {
+                            // A level that belongs to the other name ("MQTT" 3, "MQIsdp" 4): still a level we do not speak.
+                            connection.Tell(new UnsupportedProtocol(level.Value));
+                            return;
+                        }
                     }
                     MqttPacket packet;
                     try
