@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
 using MQTTnet.Adapter;
+using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
@@ -180,6 +181,12 @@ internal sealed class MqttTransport
                             return;
                         }
                         version = MqttCodec.VersionOf(level.Value);
+                        if (!NameMatchesLevel(received.Body, level.Value))
+                        {
+                            // A level that belongs to the other name ("MQTT" 3, "MQIsdp" 4): still a level we do not speak.
+                            connection.Tell(new UnsupportedProtocol(level.Value));
+                            return;
+                        }
                     }
                     MqttPacket packet;
                     try
@@ -226,6 +233,13 @@ internal sealed class MqttTransport
         }
         var name = Encoding.UTF8.GetString(span.Slice(2, nameLength));
         return name is "MQTT" or "MQIsdp" ? span[2 + nameLength] : null;
+    }
+
+    /// <summary>"MQIsdp" goes with level 3 (MQTT 3.1), "MQTT" with levels 4 and 5.</summary>
+    internal static bool NameMatchesLevel(ArraySegment<byte> body, byte level)
+    {
+        var isdp = body.Count >= 8 && body.AsSpan(2, 6).SequenceEqual("MQIsdp"u8);
+        return isdp ? level == 3 : level is 4 or 5;
     }
 
     /// <summary>

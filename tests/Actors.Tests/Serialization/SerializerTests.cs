@@ -1,0 +1,224 @@
+using System.Collections.Immutable;
+using System.Text;
+using Akka.Actor;
+using Akka.Configuration;
+using Broker.Actors.Messages;
+using Broker.Actors.Retained;
+using Broker.Actors.Serialization;
+using Broker.Actors.Sessions;
+
+namespace Broker.Actors.Tests.Serialization;
+
+public class SerializerTests : Akka.TestKit.Xunit2.TestKit
+{
+    public SerializerTests() : base(SystemConfig())
+    {
+    }
+
+    /// <summary>cluster.hocon as the node reads it, on a local provider (no remoting needed to test serialization).</summary>
+    private static Config SystemConfig() =>
+        ConfigurationFactory.ParseString("akka.actor.provider = local")
+            .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "cluster.hocon"))));
+
+    private static readonly PublishedMessage Full = new(
+        "sensors/k\u00fcche/temp",
+        [0x00, 0xFF, 0x10, 0x80],
+        2,
+        true,
+        "application/json",
+        "replies/1",
+        [9, 8, 7],
+        1,
+        1_800_000_000_123,
+        [new UserProperty("k", "v"), new UserProperty("k", "v2"), new UserProperty("", "")],
+        "origin-client");
+
+    private static readonly PublishedMessage Bare = new("t", [], 0, false);
+
+    private static readonly PublishedMessage EmptyLists = Bare with { CorrelationData = [], UserProperties = [], ContentType = "", ResponseTopic = "" };
+
+    private static readonly ConnectInfo Info = new(5, false, 3600, 20, 65536, 16, true, false,
+        new WillMessage(Full with { Topic = "will/x" }, 30, 120), 1_700_000_000_456);
+
+    private static readonly Subscription Sub = new("$share/g/a/+", 1, NoLocal: false, RetainAsPublished: true, RetainHandling: 2, SubscriptionId: 268435455);
+
+    private static readonly SessionInfo Row = new("c\u00e9", true, 5, false, 3600, 1_700_000_000_000, null, 20, 65536, 16, true, false, true, 3, 7,
+        [Sub, new Subscription("x/#", 2, NoLocal: true)], "node-2", "conn-name");
+
+    private static SessionState RichState()
+    {
+        var queued = new OutboundEntry(12, Full, 1, true, [1, 2]);
+        var inflightA = new InflightEntry(7, new OutboundEntry(10, Bare, 2, false, null), InflightStage.AwaitPubComp);
+        var inflightB = new InflightEntry(65535, new OutboundEntry(11, EmptyLists, 1, false, []), InflightStage.AwaitPubAck);
+        return new SessionState
+        {
+            ClientId = "rich",
+            Exists = true,
+            Connected = false,
+            LastConnect = Info,
+            Will = Info.Will,
+            EffectiveExpiry = 3600,
+            DisconnectedAtMs = 1_700_000_001_000,
+            Subscriptions = ImmutableSortedDictionary.CreateRange(StringComparer.Ordinal, new Dictionary<string, Subscription>
+            {
+                [Sub.Filter] = Sub,
+                ["b/#"] = new("b/#", 0, NoLocal: true, SubscriptionId: 4),
+            }),
+            Queue = ImmutableQueue.Create(queued, queued with { Seq = 13, Message = Bare }),
+            QueueCount = 2,
+            Inflight = ImmutableDictionary.CreateRange(new Dictionary<ushort, InflightEntry> { [7] = inflightA, [65535] = inflightB }),
+            InboundQos2 = [1, 300, 65535],
+            NextSeq = 14,
+            LastPacketId = 65535,
+        };
+    }
+
+    /// <summary>One or more instances of every message type the serializer handles, with non-default fields.</summary>
+    public static IEnumerable<object> Samples()
+    {
+        yield return new Deliver("c1", Full, true, ["$share/g/a", "$share/h/#"], 42);
+        yield return new Deliver("c1", Bare, false, null, -1);
+        yield return new DeliverAck(long.MaxValue);
+        yield return new SendPublish(65535, 2, true, true, Full, [1, 268435455]);
+        yield return new SendPublish(0, 0, false, false, EmptyLists, null);
+        yield return new ClientAck("c1", "conn-1", AckKind.PubComp, 513);
+        yield return new SendPubRel(258);
+        yield return new ConnectAccepted("conn-1", true, [1, 2, 65535]);
+        yield return new ConnectAccepted("conn-2", false, []);
+        yield return new ConnectionClosed("c1", "conn-1", true, true, 77);
+        yield return new ConnectionClosed("c1", "conn-1", false, false, null);
+        yield return new ConnectionClosed("c1", "conn-1", false, false, 0);
+        yield return new SessionTakenOver("conn-9");
+        yield return new SubscribeRequest("c1", "conn-1", 5, [Sub, new Subscription("plain", 0)]);
+        yield return new SubscribeDone(5, [0, 1, 2, 0x80, 0x8F]);
+        yield return new UnsubscribeRequest("c1", "conn-1", 6, ["a", "b/#"]);
+        yield return new UnsubscribeDone(6, [0x00, 0x11]);
+        yield return new InboundQos2("c1", "conn-1", 300, true);
+        yield return new InboundQos2Done(300, false);
+        yield return Row;
+        yield return Row with { ConnectedAtMs = null, DisconnectedAtMs = 5, Subscriptions = [], Connected = false };
+        yield return new SessionConnected(Info, 3600);
+        yield return new SessionConnected(Info with { Will = null }, 0);
+        yield return new SessionDisconnected(1_700_000_000_000, 99, true);
+        yield return WillCleared.Instance;
+        yield return new SubscriptionAdded(Sub);
+        yield return new SubscriptionRemoved("a/+/b");
+        yield return new MessageQueued(new OutboundEntry(9, Full, 1, true, [3]));
+        yield return new MessageQueued(new OutboundEntry(long.MaxValue, Bare, 0, false, null));
+        yield return new MessageSent(9, 65535);
+        yield return new MessageDropped(9);
+        yield return new ClientAcked(AckKind.PubRec, 12);
+        yield return new InboundQos2Changed(12, true);
+        yield return RichState();
+        yield return SessionState.Empty("empty");
+        yield return new StoreRetained(Full, 17);
+        yield return new QueryRetained("$share/g/#");
+        yield return new RetainedMessages([Full, Bare, EmptyLists]);
+        yield return new RetainedMessages([]);
+        yield return new RetainedSet(Full);
+        yield return new RetainedRemoved("gone/topic");
+        yield return new RetainedSnapshot([Full, Bare]);
+        yield return new ListSessions("after-me", "pre", SessionStateFilter.Disconnected, 50);
+        yield return new ListSessions(null, "", SessionStateFilter.All, 0);
+        yield return new SessionsPage("node-1", [Row, Row with { ClientId = "z" }], true);
+        yield return new SessionsPage("node-1", [], false);
+        yield return new FindSession("who");
+        yield return new SessionNotFound("who");
+    }
+
+    public static TheoryData<int> SampleIndexes()
+    {
+        var data = new TheoryData<int>();
+        for (var i = 0; i < Samples().Count(); i++)
+        {
+            data.Add(i);
+        }
+        return data;
+    }
+
+    private BrokerSerializer SerializerFor(object message) =>
+        Assert.IsType<BrokerSerializer>(Sys.Serialization.FindSerializerFor(message));
+
+    [Theory]
+    [MemberData(nameof(SampleIndexes))]
+    public void Message_round_trips_through_the_bound_serializer(int index)
+    {
+        var original = Samples().ElementAt(index);
+        var serializer = SerializerFor(original);
+        var manifest = serializer.Manifest(original);
+        Assert.InRange(manifest.Length, 1, 3);
+        Assert.DoesNotContain(original.GetType().Name, manifest, StringComparison.Ordinal);
+        Assert.DoesNotContain("Broker", manifest, StringComparison.Ordinal);
+
+        var bytes = serializer.ToBinary(original);
+        var copy = serializer.FromBinary(bytes, manifest);
+
+        Assert.IsType(original.GetType(), copy);
+        Structural.Equal(original, copy);
+        Assert.Equal(bytes, serializer.ToBinary(copy));
+        // No CLR type name (assembly or namespace) leaks into the bytes either.
+        Assert.DoesNotContain("Broker.", Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Samples_cover_every_serializable_type_of_the_actors_assembly()
+    {
+        var expected = typeof(IBrokerSerializable).Assembly.GetTypes()
+            .Where(t => typeof(IBrokerSerializable).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false })
+            .Select(t => t.Name)
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        // Connect carries an actor reference and has its own test below.
+        var covered = Samples().Select(s => s.GetType().Name).Append(nameof(Connect)).Distinct().Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(expected, covered);
+    }
+
+    [Fact]
+    public void Every_type_has_its_own_manifest()
+    {
+        var byType = Samples().GroupBy(s => s.GetType()).ToDictionary(g => g.Key, g => SerializerFor(g.First()).Manifest(g.First()));
+        Assert.Equal(byType.Count, byType.Values.Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Fact]
+    public void Connect_round_trips_its_actor_reference_through_the_provider()
+    {
+        var probe = CreateTestProbe("connection");
+        var original = new Connect("c1", "conn-1", Info, probe.Ref);
+        var serializer = SerializerFor(original);
+        var manifest = serializer.Manifest(original);
+        Assert.Equal("C", manifest);
+
+        var copy = Assert.IsType<Connect>(serializer.FromBinary(serializer.ToBinary(original), manifest));
+
+        Assert.Equal(original.ClientId, copy.ClientId);
+        Assert.Equal(original.ConnectionId, copy.ConnectionId);
+        Structural.Equal(original.Info, copy.Info);
+        Assert.Equal(probe.Ref, copy.Connection);
+        copy.Connection.Tell("ping");
+        probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void Unknown_type_and_unknown_manifest_are_refused()
+    {
+        var serializer = new BrokerSerializer((ExtendedActorSystem)Sys);
+        Assert.Throws<ArgumentException>(() => serializer.Manifest("a string"));
+        Assert.Throws<ArgumentException>(() => serializer.ToBinary("a string"));
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => serializer.FromBinary([], "nope"));
+    }
+
+    [Fact]
+    public void Session_state_restored_from_a_snapshot_continues_like_the_original()
+    {
+        var original = RichState() with { Connected = false };
+        var serializer = SerializerFor(original);
+        var copy = (SessionState)serializer.FromBinary(serializer.ToBinary(original), serializer.Manifest(original));
+        var limits = new SessionLimits(10, 10, false);
+        var info = original.LastConnect! with { CleanStart = false };
+        var a = original.OnConnect("c", info, 3600, limits, 1_700_000_002_000);
+        var b = copy.OnConnect("c", info, 3600, limits, 1_700_000_002_000);
+        Structural.Equal(a.State, b.State);
+        Assert.Equal(a.Effects.Select(Structural.Json), b.Effects.Select(Structural.Json));
+    }
+}

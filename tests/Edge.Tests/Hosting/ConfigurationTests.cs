@@ -1,0 +1,266 @@
+using Akka.Configuration;
+using Akka.Configuration.Hocon;
+using Broker.Actors.Configuration;
+using Broker.Edge.Hosting;
+
+namespace Broker.Edge.Tests.Hosting;
+
+/// <summary>Tests that change process environment variables run alone, never beside another test class.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class EnvironmentCollection
+{
+    public const string Name = "process environment";
+}
+
+/// <summary>Sets environment variables for one test and restores every BROKER_* variable afterwards.</summary>
+internal sealed class EnvironmentScope : IDisposable
+{
+    private readonly Dictionary<string, string?> _saved = [];
+
+    public EnvironmentScope(params (string Name, string? Value)[] values)
+    {
+        // Start from a clean slate: no BROKER_* variable of the machine leaks into the test.
+        foreach (var name in BrokerConfig.EnvironmentOverrides.Keys.Append("BROKER_CONFIG"))
+        {
+            Set(name, null);
+        }
+        Set("BROKER_CONFIG", Path.Combine(AppContext.BaseDirectory, "cluster.hocon"));
+        foreach (var (name, value) in values)
+        {
+            Set(name, value);
+        }
+    }
+
+    private void Set(string name, string? value)
+    {
+        _saved.TryAdd(name, Environment.GetEnvironmentVariable(name));
+        Environment.SetEnvironmentVariable(name, value);
+    }
+
+    public void Dispose()
+    {
+        foreach (var (name, value) in _saved)
+        {
+            Environment.SetEnvironmentVariable(name, value);
+        }
+    }
+}
+
+[Collection(EnvironmentCollection.Name)]
+public class ConfigurationTests
+{
+    private static string FileText => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "cluster.hocon"));
+
+    [Fact]
+    public void Merged_configuration_holds_the_cluster_settings_the_file_declares()
+    {
+        using var env = new EnvironmentScope();
+        var config = BrokerConfig.Load();
+
+        Assert.Equal("cluster", config.GetString("akka.actor.provider"));
+        Assert.True(config.GetBoolean("akka.cluster.sharding.remember-entities"));
+        Assert.Equal("eventsourced", config.GetString("akka.cluster.sharding.remember-entities-store"));
+        Assert.Equal("ddata", config.GetString("akka.cluster.sharding.state-store-mode"));
+        Assert.Equal("akka.persistence.journal.sql", config.GetString("akka.cluster.sharding.journal-plugin-id"));
+        Assert.Equal("akka.persistence.snapshot-store.sql", config.GetString("akka.cluster.sharding.snapshot-plugin-id"));
+        Assert.Equal("Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster", config.GetString("akka.cluster.downing-provider-class"));
+        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal("akka.persistence.journal.sql", config.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("akka.persistence.snapshot-store.sql", config.GetString("akka.persistence.snapshot-store.plugin"));
+        Assert.False(config.GetBoolean("akka.coordinated-shutdown.exit-clr"));
+    }
+
+    [Fact]
+    public void Merged_configuration_binds_the_broker_serializer()
+    {
+        using var env = new EnvironmentScope();
+        var config = BrokerConfig.Load();
+        Assert.Equal("Broker.Actors.Serialization.BrokerSerializer, Broker.Actors", config.GetString("akka.actor.serializers.broker"));
+        var bindings = config.GetConfig("akka.actor.serialization-bindings").AsEnumerable()
+            .ToDictionary(kv => kv.Key, kv => kv.Value.GetString(), StringComparer.Ordinal);
+        Assert.Equal("broker", bindings["Broker.Actors.Messages.IBrokerSerializable, Broker.Actors"]);
+        // The bound names resolve to real types.
+        Assert.NotNull(Type.GetType("Broker.Actors.Serialization.BrokerSerializer, Broker.Actors"));
+        Assert.NotNull(Type.GetType("Broker.Actors.Messages.IBrokerSerializable, Broker.Actors"));
+    }
+
+    [Fact]
+    public void Broker_settings_are_the_files_values()
+    {
+        using var env = new EnvironmentScope();
+        var s = BrokerSettings.From(BrokerConfig.Load());
+        Assert.Equal("node-1", s.NodeName);
+        Assert.Equal("127.0.0.1", s.Host);
+        Assert.Equal(1883, s.MqttPort);
+        Assert.Equal(5672, s.AmqpPort);
+        Assert.Equal(8082, s.AdminPort);
+        Assert.Empty(s.SeedNodes);
+        Assert.Equal("./data", s.DataDir);
+        Assert.Equal("sqlite", s.DbProvider);
+        Assert.Equal(1048576, s.MaxPacketSize);
+        Assert.Equal(100, s.MaxInflight);
+        Assert.Equal(1000, s.MaxQueuedMessages);
+        Assert.False(s.QueueQos0);
+        Assert.Equal(86400u, s.PersistentSessionExpiry);
+        Assert.Equal(1024, s.ReceiveMaximum);
+        Assert.Equal(64, s.TopicAliasMaximum);
+        Assert.Equal(TimeSpan.FromSeconds(10), s.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
+        Assert.Equal(500, s.SnapshotEvery);
+    }
+
+    [Fact]
+    public void Derived_settings_follow_from_the_broker_section()
+    {
+        using var env = new EnvironmentScope();
+        var config = BrokerConfig.Load();
+        Assert.Equal("127.0.0.1", config.GetString("akka.remote.dot-netty.tcp.hostname"));
+        Assert.Equal(2552, config.GetInt("akka.remote.dot-netty.tcp.port"));
+        Assert.Empty(config.GetStringList("akka.cluster.seed-nodes"));
+        Assert.Equal(["broker", "node:node-1"], config.GetStringList("akka.cluster.roles"));
+        foreach (var plugin in new[] { "akka.persistence.journal.sql", "akka.persistence.snapshot-store.sql" })
+        {
+            Assert.Equal("SQLite.MS", config.GetString(plugin + ".provider-name"));
+            Assert.Equal("sqlite", config.GetString(plugin + ".table-mapping"));
+            Assert.True(config.GetBoolean(plugin + ".auto-initialize"));
+            Assert.Contains(Path.GetFullPath(Path.Combine("./data", "broker.db")), config.GetString(plugin + ".connection-string"), StringComparison.Ordinal);
+        }
+        Assert.Equal("Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql", config.GetString("akka.persistence.journal.sql.class"));
+        Assert.Equal("Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql", config.GetString("akka.persistence.snapshot-store.sql.class"));
+    }
+
+    [Fact]
+    public void Every_value_in_the_file_is_in_the_merged_configuration()
+    {
+        using var env = new EnvironmentScope();
+        var file = ConfigurationFactory.ParseString(FileText);
+        var merged = BrokerConfig.Load();
+        var leaves = Leaves(file.Root, "").ToList();
+        Assert.True(leaves.Count > 40, $"cluster.hocon has {leaves.Count} values");
+        foreach (var (path, value) in leaves)
+        {
+            // The node adds its own "node:NAME" role to the file's roles.
+            if (path == "akka.cluster.roles")
+            {
+                Assert.Subset(merged.GetStringList(path).ToHashSet(), file.GetStringList(path).ToHashSet());
+                continue;
+            }
+            Assert.True(merged.HasPath(path), $"{path} is missing");
+            var actual = merged.GetValue(path);
+            Assert.True(Render(value) == Render(actual), $"{path}: file says {Render(value)}, merged has {Render(actual)}");
+        }
+    }
+
+    private static IEnumerable<(string Path, HoconValue Value)> Leaves(HoconValue value, string prefix)
+    {
+        if (value.IsObject())
+        {
+            foreach (var (key, child) in value.GetObject().Items)
+            {
+                var segment = key.IndexOfAny(['.', ' ', ',', '"']) >= 0 ? "\"" + key + "\"" : key;
+                foreach (var leaf in Leaves(child, prefix.Length == 0 ? segment : prefix + "." + segment))
+                {
+                    yield return leaf;
+                }
+            }
+        }
+        else
+        {
+            yield return (prefix, value);
+        }
+    }
+
+    private static string Render(HoconValue v) =>
+        v.IsArray() ? "[" + string.Join(",", v.GetArray().Select(Render)) + "]" : v.GetString() ?? "null";
+
+    [Fact]
+    public void Environment_variables_override_the_file()
+    {
+        using var env = new EnvironmentScope(
+            ("BROKER_NODE_NAME", "edge \"7\""),
+            ("BROKER_HOST", "10.1.2.3"),
+            ("BROKER_MQTT_PORT", "11883"),
+            ("BROKER_AMQP_PORT", "15672"),
+            ("BROKER_ADMIN_PORT", "18082"),
+            ("BROKER_REMOTE_PORT", "12552"),
+            ("BROKER_SEED_NODES", "10.1.2.3:12552, 10.1.2.4:12552"),
+            ("BROKER_DATA_DIR", "/var/lib/broker"),
+            ("BROKER_DB_PROVIDER", "postgresql"),
+            ("BROKER_DB_CONNECTION", "Host=db;Username=broker"));
+        var config = BrokerConfig.Load();
+        var s = BrokerSettings.From(config);
+
+        Assert.Equal("edge \"7\"", s.NodeName);
+        Assert.Equal("10.1.2.3", s.Host);
+        Assert.Equal(11883, s.MqttPort);
+        Assert.Equal(15672, s.AmqpPort);
+        Assert.Equal(18082, s.AdminPort);
+        Assert.Equal(["10.1.2.3:12552", "10.1.2.4:12552"], s.SeedNodes);
+        Assert.Equal("/var/lib/broker", s.DataDir);
+        Assert.Equal("postgresql", s.DbProvider);
+        Assert.Equal("Host=db;Username=broker", s.DbConnection);
+
+        Assert.Equal("10.1.2.3", config.GetString("akka.remote.dot-netty.tcp.hostname"));
+        Assert.Equal(12552, config.GetInt("akka.remote.dot-netty.tcp.port"));
+        Assert.Equal(["akka.tcp://broker@10.1.2.3:12552", "akka.tcp://broker@10.1.2.4:12552"], config.GetStringList("akka.cluster.seed-nodes"));
+        Assert.Equal(["broker", "node:edge \"7\""], config.GetStringList("akka.cluster.roles"));
+        Assert.Equal("PostgreSQL", config.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal("postgresql", config.GetString("akka.persistence.journal.sql.table-mapping"));
+        Assert.Equal("Host=db;Username=broker", config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+        // Keys no variable names keep the file's value.
+        Assert.Equal(1048576, s.MaxPacketSize);
+        Assert.True(config.GetBoolean("akka.cluster.sharding.remember-entities"));
+    }
+
+    [Fact]
+    public void Data_dir_variable_moves_the_sqlite_file()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "broker-config-test");
+        using var env = new EnvironmentScope(("BROKER_DATA_DIR", dir));
+        var connection = BrokerConfig.Load().GetString("akka.persistence.journal.sql.connection-string");
+        Assert.Contains(Path.Combine(dir, "broker.db"), connection, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Caller_overrides_win_over_environment_variables()
+    {
+        using var env = new EnvironmentScope(("BROKER_MQTT_PORT", "11883"));
+        var s = BrokerSettings.From(BrokerConfig.Load("broker.mqtt-port = 0"));
+        Assert.Equal(0, s.MqttPort);
+    }
+
+    [Fact]
+    public void Variables_are_restored_after_a_scope()
+    {
+        var before = Environment.GetEnvironmentVariable("BROKER_MQTT_PORT");
+        using (new EnvironmentScope(("BROKER_MQTT_PORT", "2")))
+        {
+            Assert.Equal("2", Environment.GetEnvironmentVariable("BROKER_MQTT_PORT"));
+        }
+        Assert.Equal(before, Environment.GetEnvironmentVariable("BROKER_MQTT_PORT"));
+    }
+
+    [Fact]
+    public void Broker_config_variable_selects_another_file()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "broker-config-" + Guid.NewGuid().ToString("N") + ".hocon");
+        File.WriteAllText(path, FileText.Replace("mqtt-port = 1883", "mqtt-port = 2883", StringComparison.Ordinal));
+        try
+        {
+            using var env = new EnvironmentScope(("BROKER_CONFIG", path));
+            Assert.Equal(path, BrokerConfig.FindConfigFile());
+            Assert.Equal(2883, BrokerSettings.From(BrokerConfig.Load()).MqttPort);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Unknown_db_provider_is_refused()
+    {
+        using var env = new EnvironmentScope(("BROKER_DB_PROVIDER", "oracle"));
+        Assert.Throws<ConfigurationException>(() => BrokerConfig.Load());
+    }
+}
