@@ -124,6 +124,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SessionsPage("node-1", [], false);
         yield return new FindSession("who");
         yield return new SessionNotFound("who");
+        yield return new SessionProbe("$shard-probe-7");
+        yield return new SessionProbeAck("$shard-probe-7");
     }
 
     public static TheoryData<int> SampleIndexes()

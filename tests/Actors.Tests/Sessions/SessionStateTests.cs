@@ -432,7 +432,7 @@ public class SessionStateTests
     }
 
     [Fact]
-    public void Queue_bound_applies_beyond_a_full_window_while_connected()
+    public void Connected_session_queues_qos1_beyond_the_bound_but_drops_qos0_behind_a_full_queue()
     {
         var run = Connected(Limits with { MaxInflight = 1, MaxQueue = 2 });
         run.Subscribe(new Subscription("t", 1));
@@ -440,8 +440,11 @@ public class SessionStateTests
         {
             run.Deliver(Msg("t", "m" + i));
         }
+        run.Deliver(Msg("t", "q0", qos: 0));
         Assert.Single(run.State.Inflight);
-        Assert.Equal(["m2", "m3"], run.State.Queue.Select(e => Encoding.UTF8.GetString(e.Message.Payload)));
+        // Nothing acknowledged is dropped while the client is connected: the actor holds the publishers'
+        // acknowledgements back instead (flow control), and QoS 0 behind the full queue is dropped.
+        Assert.Equal(["m2", "m3", "m4"], run.State.Queue.Select(e => Encoding.UTF8.GetString(e.Message.Payload)));
     }
 
     [Fact]
