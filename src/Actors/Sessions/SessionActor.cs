@@ -35,7 +35,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private readonly BrokerServices _services;
     private readonly SessionLimits _limits;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly RouteCollector _collector = new();
+    private RouteCollector? _collector;
     private SessionState _state;
     private IActorRef? _connection;
     private string? _connectionId;
@@ -280,7 +280,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             return;
         }
         var msg = will.ExpirySeconds == 0 ? will.Message : will.Message with { ExpiresAtUnixMs = Now + will.ExpirySeconds * 1000L };
-        _services.Router.Route(msg, _collector, 0, Self);
+        _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self);
         Commit(_state.OnWillPublished(), Self, 0);
     }
 

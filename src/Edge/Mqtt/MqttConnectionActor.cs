@@ -17,7 +17,7 @@ namespace Broker.Edge.Mqtt;
 /// session actor; this actor turns its messages into packets. A PUBACK/PUBREC goes to the publisher only
 /// after every matching session (and the retained store) has answered that the message is durable.
 /// </summary>
-internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
 {
     private sealed record KeepAliveTick
     {
@@ -51,13 +51,15 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     private readonly BrokerServices _services;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _connectionId;
-    private readonly RouteCollector _collector = new();
-    private readonly Dictionary<long, PendingPublish> _pending = [];
-    private readonly HashSet<ushort> _qos2Routing = [];
-    private readonly HashSet<ushort> _qos2Recorded = [];
-    private readonly HashSet<ushort> _selfAcked = [];
-    private readonly Dictionary<ushort, string> _topicAliases = [];
-    private readonly MqttPublishPacket _outPublish = new();
+    private RouteCollector? _collector;
+    private Dictionary<long, PendingPublish>? _pending;
+    private HashSet<ushort>? _qos2Routing;
+    private HashSet<ushort>? _qos2Recorded;
+    private HashSet<ushort>? _selfAcked;
+    private Dictionary<ushort, string>? _topicAliases;
+    private MqttPublishPacket? _outPublish;
+    private List<MqttPacket>? _early;
+    private Phase _phase;
     private MqttProtocolVersion _version;
     private string _clientId = "";
     private bool _connected;
@@ -75,7 +77,6 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     private bool _requestResponse;
     private bool _sessionAttached;
 
-    public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(MqttTransport transport, BrokerServices services) =>
@@ -87,103 +88,111 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         _services = services;
         _connectionId = Guid.NewGuid().ToString("N");
         Timers.StartSingleTimer("connect", ConnectDeadline.Instance, services.Settings.ConnectTimeout);
-        AwaitingConnect();
     }
 
     private bool IsV5 => _version == MqttProtocolVersion.V500;
 
     private static long NowMs => Environment.TickCount64;
 
-    // ------------------------------------------------------------------ states
+    // ------------------------------------------------------------------ dispatch
 
-    private void AwaitingConnect()
+    private enum Phase : byte
     {
-        Receive<InboundConnect>(c => OnConnect(c.Packet, c.Version));
-        Receive<UnsupportedProtocol>(u =>
-        {
-            // MQTT 3.1.1 CONNACK, return code 0x01 (unacceptable protocol level): 20 02 00 01.
-            _transport.SendRaw([0x20, 0x02, 0x00, 0x01]);
-            Close(null, $"unsupported protocol level {u.Level}");
-        });
-        Receive<IdentifierRejected>(_ =>
-        {
-            // MQTT 3.1.1 CONNACK, return code 0x02 (identifier rejected): 20 02 00 02.
-            _transport.SendRaw([0x20, 0x02, 0x00, 0x02]);
-            Close(null, "empty client id without clean session");
-        });
-        CommonClosing();
+        AwaitingConnect,
+        AwaitingSession,
+        Connected,
     }
 
-    private void AwaitingSession()
+    /// <summary>
+    /// One switch instead of per-state handler tables: an idle connection is mostly this object, so it is
+    /// kept small (collections are created on first use, too).
+    /// </summary>
+    protected override void OnReceive(object message)
     {
-        Receive<ConnectAccepted>(a => a.ConnectionId == _connectionId, OnConnectAccepted);
-        Receive<SessionTakenOver>(t => t.ConnectionId == _connectionId, _ => Close(0x8E, "session taken over"));
-        Receive<InboundPacket>(_ => Stash.Stash());
-        Receive<InboundConnect>(_ => Close(0x82, "second CONNECT"));
-        Receive<ConnectDeadline>(_ =>
+        switch (message)
         {
-            SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
-            Close(null, "session did not answer");
-        });
-        CommonClosing();
-    }
-
-    private void Connected()
-    {
-        Receive<InboundPacket>(p => OnPacket(p.Packet));
-        Receive<InboundConnect>(_ => Close(0x82, "second CONNECT"));
-        Receive<SendPublish>(OnSendPublish);
-        Receive<SendPubRel>(r =>
-        {
-            if (_selfAcked.Remove(r.PacketId))
-            {
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, r.PacketId));
-                return;
-            }
-            Send(new MqttPubRelPacket { PacketIdentifier = r.PacketId });
-        });
-        Receive<DeliverAck>(OnDeliverAck);
-        Receive<SubscribeDone>(d => Send(new MqttSubAckPacket
-        {
-            PacketIdentifier = d.PacketId,
-            ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)],
-        }));
-        Receive<UnsubscribeDone>(d => Send(new MqttUnsubAckPacket
-        {
-            PacketIdentifier = d.PacketId,
-            ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttUnsubscribeReasonCode)c)],
-        }));
-        Receive<InboundQos2Done>(OnInboundQos2Done);
-        Receive<SessionTakenOver>(t => t.ConnectionId == _connectionId, _ => Close(0x8E, "session taken over"));
-        Receive<KeepAliveTick>(_ =>
-        {
-            if (_keepAlive > 0 && NowMs - _lastPacketAt > _keepAlive * 1500L)
-            {
-                Close(0x8D, "keep alive timeout");
-            }
-        });
-        CommonClosing();
-    }
-
-    private void CommonClosing()
-    {
-        Receive<TransportError>(e => Close(e.ReasonCode, e.Message));
-        Receive<TransportClosed>(_ => Context.Stop(Self));
-        Receive<CloseDeadline>(_ =>
-        {
-            // The client did not take our last packets within the deadline: drop the socket.
-            _transport.Abort();
-            Context.Stop(Self);
-        });
-        Receive<ConnectDeadline>(_ =>
-        {
-            if (!_connected)
-            {
+            case InboundPacket p when _phase == Phase.Connected:
+                OnPacket(p.Packet);
+                break;
+            case InboundPacket p:
+                // Packets pipelined behind CONNECT wait for the session's answer.
+                (_early ??= []).Add(p.Packet);
+                break;
+            case InboundConnect c when _phase == Phase.AwaitingConnect:
+                OnConnect(c.Packet, c.Version);
+                break;
+            case InboundConnect:
+                Close(0x82, "second CONNECT");
+                break;
+            case UnsupportedProtocol u:
+                // MQTT 3.1.1 CONNACK, return code 0x01 (unacceptable protocol level): 20 02 00 01.
+                _transport.SendRaw([0x20, 0x02, 0x00, 0x01]);
+                Close(null, $"unsupported protocol level {u.Level}");
+                break;
+            case IdentifierRejected:
+                // MQTT 3.1.1 CONNACK, return code 0x02 (identifier rejected): 20 02 00 02.
+                _transport.SendRaw([0x20, 0x02, 0x00, 0x02]);
+                Close(null, "empty client id without clean session");
+                break;
+            case ConnectAccepted a when _phase == Phase.AwaitingSession && a.ConnectionId == _connectionId:
+                OnConnectAccepted(a);
+                break;
+            case SessionTakenOver t when t.ConnectionId == _connectionId:
+                Close(0x8E, "session taken over");
+                break;
+            case SendPublish p when _phase == Phase.Connected:
+                OnSendPublish(p);
+                break;
+            case SendPubRel r when _phase == Phase.Connected:
+                if (_selfAcked?.Remove(r.PacketId) == true)
+                {
+                    _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, r.PacketId));
+                }
+                else
+                {
+                    Send(new MqttPubRelPacket { PacketIdentifier = r.PacketId });
+                }
+                break;
+            case DeliverAck a:
+                OnDeliverAck(a);
+                break;
+            case SubscribeDone d when _phase == Phase.Connected:
+                Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
+                break;
+            case UnsubscribeDone d when _phase == Phase.Connected:
+                Send(new MqttUnsubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttUnsubscribeReasonCode)c)] });
+                break;
+            case InboundQos2Done d when _phase == Phase.Connected:
+                OnInboundQos2Done(d);
+                break;
+            case KeepAliveTick:
+                if (_keepAlive > 0 && NowMs - _lastPacketAt > _keepAlive * 1500L)
+                {
+                    Close(0x8D, "keep alive timeout");
+                }
+                break;
+            case ConnectDeadline when _phase == Phase.AwaitingSession:
+                SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
+                Close(null, "session did not answer");
+                break;
+            case ConnectDeadline when _phase == Phase.AwaitingConnect:
                 Close(null, "no CONNECT in time");
-            }
-        });
-        Receive<ServerShutdown>(_ => Close(0x8B, "server shutting down"));
-        ReceiveAny(_ => { });
+                break;
+            case TransportError e:
+                Close(e.ReasonCode, e.Message);
+                break;
+            case TransportClosed:
+                Context.Stop(Self);
+                break;
+            case CloseDeadline:
+                // The client did not take our last packets within the deadline: drop the socket.
+                _transport.Abort();
+                Context.Stop(Self);
+                break;
+            case ServerShutdown:
+                Close(0x8B, "server shutting down");
+                break;
+        }
     }
 
     // ------------------------------------------------------------------ CONNECT
@@ -247,7 +256,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         _services.SessionRegion.Tell(new Connect(clientId, _connectionId, info, Self));
         _sessionAttached = true;
-        Become(AwaitingSession);
+        _phase = Phase.AwaitingSession;
     }
 
     private void OnConnectAccepted(ConnectAccepted a)
@@ -256,7 +265,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         _connected = true;
         foreach (var pid in a.PendingInboundQos2)
         {
-            _qos2Recorded.Add(pid);
+            (_qos2Recorded ??= []).Add(pid);
         }
         SendConnAck(0x00, a.SessionPresent, _assignedClientId);
         if (_keepAlive > 0)
@@ -264,8 +273,15 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             var period = TimeSpan.FromMilliseconds(Math.Max(250, _keepAlive * 250));
             Timers.StartPeriodicTimer("keepalive", KeepAliveTick.Instance, period);
         }
-        Become(Connected);
-        Stash.UnstashAll();
+        _phase = Phase.Connected;
+        if (_early is { } early)
+        {
+            _early = null;
+            foreach (var packet in early)
+            {
+                OnPacket(packet);
+            }
+        }
     }
 
     private void SendConnAck(byte code, bool sessionPresent, string? assignedClientId)
@@ -373,7 +389,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             }
             if (string.IsNullOrEmpty(topic))
             {
-                if (!_topicAliases.TryGetValue(p.TopicAlias, out var known))
+                if (_topicAliases is null || !_topicAliases.TryGetValue(p.TopicAlias, out var known))
                 {
                     Close(0x82, "unknown topic alias");
                     return;
@@ -382,7 +398,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             }
             else
             {
-                _topicAliases[p.TopicAlias] = topic;
+                (_topicAliases ??= [])[p.TopicAlias] = topic;
             }
         }
         if (!TopicFilter.IsValidTopicName(topic))
@@ -396,10 +412,10 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             Close(0x82, "QoS > 0 without packet identifier");
             return;
         }
-        if (qos == 2 && (_qos2Recorded.Contains(p.PacketIdentifier) || _qos2Routing.Contains(p.PacketIdentifier)))
+        if (qos == 2 && (_qos2Recorded?.Contains(p.PacketIdentifier) == true || _qos2Routing?.Contains(p.PacketIdentifier) == true))
         {
             // A resent QoS 2 PUBLISH: it was routed once already; confirm again without routing.
-            if (_qos2Recorded.Contains(p.PacketIdentifier))
+            if (_qos2Recorded?.Contains(p.PacketIdentifier) == true)
             {
                 Send(new MqttPubRecPacket { PacketIdentifier = p.PacketIdentifier });
             }
@@ -424,14 +440,14 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
             ToUserProperties(p.UserProperties),
             _clientId);
         var correlation = qos == 0 ? 0 : ++_nextCorrelation;
-        var routed = _services.Router.Route(msg, _collector, correlation, Self);
+        var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), correlation, Self);
         if (qos == 0)
         {
             return;
         }
         if (qos == 2)
         {
-            _qos2Routing.Add(p.PacketIdentifier);
+            (_qos2Routing ??= []).Add(p.PacketIdentifier);
         }
         var pending = new PendingPublish(p.PacketIdentifier, qos, routed.Acks, routed.Sessions == 0);
         if (routed.Acks == 0)
@@ -440,13 +456,13 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         }
         else
         {
-            _pending[correlation] = pending;
+            (_pending ??= [])[correlation] = pending;
         }
     }
 
     private void OnDeliverAck(DeliverAck ack)
     {
-        if (_pending.TryGetValue(ack.Correlation, out var p) && --p.Remaining == 0)
+        if (_pending is not null && _pending.TryGetValue(ack.Correlation, out var p) && --p.Remaining == 0)
         {
             _pending.Remove(ack.Correlation);
             Acknowledge(p);
@@ -473,12 +489,12 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
     {
         if (!d.Release)
         {
-            _qos2Routing.Remove(d.PacketId);
-            _qos2Recorded.Add(d.PacketId);
+            _qos2Routing?.Remove(d.PacketId);
+            (_qos2Recorded ??= []).Add(d.PacketId);
             Send(new MqttPubRecPacket { PacketIdentifier = d.PacketId });
             return;
         }
-        if (_qos2Recorded.Remove(d.PacketId))
+        if (_qos2Recorded?.Remove(d.PacketId) == true)
         {
             _inboundUnacked--;
         }
@@ -487,7 +503,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
 
     private void OnPubRel(MqttPubRelPacket rel)
     {
-        if (_qos2Recorded.Contains(rel.PacketIdentifier))
+        if (_qos2Recorded?.Contains(rel.PacketIdentifier) == true)
         {
             _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, rel.PacketIdentifier, Release: true));
         }
@@ -537,7 +553,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
         {
             return; // slow consumer: QoS 0 is best effort
         }
-        var p = _outPublish;
+        var p = _outPublish ??= new MqttPublishPacket();
         p.Topic = msg.Topic;
         p.Payload = new ReadOnlySequence<byte>(msg.Payload);
         p.QualityOfServiceLevel = (MqttQualityOfServiceLevel)s.Qos;
@@ -577,7 +593,7 @@ internal sealed class MqttConnectionActor : ReceiveActor, IWithUnboundedStash, I
                 _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubAck, s.PacketId));
                 break;
             case 2:
-                _selfAcked.Add(s.PacketId);
+                (_selfAcked ??= []).Add(s.PacketId);
                 _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubRec, s.PacketId));
                 break;
         }

@@ -40,7 +40,8 @@ internal sealed class MqttTransport
 {
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
-    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+    // Small segments: an idle connection keeps at most one, and bursts simply chain more of them.
+    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
     private long _pendingBytes;
     private int _closed;
 
