@@ -275,6 +275,62 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await client.DisconnectAsync();
     }
 
+    [Fact]
+    public async Task Silent_client_is_disconnected_after_one_and_a_half_keep_alives_with_0x8D_and_its_will()
+    {
+        var willTopic = Id("ka");
+        var id = Id("silent");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        await watcher.SubscribeAsync(willTopic);
+
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync("127.0.0.1", fixture.Port);
+        var stream = socket.GetStream();
+        var body = new List<byte> { 0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x05 };
+        body.Add(0x06);                 // flags: clean start, will flag, will QoS 0
+        body.AddRange([0x00, 0x01]);    // keep alive 1 s
+        body.Add(0x00);                 // no CONNECT properties
+        AddString(body, id);            // client identifier
+        body.Add(0x00);                 // no will properties
+        AddString(body, willTopic);     // will topic
+        AddString(body, "timed-out");   // will payload
+        await stream.WriteAsync(new byte[] { 0x10, (byte)body.Count }.Concat(body).ToArray());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header, cts.Token);
+        Assert.Equal(0x20, header[0]); // CONNACK
+        await stream.ReadExactlyAsync(new byte[header[1]], cts.Token);
+
+        // Silence: no PINGREQ. The broker closes after 1.5 × 1 s with DISCONNECT 0x8D.
+        await stream.ReadExactlyAsync(header, cts.Token);
+        Assert.Equal(0xE0, header[0]);
+        var disconnect = new byte[header[1]];
+        await stream.ReadExactlyAsync(disconnect, cts.Token);
+        Assert.Equal(0x8D, disconnect[0]);
+        Assert.Equal(0, await stream.ReadAsync(new byte[1], cts.Token));
+        Assert.Equal("timed-out", Encoding.UTF8.GetString(watcher.Next().Payload));
+    }
+
+    [Fact]
+    public async Task Taken_over_connection_publishes_its_will_when_the_will_delay_is_zero()
+    {
+        var willTopic = Id("tw");
+        var id = Id("twice");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        await watcher.SubscribeAsync(willTopic);
+        await using var first = await TestClient.ConnectAsync(fixture.Port, id, configure: b => b.WithWillTopic(willTopic).WithWillPayload("first-gone"));
+        await using var second = await TestClient.ConnectAsync(fixture.Port, id);
+        Assert.Equal("first-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
+    }
+
+    private static void AddString(List<byte> bytes, string value)
+    {
+        var utf8 = Encoding.UTF8.GetBytes(value);
+        bytes.Add((byte)(utf8.Length >> 8));
+        bytes.Add((byte)utf8.Length);
+        bytes.AddRange(utf8);
+    }
+
     /// <summary>Closes the client's socket without DISCONNECT, as a crashing device would.</summary>
     private static async Task RawDrop(TestClient c)
     {
