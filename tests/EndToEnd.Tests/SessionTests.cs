@@ -323,6 +323,29 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         Assert.Equal("first-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
     }
 
+    [Fact]
+    public async Task Packet_over_the_maximum_size_is_refused_from_its_header_with_disconnect_0x95()
+    {
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync("127.0.0.1", fixture.Port);
+        var stream = socket.GetStream();
+        var body = new List<byte> { 0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x05, 0x02, 0x00, 0x3C, 0x00 };
+        AddString(body, Id("huge"));
+        await stream.WriteAsync(new byte[] { 0x10, (byte)body.Count }.Concat(body).ToArray());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header, cts.Token);
+        await stream.ReadExactlyAsync(new byte[header[1]], cts.Token);
+        // PUBLISH declaring 2,000,000 bytes (remaining length 80 89 7A) and no body: the 1 MiB limit
+        // is enforced from the header alone, before any of it is buffered.
+        await stream.WriteAsync(new byte[] { 0x30, 0x80, 0x89, 0x7A });
+        await stream.ReadExactlyAsync(header, cts.Token);
+        Assert.Equal(0xE0, header[0]);
+        var disconnect = new byte[header[1]];
+        await stream.ReadExactlyAsync(disconnect, cts.Token);
+        Assert.Equal(0x95, disconnect[0]);
+    }
+
     private static void AddString(List<byte> bytes, string value)
     {
         var utf8 = Encoding.UTF8.GetBytes(value);
