@@ -19,7 +19,6 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     private static readonly string[] SubscriptionFields =
         ["filter", "qos", "no_local", "retain_as_published", "retain_handling", "consumer_group", "subscription_id"];
 
-    private static string Id(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
 
     private int Port => fixture.Node.MqttPort;
 
@@ -65,7 +64,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Connected_mqtt5_session_has_every_field_of_the_contract()
     {
-        var id = Id("fields");
+        var id = Ids.New("fields");
         await using var c = await TestClient.ConnectAsync(Port, id, MqttProtocolVersion.V500, clean: true, sessionExpiry: 120,
             configure: b => b.WithReceiveMaximum(10).WithMaximumPacketSize(4096).WithTopicAliasMaximum(5)
                 .WithRequestProblemInformation(true).WithRequestResponseInformation(true).WithWillTopic("wills/" + id).WithWillPayload("bye"));
@@ -117,12 +116,12 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Disconnected_persistent_311_session_is_listed_with_its_offline_queue()
     {
-        var id = Id("offline");
-        var topic = Id("q");
+        var id = Ids.New("offline");
+        var topic = Ids.New("q");
         var c = await TestClient.ConnectAsync(Port, id, MqttProtocolVersion.V311, clean: false);
         await c.SubscribeAsync(topic);
         await c.DisposeAsync();
-        await using var pub = await TestClient.ConnectAsync(Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(Port, Ids.New("pub"));
         await Wait.UntilAsync(async () => (await Detail(id)).GetProperty("state").GetString() == "disconnected", TimeSpan.FromSeconds(10), "disconnect seen");
         for (var i = 0; i < 4; i++)
         {
@@ -148,8 +147,8 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Inflight_and_queue_counts_follow_the_client_receive_maximum()
     {
-        var id = Id("window");
-        var topic = Id("w");
+        var id = Ids.New("window");
+        var topic = Ids.New("w");
         var factory = new MqttClientFactory();
         using var slow = factory.CreateMqttClient();
         slow.ApplicationMessageReceivedAsync += e =>
@@ -160,7 +159,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
         await slow.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithClientId(id)
             .WithProtocolVersion(MqttProtocolVersion.V500).WithReceiveMaximum(2).Build());
         await slow.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await using var pub = await TestClient.ConnectAsync(Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(Port, Ids.New("pub"));
         for (var i = 0; i < 5; i++)
         {
             await pub.PublishAsync(topic, "m" + i);
@@ -174,7 +173,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Paging_returns_every_session_once_in_client_id_order()
     {
-        var prefix = Id("page") + "-";
+        var prefix = Ids.New("page") + "-";
         var clients = new List<TestClient>();
         for (var i = 0; i < 23; i++)
         {
@@ -203,7 +202,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Paging_while_sessions_come_and_go_returns_each_stable_session_exactly_once()
     {
-        var prefix = Id("churn") + "-";
+        var prefix = Ids.New("churn") + "-";
         var stable = new List<TestClient>();
         for (var i = 0; i < 20; i += 2)
         {
@@ -242,7 +241,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Client_id_with_a_slash_is_found_url_encoded()
     {
-        var id = Id("site") + "/device/7";
+        var id = Ids.New("site") + "/device/7";
         await using var c = await TestClient.ConnectAsync(Port, id);
         var s = await Detail(id);
         Assert.Equal(id, s.GetProperty("client_id").GetString());
@@ -289,7 +288,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
     [Fact]
     public async Task Clean_session_disappears_after_disconnect()
     {
-        var id = Id("gone");
+        var id = Ids.New("gone");
         var c = await TestClient.ConnectAsync(Port, id);
         await Detail(id);
         await c.DisposeAsync();

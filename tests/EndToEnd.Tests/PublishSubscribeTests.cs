@@ -9,7 +9,6 @@ namespace Broker.EndToEnd.Tests;
 
 public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<NodeFixture>
 {
-    private static string Id(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
 
     [Theory]
     [InlineData(MqttProtocolVersion.V311, MqttQualityOfServiceLevel.AtMostOnce)]
@@ -21,10 +20,10 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [InlineData(MqttProtocolVersion.V310, MqttQualityOfServiceLevel.AtLeastOnce)]
     public async Task Message_reaches_subscriber_at_each_qos(MqttProtocolVersion version, MqttQualityOfServiceLevel qos)
     {
-        var topic = Id("t") + "/x";
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"), version);
+        var topic = Ids.New("t") + "/x";
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"), version);
         await sub.SubscribeAsync(topic, qos);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"), version);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"), version);
         for (var i = 0; i < 20; i++)
         {
             var result = await pub.PublishAsync(topic, "m" + i, qos);
@@ -43,10 +42,10 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Qos_is_downgraded_to_the_subscription_maximum()
     {
-        var topic = Id("down");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var topic = Ids.New("down");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(topic, "x", MqttQualityOfServiceLevel.ExactlyOnce);
         Assert.Equal(MqttQualityOfServiceLevel.AtLeastOnce, sub.Next().QualityOfServiceLevel);
     }
@@ -54,11 +53,11 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Wildcards_match_and_dollar_topics_are_not_matched_by_leading_wildcards()
     {
-        var root = Id("w");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var root = Ids.New("w");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(root + "/+/temp");
         await sub.SubscribeAsync("#");
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync("$SYS/" + root, "hidden");
         await pub.PublishAsync(root + "/room1/temp", "21");
         var m = sub.Next();
@@ -71,15 +70,15 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Overlapping_subscriptions_give_one_copy_with_every_subscription_identifier()
     {
-        var root = Id("ov");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var root = Ids.New("ov");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.Client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter(f => f.WithTopic(root + "/#").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtMostOnce))
             .WithSubscriptionIdentifier(7).Build());
         await sub.Client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter(f => f.WithTopic(root + "/a").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.ExactlyOnce))
             .WithSubscriptionIdentifier(9).Build());
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(root + "/a", "x", MqttQualityOfServiceLevel.ExactlyOnce);
         var m = sub.Next();
         Assert.Equal(MqttQualityOfServiceLevel.ExactlyOnce, m.QualityOfServiceLevel);
@@ -90,10 +89,10 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Messages_from_one_publisher_arrive_in_order()
     {
-        var topic = Id("order");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var topic = Ids.New("order");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic, MqttQualityOfServiceLevel.ExactlyOnce);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         var sends = new List<Task>();
         for (var i = 0; i < 300; i++)
         {
@@ -109,10 +108,10 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Mqtt5_properties_pass_through_unchanged()
     {
-        var topic = Id("props");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var topic = Ids.New("props");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         var msg = new MqttApplicationMessageBuilder()
             .WithTopic(topic)
             .WithPayload("{}")
@@ -138,11 +137,11 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task No_local_subscription_does_not_receive_own_messages()
     {
-        var topic = Id("nolocal");
-        await using var c = await TestClient.ConnectAsync(fixture.Port, Id("self"));
+        var topic = Ids.New("nolocal");
+        await using var c = await TestClient.ConnectAsync(fixture.Port, Ids.New("self"));
         await c.Client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter(f => f.WithTopic(topic).WithNoLocal(true).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)).Build());
-        await using var other = await TestClient.ConnectAsync(fixture.Port, Id("other"));
+        await using var other = await TestClient.ConnectAsync(fixture.Port, Ids.New("other"));
         await c.PublishAsync(topic, "mine");
         await other.PublishAsync(topic, "theirs");
         Assert.Equal("theirs", Encoding.UTF8.GetString(c.Next().Payload));
@@ -152,13 +151,13 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Shared_subscription_gives_each_message_to_one_member_round_robin()
     {
-        var topic = Id("shared");
-        var group = Id("g");
-        await using var a = await TestClient.ConnectAsync(fixture.Port, Id("a"));
-        await using var b = await TestClient.ConnectAsync(fixture.Port, Id("b"));
+        var topic = Ids.New("shared");
+        var group = Ids.New("g");
+        await using var a = await TestClient.ConnectAsync(fixture.Port, Ids.New("a"));
+        await using var b = await TestClient.ConnectAsync(fixture.Port, Ids.New("b"));
         await a.SubscribeAsync($"$share/{group}/{topic}");
         await b.SubscribeAsync($"$share/{group}/{topic}");
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         for (var i = 0; i < 10; i++)
         {
             await pub.PublishAsync(topic, "m" + i);
@@ -176,13 +175,13 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     [Fact]
     public async Task Unsubscribe_stops_delivery()
     {
-        var topic = Id("unsub");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var topic = Ids.New("unsub");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic);
         var result = await sub.Client.UnsubscribeAsync(new MqttClientUnsubscribeOptionsBuilder().WithTopicFilter(topic).WithTopicFilter("never/" + topic).Build());
         Assert.Equal(MqttClientUnsubscribeResultCode.Success, result.Items.First().ResultCode);
         Assert.Equal(MqttClientUnsubscribeResultCode.NoSubscriptionExisted, result.Items.Last().ResultCode);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         var ack = await pub.PublishAsync(topic, "x");
         Assert.Equal(MqttClientPublishReasonCode.NoMatchingSubscribers, ack.ReasonCode);
         sub.ExpectNothing(TimeSpan.FromMilliseconds(300));

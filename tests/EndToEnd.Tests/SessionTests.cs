@@ -8,21 +8,20 @@ namespace Broker.EndToEnd.Tests;
 
 public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixture>
 {
-    private static string Id(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
 
     [Theory]
     [InlineData(MqttProtocolVersion.V311)]
     [InlineData(MqttProtocolVersion.V500)]
     public async Task Persistent_session_keeps_subscriptions_and_queues_qos1_and_qos2_while_offline(MqttProtocolVersion version)
     {
-        var id = Id("persist");
-        var topic = Id("p");
+        var id = Ids.New("persist");
+        var topic = Ids.New("p");
         var sub = await TestClient.ConnectAsync(fixture.Port, id, version, clean: false, sessionExpiry: 3600);
         Assert.False(sub.LastConnect!.IsSessionPresent);
         await sub.SubscribeAsync(topic, MqttQualityOfServiceLevel.ExactlyOnce);
         await sub.DisposeAsync();
 
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"), version);
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"), version);
         // QoS 0 first: the acknowledged QoS 1/2 publishes after it prove it was routed before the reconnect.
         await pub.PublishAsync(topic, "qos0 is not queued", MqttQualityOfServiceLevel.AtMostOnce);
         for (var i = 0; i < 30; i++)
@@ -45,14 +44,14 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Clean_start_discards_the_previous_session()
     {
-        var id = Id("clean");
-        var topic = Id("c");
+        var id = Ids.New("clean");
+        var topic = Ids.New("c");
         var first = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 3600);
         await first.SubscribeAsync(topic);
         await first.DisposeAsync();
         await using var second = await TestClient.ConnectAsync(fixture.Port, id, clean: true, sessionExpiry: 0);
         Assert.False(second.LastConnect!.IsSessionPresent);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(topic, "x");
         second.ExpectNothing(TimeSpan.FromMilliseconds(300));
     }
@@ -60,7 +59,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Same_client_id_takes_over_and_the_old_connection_gets_disconnect_0x8E()
     {
-        var id = Id("takeover");
+        var id = Ids.New("takeover");
         await using var old = await TestClient.ConnectAsync(fixture.Port, id);
         var reason = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
         old.Client.DisconnectedAsync += e =>
@@ -78,15 +77,15 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [InlineData(MqttProtocolVersion.V500)]
     public async Task Will_is_published_when_the_connection_drops_but_not_on_disconnect(MqttProtocolVersion version)
     {
-        var willTopic = Id("will");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        var willTopic = Ids.New("will");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
         await watcher.SubscribeAsync(willTopic);
 
-        var polite = await TestClient.ConnectAsync(fixture.Port, Id("polite"), version,
+        var polite = await TestClient.ConnectAsync(fixture.Port, Ids.New("polite"), version,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("polite-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
         await polite.DisposeAsync();
 
-        var rude = await TestClient.ConnectAsync(fixture.Port, Id("rude"), version,
+        var rude = await TestClient.ConnectAsync(fixture.Port, Ids.New("rude"), version,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("rude-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
         await RawDrop(rude);
 
@@ -97,9 +96,9 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Will_delay_is_cancelled_by_a_reconnect_within_the_delay()
     {
-        var willTopic = Id("delayed");
-        var id = Id("flaky");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        var willTopic = Ids.New("delayed");
+        var id = Ids.New("flaky");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
         await watcher.SubscribeAsync(willTopic);
         var flaky = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("late").WithWillDelayInterval(30));
@@ -107,7 +106,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await using var back = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60);
         watcher.ExpectNothing(TimeSpan.FromMilliseconds(500));
 
-        var quick = await TestClient.ConnectAsync(fixture.Port, Id("quick"), clean: false, sessionExpiry: 60,
+        var quick = await TestClient.ConnectAsync(fixture.Port, Ids.New("quick"), clean: false, sessionExpiry: 60,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("after-1s").WithWillDelayInterval(1));
         await RawDrop(quick);
         Assert.Equal("after-1s", Encoding.UTF8.GetString(watcher.Next(TimeSpan.FromSeconds(10)).Payload));
@@ -116,12 +115,12 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Retained_messages_are_stored_replaced_deleted_and_sent_on_subscribe()
     {
-        var topic = Id("ret") + "/state";
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        var topic = Ids.New("ret") + "/state";
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(topic, "v1", retain: true);
         await pub.PublishAsync(topic, "v2", retain: true);
 
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic.Split('/')[0] + "/+");
         var m = sub.Next();
         Assert.Equal("v2", Encoding.UTF8.GetString(m.Payload));
@@ -131,7 +130,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await pub.PublishAsync(topic, "v3", retain: true);
         Assert.False(sub.Next().Retain);
 
-        await using var rap = await TestClient.ConnectAsync(fixture.Port, Id("rap"));
+        await using var rap = await TestClient.ConnectAsync(fixture.Port, Ids.New("rap"));
         await rap.Client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter(f => f.WithTopic(topic).WithRetainAsPublished(true).WithRetainHandling(MqttRetainHandling.DoNotSendOnSubscribe)).Build());
         rap.ExpectNothing(TimeSpan.FromMilliseconds(300));
@@ -139,7 +138,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         Assert.True(rap.Next().Retain);
 
         await pub.PublishAsync(topic, "", retain: true);
-        await using var late = await TestClient.ConnectAsync(fixture.Port, Id("late"));
+        await using var late = await TestClient.ConnectAsync(fixture.Port, Ids.New("late"));
         await late.SubscribeAsync(topic);
         late.ExpectNothing(TimeSpan.FromMilliseconds(300));
     }
@@ -174,7 +173,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Connack_carries_server_limits_and_response_information()
     {
-        await using var c = await TestClient.ConnectAsync(fixture.Port, Id("limits"), configure: b => b.WithRequestResponseInformation(true));
+        await using var c = await TestClient.ConnectAsync(fixture.Port, Ids.New("limits"), configure: b => b.WithRequestResponseInformation(true));
         var r = c.LastConnect!;
         Assert.Equal(1048576u, r.MaximumPacketSize);
         Assert.True(r.ReceiveMaximum > 0);
@@ -187,10 +186,10 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Inbound_topic_alias_resolves_to_the_registered_topic()
     {
-        var topic = Id("alias");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("sub"));
+        var topic = Ids.New("alias");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("sub"));
         await sub.SubscribeAsync(topic);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithTopicAlias(3).WithPayload("first").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("").WithTopicAlias(3).WithPayload("second").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         Assert.Equal("first", Encoding.UTF8.GetString(sub.Next().Payload));
@@ -202,10 +201,10 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Message_larger_than_the_client_maximum_packet_size_is_skipped()
     {
-        var topic = Id("big");
-        await using var sub = await TestClient.ConnectAsync(fixture.Port, Id("small"), configure: b => b.WithMaximumPacketSize(512));
+        var topic = Ids.New("big");
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, Ids.New("small"), configure: b => b.WithMaximumPacketSize(512));
         await sub.SubscribeAsync(topic);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(topic, new string('x', 2000));
         await pub.PublishAsync(topic, "fits");
         Assert.Equal("fits", Encoding.UTF8.GetString(sub.Next().Payload));
@@ -214,12 +213,12 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Expired_messages_are_not_delivered_from_the_offline_queue()
     {
-        var id = Id("exp");
-        var topic = Id("e");
+        var id = Ids.New("exp");
+        var topic = Ids.New("e");
         var sub = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 600);
         await sub.SubscribeAsync(topic);
         await sub.DisposeAsync();
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("short").WithMessageExpiryInterval(1).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("long").WithMessageExpiryInterval(600).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         // The expiry interval has to pass in real time before the client comes back.
@@ -234,7 +233,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Receive_maximum_limits_unacknowledged_deliveries_and_the_rest_waits()
     {
-        var topic = Id("rm");
+        var topic = Ids.New("rm");
         var held = new List<MqttApplicationMessageReceivedEventArgs>();
         var factory = new MqttClientFactory();
         using var client = factory.CreateMqttClient();
@@ -247,10 +246,10 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
             }
             return Task.CompletedTask;
         };
-        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", fixture.Port).WithClientId(Id("slow"))
+        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", fixture.Port).WithClientId(Ids.New("slow"))
             .WithProtocolVersion(MqttProtocolVersion.V500).WithReceiveMaximum(2).Build());
         await client.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await using var pub = await TestClient.ConnectAsync(fixture.Port, Id("pub"));
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         for (var i = 0; i < 5; i++)
         {
             await pub.PublishAsync(topic, "m" + i);
@@ -278,9 +277,9 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Silent_client_is_disconnected_after_one_and_a_half_keep_alives_with_0x8D_and_its_will()
     {
-        var willTopic = Id("ka");
-        var id = Id("silent");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        var willTopic = Ids.New("ka");
+        var id = Ids.New("silent");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
         await watcher.SubscribeAsync(willTopic);
 
         using var socket = new System.Net.Sockets.TcpClient();
@@ -314,9 +313,9 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     [Fact]
     public async Task Taken_over_connection_publishes_its_will_when_the_will_delay_is_zero()
     {
-        var willTopic = Id("tw");
-        var id = Id("twice");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Id("watch"));
+        var willTopic = Ids.New("tw");
+        var id = Ids.New("twice");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
         await watcher.SubscribeAsync(willTopic);
         await using var first = await TestClient.ConnectAsync(fixture.Port, id, configure: b => b.WithWillTopic(willTopic).WithWillPayload("first-gone"));
         await using var second = await TestClient.ConnectAsync(fixture.Port, id);
@@ -330,7 +329,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await socket.ConnectAsync("127.0.0.1", fixture.Port);
         var stream = socket.GetStream();
         var body = new List<byte> { 0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x05, 0x02, 0x00, 0x3C, 0x00 };
-        AddString(body, Id("huge"));
+        AddString(body, Ids.New("huge"));
         await stream.WriteAsync(new byte[] { 0x10, (byte)body.Count }.Concat(body).ToArray());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var header = new byte[2];

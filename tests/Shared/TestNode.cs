@@ -176,3 +176,9 @@ public static class Wait
     public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
         UntilAsync(() => Task.FromResult(condition()), timeout, what);
 }
+
+public static class Ids
+{
+    /// <summary>A client ID or topic unique to one test, so tests can share a node.</summary>
+    public static string New(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
+}

@@ -109,6 +109,20 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
     /// </summary>
     protected override void OnReceive(object message)
     {
+        try
+        {
+            Dispatch(message);
+        }
+        catch (Exception ex) when (ex is not ActorKilledException)
+        {
+            // A restart would lose this connection's protocol state: close it instead, the session stays intact.
+            _log.Error(ex, "connection {0}: {1} failed", _clientId, message.GetType().Name);
+            Close(0x83, "implementation specific error");
+        }
+    }
+
+    private void Dispatch(object message)
+    {
         switch (message)
         {
             case InboundPacket p when _phase == Phase.Connected:

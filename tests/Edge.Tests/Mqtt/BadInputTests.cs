@@ -31,7 +31,6 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
 
     private int Port => fixture.Node.MqttPort;
 
-    private static string Id(string name) => name + "-" + Guid.NewGuid().ToString("N")[..8];
 
     // ------------------------------------------------------------------ raw socket helpers
 
@@ -137,8 +136,8 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     /// <summary>A well-behaved MQTTnet client connects, subscribes, publishes and receives its own message.</summary>
     private async Task AssertNodeServesAsync(MqttProtocolVersion version = MqttProtocolVersion.V500)
     {
-        var topic = Id("health") + "/t";
-        await using var client = await TestClient.ConnectAsync(Port, Id("healthy"), version);
+        var topic = Ids.New("health") + "/t";
+        await using var client = await TestClient.ConnectAsync(Port, Ids.New("healthy"), version);
         await client.SubscribeAsync(topic);
         var result = await client.PublishAsync(topic, "still here");
         Assert.True(result.IsSuccess);
@@ -180,7 +179,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
         for (var i = 0; i < 40; i++)
         {
             using var socket = await OpenAsync();
-            await socket.SendAsync(Connect(Id("garbage"), 4), SocketFlags.None);
+            await socket.SendAsync(Connect(Ids.New("garbage"), 4), SocketFlags.None);
             Assert.Equal([0x20, 0x02, 0x00, 0x00], await ReadExactlyAsync(socket, 4));
             var garbage = new byte[random.Next(1, 200)];
             random.NextBytes(garbage);
@@ -199,7 +198,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Mqtt311_connection_sending_garbage_after_connack_is_closed(byte[] garbage)
     {
         using var socket = await OpenAsync();
-        await socket.SendAsync(Connect(Id("v4-garbage"), 4), SocketFlags.None);
+        await socket.SendAsync(Connect(Ids.New("v4-garbage"), 4), SocketFlags.None);
         Assert.Equal([0x20, 0x02, 0x00, 0x00], await ReadExactlyAsync(socket, 4));   // CONNACK, accepted, no session
         await socket.SendAsync(garbage, SocketFlags.None);
         Assert.Empty(await ReadUntilClosedAsync(socket));
@@ -210,7 +209,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Connect_followed_by_garbage_in_the_same_write_is_closed()
     {
         using var socket = await OpenAsync();
-        byte[] bytes = [.. Connect(Id("same-write"), 4), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        byte[] bytes = [.. Connect(Ids.New("same-write"), 4), 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
         await socket.SendAsync(bytes, SocketFlags.None);
         var received = await ReadUntilClosedAsync(socket);
         // The CONNACK may or may not have been sent before the garbage was read; nothing else may be.
@@ -227,7 +226,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Connect_with_an_unsupported_protocol_level_gets_connack_0x01_and_is_closed(string name, byte level)
     {
         using var socket = await OpenAsync();
-        await socket.SendAsync(Connect(Id("level"), level, name), SocketFlags.None);
+        await socket.SendAsync(Connect(Ids.New("level"), level, name), SocketFlags.None);
         // CONNACK (20), remaining length 2, flags 0, return code 1: unacceptable protocol level.
         Assert.Equal([0x20, 0x02, 0x00, 0x01], await ReadUntilClosedAsync(socket));
         await AssertNodeServesAsync();
@@ -237,7 +236,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Connect_with_an_unknown_protocol_name_is_closed_without_answer()
     {
         using var socket = await OpenAsync();
-        await socket.SendAsync(Connect(Id("name"), 4, "MQTX"), SocketFlags.None);
+        await socket.SendAsync(Connect(Ids.New("name"), 4, "MQTX"), SocketFlags.None);
         Assert.Empty(await ReadUntilClosedAsync(socket));
         await AssertNodeServesAsync();
     }
@@ -261,7 +260,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Mqtt5_client_sending_a_malformed_packet_gets_disconnect_0x81(byte[] malformed)
     {
         using var socket = await OpenAsync();
-        await socket.SendAsync(Connect(Id("v5-malformed"), 5), SocketFlags.None);
+        await socket.SendAsync(Connect(Ids.New("v5-malformed"), 5), SocketFlags.None);
         var (connAck, connAckBody) = await ReadPacketAsync(socket);
         Assert.Equal(0x20, connAck);
         Assert.Equal(0x00, connAckBody[1]);   // reason code: success
@@ -279,7 +278,7 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     public async Task Mqtt5_client_publishing_to_a_wildcard_topic_gets_disconnect_0x90()
     {
         using var socket = await OpenAsync();
-        await socket.SendAsync(Connect(Id("v5-wildcard"), 5), SocketFlags.None);
+        await socket.SendAsync(Connect(Ids.New("v5-wildcard"), 5), SocketFlags.None);
         var (connAck, _) = await ReadPacketAsync(socket);
         Assert.Equal(0x20, connAck);
         // PUBLISH QoS 0: topic "a/#" (00 03 61 2F 23), properties length 0, no payload.
@@ -293,8 +292,8 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
     [Fact]
     public async Task Bad_input_on_other_connections_does_not_disturb_a_connected_client()
     {
-        var topic = Id("steady") + "/t";
-        await using var steady = await TestClient.ConnectAsync(Port, Id("steady"));
+        var topic = Ids.New("steady") + "/t";
+        await using var steady = await TestClient.ConnectAsync(Port, Ids.New("steady"));
         await steady.SubscribeAsync(topic);
         var random = new Random(99);
 
@@ -302,8 +301,8 @@ public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<B
         {
             var inputs = Enumerable.Range(0, 20).Select(i => (i % 4) switch
             {
-                0 => [.. Connect(Id("abuse"), 4), 0x00, 0x00],
-                1 => Connect(Id("abuse"), 7),
+                0 => [.. Connect(Ids.New("abuse"), 4), 0x00, 0x00],
+                1 => Connect(Ids.New("abuse"), 7),
                 2 => [0xC0, 0x00],
                 _ => Enumerable.Range(0, 32).Select(_ => (byte)random.Next(256)).ToArray(),
             }).ToList();
