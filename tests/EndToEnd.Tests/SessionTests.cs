@@ -42,6 +42,23 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     }
 
     [Fact]
+    public async Task Session_expires_after_its_expiry_interval_and_publishes_a_pending_will()
+    {
+        var id = Ids.New("expiring");
+        var willTopic = Ids.New("expired-will");
+        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
+        await watcher.SubscribeAsync(willTopic);
+        // Will delay 60 s, session expiry 1 s: the will is published when the session ends, not after 60 s.
+        var c = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 1,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("session-ended").WithWillDelayInterval(60));
+        await c.SubscribeAsync(Ids.New("t"));
+        c.Client.Dispose(); // dropped without DISCONNECT
+        Assert.Equal("session-ended", Encoding.UTF8.GetString(watcher.Next(TimeSpan.FromSeconds(10)).Payload));
+        await using var back = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60);
+        Assert.False(back.LastConnect!.IsSessionPresent);
+    }
+
+    [Fact]
     public async Task Clean_start_discards_the_previous_session()
     {
         var id = Ids.New("clean");
