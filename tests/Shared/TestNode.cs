@@ -36,7 +36,7 @@ public sealed class TestNode : IAsyncDisposable
               db-provider = "sqlite"
               db-connection = ""
             }
-            akka.loglevel = WARNING
+            akka.loglevel = {{Environment.GetEnvironmentVariable("BROKER_TEST_LOGLEVEL") ?? "WARNING"}}
             {{extraHocon}}
             """;
         var node = await BrokerNode.StartAsync(overrides);

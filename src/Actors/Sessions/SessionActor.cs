@@ -43,8 +43,12 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private int _pendingWrites;
     private int _sinceSnapshot;
     private bool _ending;
+    private bool _passivating;
+    private int _pendingDeletes;
+    private long _endingUpTo;
 
-    public static Props Props(BrokerServices services) => Akka.Actor.Props.Create(() => new SessionActor(services));
+    public static Props Props(BrokerServices services) =>
+        Akka.Actor.Props.Create(() => new SessionActor(services)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
 
     public SessionActor(BrokerServices services)
     {
@@ -98,6 +102,20 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
 
     protected override void OnCommand(object message)
     {
+        if (_ending && message is ISessionCommand)
+        {
+            // This incarnation is ending: the command belongs to the next one. Until Passivate is sent it
+            // waits here; after that the shard buffers it and starts the next incarnation with it.
+            if (_passivating)
+            {
+                Context.Parent.Forward(message);
+            }
+            else
+            {
+                Stash.Stash();
+            }
+            return;
+        }
         switch (message)
         {
             case Deliver d:
@@ -148,9 +166,10 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 OnExpiryDue();
                 break;
             case ReceiveTimeout:
-                if (!_state.Exists && _pendingWrites == 0)
+                if (!_state.Exists && _pendingWrites == 0 && !_ending)
                 {
-                    Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+                    _ending = true;
+                    Passivate();
                 }
                 break;
             case DeliverAck:
@@ -164,13 +183,31 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             case SaveSnapshotFailure f:
                 _log.Warning(f.Cause, "session {0}: snapshot failed", _state.ClientId);
                 break;
-            case DeleteMessagesSuccess or DeleteSnapshotsSuccess:
+            case DeleteMessagesSuccess d:
+                if (_pendingDeletes > 0 && d.ToSequenceNr >= _endingUpTo)
+                {
+                    OnEndingDeleteDone();
+                }
+                break;
+            case DeleteSnapshotsSuccess d:
+                if (_pendingDeletes > 0 && d.Criteria.MaxSequenceNr == long.MaxValue)
+                {
+                    OnEndingDeleteDone();
+                }
                 break;
             case DeleteMessagesFailure f:
                 _log.Warning(f.Cause, "session {0}: journal cleanup failed", _state.ClientId);
+                if (_pendingDeletes > 0 && f.ToSequenceNr >= _endingUpTo)
+                {
+                    OnEndingDeleteDone();
+                }
                 break;
             case DeleteSnapshotsFailure f:
                 _log.Warning(f.Cause, "session {0}: snapshot cleanup failed", _state.ClientId);
+                if (_pendingDeletes > 0 && f.Criteria.MaxSequenceNr == long.MaxValue)
+                {
+                    OnEndingDeleteDone();
+                }
                 break;
             default:
                 Unhandled(message);
@@ -301,13 +338,35 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         _state = SessionState.Empty(_state.ClientId);
         DeferAsync(0, _ =>
         {
-            if (persisted)
+            if (!persisted)
             {
-                DeleteMessages(long.MaxValue);
-                DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+                Passivate();
+                return;
             }
-            Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+            // The next incarnation must not recover this session: passivate once the deletes are done.
+            _pendingDeletes = 2;
+            _endingUpTo = LastSequenceNr;
+            DeleteMessages(_endingUpTo);
+            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
         });
+    }
+
+    private void OnEndingDeleteDone()
+    {
+        if (_ending && --_pendingDeletes == 0)
+        {
+            Passivate();
+        }
+    }
+
+    private void Passivate()
+    {
+        Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+        _passivating = true;
+        foreach (var envelope in Stash.ClearStash())
+        {
+            Context.Parent.Tell(envelope.Message, envelope.Sender);
+        }
     }
 
     /// <summary>
@@ -318,10 +377,6 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     {
         var before = _state;
         _state = decision.State;
-        if (_ending && _state.Exists)
-        {
-            _ending = false; // a new connection revived the session before passivation
-        }
         SyncTrie(before, _state);
         var connection = _connection;
         var effects = decision.Effects;
@@ -418,6 +473,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
 
     protected override void PostStop()
     {
+
         if (_connection is not null && _connectionId is not null)
         {
             // Handed off (rebalance, node shutdown): the client must reconnect to find the session elsewhere.

@@ -80,7 +80,7 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(MqttTransport transport, BrokerServices services) =>
-        Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services));
+        Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services)).WithMailbox(Broker.Actors.Dispatch.CompactMailbox.ConfigPath);
 
     public MqttConnectionActor(MqttTransport transport, BrokerServices services)
     {
