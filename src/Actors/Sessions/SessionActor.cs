@@ -39,7 +39,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private SessionState _state;
     private IActorRef? _connection;
     private string? _connectionId;
-    private readonly Queue<(IActorRef Sender, long Correlation)> _heldAcks = new();
+    private Queue<(IActorRef Sender, long Correlation)>? _heldAcks;
     private int _pendingWrites;
     private int _sinceSnapshot;
     private bool _ending;
@@ -409,7 +409,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 case AckDeliverEffect:
                     if (correlation != 0)
                     {
-                        _heldAcks.Enqueue((sender, correlation));
+                        (_heldAcks ??= new()).Enqueue((sender, correlation));
                     }
                     break;
                 case RetainedRequestEffect r:
@@ -432,7 +432,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     /// </summary>
     private void ReleaseAcks()
     {
-        while (_heldAcks.Count > 0 && (!_state.Connected || _state.QueueCount <= _limits.MaxQueue))
+        while (_heldAcks is { Count: > 0 } && (!_state.Connected || _state.QueueCount <= _limits.MaxQueue))
         {
             var (sender, correlation) = _heldAcks.Dequeue();
             sender.Tell(new DeliverAck(correlation));

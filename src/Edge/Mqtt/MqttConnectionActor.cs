@@ -17,23 +17,8 @@ namespace Broker.Edge.Mqtt;
 /// session actor; this actor turns its messages into packets. A PUBACK/PUBREC goes to the publisher only
 /// after every matching session (and the retained store) has answered that the message is durable.
 /// </summary>
-internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
+internal sealed class MqttConnectionActor : UntypedActor
 {
-    private sealed record KeepAliveTick
-    {
-        public static readonly KeepAliveTick Instance = new();
-    }
-
-    private sealed record ConnectDeadline
-    {
-        public static readonly ConnectDeadline Instance = new();
-    }
-
-    private sealed record CloseDeadline
-    {
-        public static readonly CloseDeadline Instance = new();
-    }
-
     private sealed class PendingPublish(ushort packetId, byte qos, int remaining, bool noSubscribers)
     {
         public readonly ushort PacketId = packetId;
@@ -77,7 +62,6 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
     private bool _requestResponse;
     private bool _sessionAttached;
 
-    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(MqttTransport transport, BrokerServices services) =>
         Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services)).WithMailbox(Broker.Actors.Dispatch.CompactMailbox.ConfigPath);
@@ -87,7 +71,6 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
         _transport = transport;
         _services = services;
         _connectionId = Guid.NewGuid().ToString("N");
-        Timers.StartSingleTimer("connect", ConnectDeadline.Instance, services.Settings.ConnectTimeout);
     }
 
     private bool IsV5 => _version == MqttProtocolVersion.V500;
@@ -179,28 +162,13 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
             case InboundQos2Done d when _phase == Phase.Connected:
                 OnInboundQos2Done(d);
                 break;
-            case KeepAliveTick:
-                if (_keepAlive > 0 && NowMs - _lastPacketAt > _keepAlive * 1500L)
-                {
-                    Close(0x8D, "keep alive timeout");
-                }
-                break;
-            case ConnectDeadline when _phase == Phase.AwaitingSession:
-                SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
-                Close(null, "session did not answer");
-                break;
-            case ConnectDeadline when _phase == Phase.AwaitingConnect:
-                Close(null, "no CONNECT in time");
+            case DeadlinePassed:
+                OnDeadlinePassed();
                 break;
             case TransportError e:
                 Close(e.ReasonCode, e.Message);
                 break;
             case TransportClosed:
-                Context.Stop(Self);
-                break;
-            case CloseDeadline:
-                // The client did not take our last packets within the deadline: drop the socket.
-                _transport.Abort();
                 Context.Stop(Self);
                 break;
             case ServerShutdown:
@@ -214,6 +182,8 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
     private void OnConnect(MqttConnectPacket c, MqttProtocolVersion version)
     {
         _lastPacketAt = NowMs;
+        // The session has the connect timeout to answer.
+        _transport.DeadlineMs = _lastPacketAt + (long)_services.Settings.ConnectTimeout.TotalMilliseconds;
         _version = version;
         var level = (byte)_version;
         var clientId = c.ClientId ?? "";
@@ -275,18 +245,13 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
 
     private void OnConnectAccepted(ConnectAccepted a)
     {
-        Timers.Cancel("connect");
         _connected = true;
         foreach (var pid in a.PendingInboundQos2)
         {
             (_qos2Recorded ??= []).Add(pid);
         }
         SendConnAck(0x00, a.SessionPresent, _assignedClientId);
-        if (_keepAlive > 0)
-        {
-            var period = TimeSpan.FromMilliseconds(Math.Max(250, _keepAlive * 250));
-            Timers.StartPeriodicTimer("keepalive", KeepAliveTick.Instance, period);
-        }
+        _transport.DeadlineMs = KeepAliveDeadline();
         _phase = Phase.Connected;
         if (_early is { } early)
         {
@@ -295,6 +260,36 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
             {
                 OnPacket(packet);
             }
+        }
+    }
+
+    /// <summary>Keep alive: a client silent for 1.5 × its keep alive is disconnected (MQTT 3.1.1 §3.1.2.10).</summary>
+    private long KeepAliveDeadline() => _keepAlive > 0 ? _lastPacketAt + _keepAlive * 1500L : long.MaxValue;
+
+    private void OnDeadlinePassed()
+    {
+        if (_closing)
+        {
+            // The client did not take our last packets in time: drop the socket.
+            _transport.Abort();
+            Context.Stop(Self);
+            return;
+        }
+        switch (_phase)
+        {
+            case Phase.AwaitingConnect:
+                Close(null, "no CONNECT in time");
+                break;
+            case Phase.AwaitingSession:
+                SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
+                Close(null, "session did not answer");
+                break;
+            case Phase.Connected when NowMs > KeepAliveDeadline():
+                Close(0x8D, "keep alive timeout");
+                break;
+            case Phase.Connected:
+                _transport.DeadlineMs = KeepAliveDeadline();
+                break;
         }
     }
 
@@ -335,6 +330,10 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
     private void OnPacket(MqttPacket packet)
     {
         _lastPacketAt = NowMs;
+        if (_keepAlive > 0 && !_closing)
+        {
+            _transport.DeadlineMs = KeepAliveDeadline();
+        }
         switch (packet)
         {
             case MqttPublishPacket p:
@@ -641,7 +640,8 @@ internal sealed class MqttConnectionActor : UntypedActor, IWithTimers
             _log.Info("closing {0} ({1}): {2}", _clientId.Length > 0 ? _clientId : _transport.Remote, reasonCode, why);
         }
         _transport.CompleteOutput();
-        Timers.StartSingleTimer("close", CloseDeadline.Instance, TimeSpan.FromSeconds(5));
+        // The client has 5 s to take our last packets before the socket is dropped (see OnDeadlinePassed).
+        _transport.DeadlineMs = NowMs + 5000;
     }
 
     protected override void PostStop()

@@ -13,8 +13,9 @@ internal sealed class MqttListener : IAsyncDisposable
     private readonly ActorSystem _system;
     private readonly BrokerServices _services;
     private readonly CancellationTokenSource _stop = new();
-    private readonly ConcurrentDictionary<IActorRef, Task> _connections = new();
+    private readonly ConcurrentDictionary<IActorRef, (Task Run, MqttTransport Transport)> _connections = new();
     private readonly Task _acceptLoop;
+    private readonly Task _sweepLoop;
 
     private MqttListener(Socket socket, ActorSystem system, BrokerServices services)
     {
@@ -23,6 +24,7 @@ internal sealed class MqttListener : IAsyncDisposable
         _services = services;
         Endpoint = (IPEndPoint)socket.LocalEndPoint!;
         _acceptLoop = Task.Run(AcceptLoopAsync);
+        _sweepLoop = Task.Run(SweepLoopAsync);
     }
 
     public IPEndPoint Endpoint { get; }
@@ -57,12 +59,39 @@ internal sealed class MqttListener : IAsyncDisposable
                 continue;
             }
             client.NoDelay = true;
-            var transport = new MqttTransport(client);
+            var transport = new MqttTransport(client)
+            {
+                DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
+            };
             var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services));
             // Connections are not cancelled with the listener: on shutdown each one says goodbye (DISCONNECT 0x8B) and closes.
             var run = transport.RunAsync(actor, _services.Settings.MaxPacketSize, CancellationToken.None);
-            _connections[actor] = run;
-            _ = run.ContinueWith(_ => _connections.TryRemove(actor, out Task? _), TaskScheduler.Default);
+            _connections[actor] = (run, transport);
+            _ = run.ContinueWith(t => _connections.TryRemove(actor, out _), TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Every half second: tells each connection whose deadline passed (connect timeout, keep alive).</summary>
+    private async Task SweepLoopAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                var now = Environment.TickCount64;
+                foreach (var (actor, connection) in _connections)
+                {
+                    if (connection.Transport.TakeOverdue(now))
+                    {
+                        actor.Tell(DeadlinePassed.Instance);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The listener is stopping.
         }
     }
 
@@ -76,7 +105,8 @@ internal sealed class MqttListener : IAsyncDisposable
         {
             actor.Tell(ServerShutdown.Instance);
         }
-        await Task.WhenAny(Task.WhenAll(_connections.Values), Task.Delay(timeout)).ConfigureAwait(false);
+        await _sweepLoop.ConfigureAwait(false);
+        await Task.WhenAny(Task.WhenAll(_connections.Values.Select(c => c.Run)), Task.Delay(timeout)).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

@@ -31,6 +31,12 @@ internal sealed record TransportClosed
     public static readonly TransportClosed Instance = new();
 }
 
+/// <summary>The connection's deadline (connect timeout or 1.5 × keep alive) passed without activity.</summary>
+internal sealed record DeadlinePassed
+{
+    public static readonly DeadlinePassed Instance = new();
+}
+
 /// <summary>
 /// One client socket. Inbound bytes are read with a <see cref="PipeReader"/>, framed and decoded, and each
 /// packet is told to the connection actor. Outbound packets are written by that actor into an in-memory
@@ -42,8 +48,12 @@ internal sealed class MqttTransport
     private readonly NetworkStream _stream;
     // Small segments: an idle connection keeps at most one, and bursts simply chain more of them.
     private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
+    private static readonly StreamPipeReaderOptions ReaderOptions =
+        new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
+
     private long _pendingBytes;
     private int _closed;
+    private long _deadlineMs = long.MaxValue;
 
     public MqttTransport(Socket socket)
     {
@@ -53,6 +63,23 @@ internal sealed class MqttTransport
     }
 
     public string Remote { get; }
+
+    /// <summary>
+    /// When the connection must next show activity (<see cref="Environment.TickCount64"/> ms). The
+    /// connection actor moves it; one sweep per listener checks every connection instead of a timer each.
+    /// </summary>
+    public long DeadlineMs
+    {
+        get => Volatile.Read(ref _deadlineMs);
+        set => Volatile.Write(ref _deadlineMs, value);
+    }
+
+    /// <summary>True once per passed deadline; a deadline moved meanwhile by the actor wins.</summary>
+    public bool TakeOverdue(long nowMs)
+    {
+        var deadline = Volatile.Read(ref _deadlineMs);
+        return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
+    }
 
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
     public long PendingBytes => Interlocked.Read(ref _pendingBytes);
@@ -134,7 +161,7 @@ internal sealed class MqttTransport
     private async Task ReadLoopAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
     {
         // Zero-byte reads: an idle connection holds no receive buffer.
-        var input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+        var input = PipeReader.Create(_stream, ReaderOptions);
         var version = MqttProtocolVersion.Unknown;
         try
         {
