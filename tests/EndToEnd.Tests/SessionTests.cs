@@ -46,8 +46,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var id = Ids.New("expiring");
         var willTopic = Ids.New("expired-will");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
-        await watcher.SubscribeAsync(willTopic);
+        await using var watcher = await WatchAsync(willTopic);
         // Will delay 60 s, session expiry 1 s: the will is published when the session ends, not after 60 s.
         var c = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 1,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("session-ended").WithWillDelayInterval(60));
@@ -95,8 +94,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     public async Task Will_is_published_when_the_connection_drops_but_not_on_disconnect(MqttProtocolVersion version)
     {
         var willTopic = Ids.New("will");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
-        await watcher.SubscribeAsync(willTopic);
+        await using var watcher = await WatchAsync(willTopic);
 
         var polite = await TestClient.ConnectAsync(fixture.Port, Ids.New("polite"), version,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("polite-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
@@ -115,8 +113,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var willTopic = Ids.New("delayed");
         var id = Ids.New("flaky");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
-        await watcher.SubscribeAsync(willTopic);
+        await using var watcher = await WatchAsync(willTopic);
         var flaky = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("late").WithWillDelayInterval(30));
         await RawDrop(flaky);
@@ -296,8 +293,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var willTopic = Ids.New("ka");
         var id = Ids.New("silent");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
-        await watcher.SubscribeAsync(willTopic);
+        await using var watcher = await WatchAsync(willTopic);
 
         using var socket = new System.Net.Sockets.TcpClient();
         await socket.ConnectAsync("127.0.0.1", fixture.Port);
@@ -332,8 +328,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var willTopic = Ids.New("tw");
         var id = Ids.New("twice");
-        await using var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
-        await watcher.SubscribeAsync(willTopic);
+        await using var watcher = await WatchAsync(willTopic);
         await using var first = await TestClient.ConnectAsync(fixture.Port, id, configure: b => b.WithWillTopic(willTopic).WithWillPayload("first-gone"));
         await using var second = await TestClient.ConnectAsync(fixture.Port, id);
         Assert.Equal("first-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
@@ -360,6 +355,14 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         var disconnect = new byte[header[1]];
         await stream.ReadExactlyAsync(disconnect, cts.Token);
         Assert.Equal(0x95, disconnect[0]);
+    }
+
+    /// <summary>A client subscribed to <paramref name="topic"/> that records what is published there.</summary>
+    private async Task<TestClient> WatchAsync(string topic)
+    {
+        var watcher = await TestClient.ConnectAsync(fixture.Port, Ids.New("watch"));
+        await watcher.SubscribeAsync(topic);
+        return watcher;
     }
 
     private static void AddString(List<byte> bytes, string value)
