@@ -134,6 +134,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
         Assert.Equal(4, s.GetProperty("version").GetInt32());
         Assert.False(s.GetProperty("clean_start").GetBoolean());
         Assert.Equal(86400u, s.GetProperty("expiry_interval").GetUInt32());
+        Assert.False(s.GetProperty("request_problem").GetBoolean()); // an MQTT 5 flag: false for 3.1.1
         Assert.Equal(JsonValueKind.String, s.GetProperty("disconnected_at").ValueKind);
         Assert.Equal(4, s.GetProperty("offline_queue_depth").GetInt32());
         Assert.Equal(1, s.GetProperty("subscription_count").GetInt32());

@@ -47,7 +47,6 @@ internal sealed class MqttConnectionActor : UntypedActor
     private Phase _phase;
     private MqttProtocolVersion _version;
     private string _clientId = "";
-    private bool _connected;
     private bool _closing;
     private bool _graceful;
     private bool _willOnDisconnect;
@@ -235,7 +234,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             _clientMaxPacket,
             IsV5 ? c.TopicAliasMaximum : (ushort)0,
             _requestResponse,
-            !IsV5 || c.RequestProblemInformation,
+            IsV5 && c.RequestProblemInformation,
             will,
             DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         _services.SessionRegion.Tell(new Connect(clientId, _connectionId, info, Self));
@@ -245,7 +244,6 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private void OnConnectAccepted(ConnectAccepted a)
     {
-        _connected = true;
         foreach (var pid in a.PendingInboundQos2)
         {
             (_qos2Recorded ??= []).Add(pid);
@@ -631,7 +629,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         _closing = true;
-        if (reasonCode is { } code && _connected && IsV5)
+        if (reasonCode is { } code && _phase == Phase.Connected && IsV5)
         {
             Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });
         }
