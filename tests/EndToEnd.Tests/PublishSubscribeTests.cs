@@ -173,6 +173,35 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
     }
 
     [Fact]
+    public async Task Shared_subscription_prefers_connected_members_over_a_disconnected_persistent_one()
+    {
+        var topic = Ids.New("shared-online");
+        var group = Ids.New("g");
+        var offlineId = Ids.New("offline");
+        var offline = await TestClient.ConnectAsync(fixture.Port, offlineId, clean: false, sessionExpiry: 600);
+        await offline.SubscribeAsync($"$share/{group}/{topic}");
+        await offline.DisposeAsync();
+        await using var online = await TestClient.ConnectAsync(fixture.Port, Ids.New("online"));
+        await online.SubscribeAsync($"$share/{group}/{topic}");
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
+        for (var i = 0; i < 6; i++)
+        {
+            await pub.PublishAsync(topic, "m" + i);
+        }
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => "m" + i), Enumerable.Range(0, 6).Select(_ => Encoding.UTF8.GetString(online.Next().Payload)));
+
+        // Back online, the persistent member shares the load again (and had nothing queued meanwhile).
+        await using var back = await TestClient.ConnectAsync(fixture.Port, offlineId, clean: false, sessionExpiry: 600);
+        for (var i = 0; i < 6; i++)
+        {
+            await pub.PublishAsync(topic, "n" + i);
+        }
+        await Wait.UntilAsync(() => back.ReceivedCount + online.ReceivedCount == 6, TimeSpan.FromSeconds(10), "six shared deliveries");
+        Assert.Equal(3, back.ReceivedCount);
+        Assert.Equal(3, online.ReceivedCount);
+    }
+
+    [Fact]
     public async Task Unsubscribe_stops_delivery()
     {
         var topic = Ids.New("unsub");

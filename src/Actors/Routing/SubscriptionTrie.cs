@@ -66,20 +66,38 @@ public sealed class SubscriptionTrie
     {
         public readonly string SharedFilter = sharedFilter;
         public readonly List<string> Members = [];
+        public readonly HashSet<string> Disconnected = new(StringComparer.Ordinal);
         private int _next;
 
+        /// <summary>Round robin over the connected members; over all of them when none is connected.</summary>
         public string Pick()
         {
-            var i = (int)((uint)Interlocked.Increment(ref _next) % (uint)Members.Count);
-            return Members[i];
+            var next = (uint)Interlocked.Increment(ref _next);
+            var connected = Members.Count - Disconnected.Count;
+            if (Disconnected.Count == 0 || connected <= 0)
+            {
+                return Members[(int)(next % (uint)Members.Count)];
+            }
+            var k = (int)(next % (uint)connected);
+            foreach (var member in Members)
+            {
+                if (!Disconnected.Contains(member) && k-- == 0)
+                {
+                    return member;
+                }
+            }
+            return Members[0];
         }
     }
 
     /// <summary>Number of (client, filter) entries in the trie.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Adds a subscription; <paramref name="filter"/> may be a <c>$share/</c> filter. Idempotent.</summary>
-    public void Add(string clientId, string filter)
+    /// <summary>
+    /// Adds a subscription; <paramref name="filter"/> may be a <c>$share/</c> filter, in which case
+    /// <paramref name="connected"/> says whether the member can take messages now. Idempotent.
+    /// </summary>
+    public void Add(string clientId, string filter, bool connected = true)
     {
         var isShared = TopicFilter.TryParseShared(filter, out var group, out var inner);
         var path = isShared ? inner : filter;
@@ -100,6 +118,10 @@ public sealed class SubscriptionTrie
                 if (added)
                 {
                     g.Members.Add(clientId);
+                }
+                if (!connected)
+                {
+                    g.Disconnected.Add(clientId);
                 }
             }
             else
@@ -137,6 +159,10 @@ public sealed class SubscriptionTrie
             {
                 var groups = hash ? node.HashShared : node.Shared;
                 removed = groups is not null && groups.TryGetValue(group, out var g) && g.Members.Remove(clientId);
+                if (removed)
+                {
+                    groups![group].Disconnected.Remove(clientId);
+                }
                 if (removed && groups![group].Members.Count == 0)
                 {
                     groups.Remove(group);
@@ -150,6 +176,41 @@ public sealed class SubscriptionTrie
             {
                 _count--;
                 Prune(path);
+            }
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Marks a shared-subscription member connected or not; shared groups prefer connected members.</summary>
+    public void SetConnected(string clientId, string sharedFilter, bool connected)
+    {
+        if (!TopicFilter.TryParseShared(sharedFilter, out var group, out var inner))
+        {
+            return;
+        }
+        _lock.EnterWriteLock();
+        try
+        {
+            var found = Walk(inner, create: false);
+            if (found is null)
+            {
+                return;
+            }
+            var (node, hash) = found.Value;
+            var groups = hash ? node.HashShared : node.Shared;
+            if (groups is not null && groups.TryGetValue(group, out var g) && g.Members.Contains(clientId))
+            {
+                if (connected)
+                {
+                    g.Disconnected.Remove(clientId);
+                }
+                else
+                {
+                    g.Disconnected.Add(clientId);
+                }
             }
         }
         finally

@@ -90,7 +90,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         }
         foreach (var filter in _state.Subscriptions.Keys)
         {
-            _services.Trie.Add(_state.ClientId, filter);
+            _services.Trie.Add(_state.ClientId, filter, connected: false);
         }
         if (_state.Connected)
         {
@@ -244,6 +244,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             DeleteSnapshots(SnapshotSelectionCriteria.Latest);
         }
         Commit(decision, Sender, 0);
+        MarkSharedMembership(connected: true);
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
     }
 
@@ -258,6 +259,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     /// <summary>Arms the will delay and session expiry timers, or ends a session that has no expiry.</summary>
     private void AfterDisconnect()
     {
+        MarkSharedMembership(connected: false);
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self));
         if (_state.EffectiveExpiry == 0)
         {
@@ -280,6 +282,18 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             }
         }
         ArmExpiry();
+    }
+
+    /// <summary>Shared groups send to connected members first; a disconnected one only when no member is connected.</summary>
+    private void MarkSharedMembership(bool connected)
+    {
+        foreach (var sub in _state.Subscriptions.Values)
+        {
+            if (sub.IsShared)
+            {
+                _services.Trie.SetConnected(_state.ClientId, sub.Filter, connected);
+            }
+        }
     }
 
     private void ArmExpiry()
@@ -456,7 +470,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         {
             if (!before.Subscriptions.ContainsKey(filter))
             {
-                _services.Trie.Add(after.ClientId, filter);
+                _services.Trie.Add(after.ClientId, filter, after.Connected);
             }
         }
     }

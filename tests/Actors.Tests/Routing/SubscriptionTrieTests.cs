@@ -294,4 +294,24 @@ public class SubscriptionTrieTests
         await Task.WhenAll([writer, .. readers]).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(2001, trie.Count);
     }
+
+    [Fact]
+    public void Shared_group_skips_disconnected_members_unless_none_is_connected()
+    {
+        var trie = new SubscriptionTrie();
+        trie.Add("a", "$share/g/t");
+        trie.Add("b", "$share/g/t", connected: false);
+        trie.Add("c", "$share/g/t");
+        var picks = Enumerable.Range(0, 6).Select(_ => Match(trie, "t").Targets.Keys.Single()).ToList();
+        Assert.DoesNotContain("b", picks);
+        Assert.Equal(3, picks.Count(p => p == "a"));
+
+        trie.SetConnected("a", "$share/g/t", false);
+        trie.SetConnected("c", "$share/g/t", false);
+        var fallback = Enumerable.Range(0, 6).Select(_ => Match(trie, "t").Targets.Keys.Single()).ToList();
+        Assert.Equal(["a", "b", "c"], fallback.Distinct().Order(StringComparer.Ordinal));
+
+        trie.SetConnected("b", "$share/g/t", true);
+        Assert.All(Enumerable.Range(0, 4), _ => Assert.Equal("b", Match(trie, "t").Targets.Keys.Single()));
+    }
 }
