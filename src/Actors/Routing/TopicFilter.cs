@@ -86,8 +86,6 @@ public static class TopicFilter
         return innerFilter.Length > 0;
     }
 
-    public static bool HasWildcard(string filter) => filter.AsSpan().IndexOfAny('+', '#') >= 0;
-
     /// <summary>True when <paramref name="topic"/> matches the plain (non-shared) <paramref name="filter"/>.</summary>
     public static bool Matches(string filter, string topic)
     {

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Broker.Actors.Sessions;
 
 /// <summary>
@@ -43,6 +41,4 @@ public sealed class Utf8Ordinal : IComparer<string>
     }
 
     public static bool StartsWith(string value, string prefix) => value.StartsWith(prefix, StringComparison.Ordinal);
-
-    public static int Utf8Length(string s) => Encoding.UTF8.GetByteCount(s);
 }

@@ -36,7 +36,6 @@ public sealed class BrokerNode : IAsyncDisposable
 
     public ActorSystem System { get; }
     public BrokerSettings Settings { get; }
-    public IPEndPoint MqttEndpoint => _mqtt.Endpoint;
     public int MqttPort => _mqtt.Endpoint.Port;
     public int AdminPort => _admin.Port;
     public string AdminUrl => $"http://{Settings.Host}:{AdminPort}";

@@ -29,8 +29,6 @@ internal sealed class MqttListener : IAsyncDisposable
 
     public IPEndPoint Endpoint { get; }
 
-    public int ConnectionCount => _connections.Count;
-
     public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services)
     {
         var address = IPAddress.TryParse(host, out var ip) ? ip : IPAddress.Any;

@@ -90,15 +90,6 @@ public class TopicFilterTests
     }
 
     [Theory]
-    [InlineData("a/b", false)]
-    [InlineData("a/+", true)]
-    [InlineData("#", true)]
-    [InlineData("$share/g/a", false)]
-    [InlineData("$share/g/a/#", true)]
-    public void HasWildcard_reports_plus_and_hash(string filter, bool expected) =>
-        Assert.Equal(expected, TopicFilter.HasWildcard(filter));
-
-    [Theory]
     // exact
     [InlineData("a", "a", true)]
     [InlineData("a/b", "a/b", true)]
