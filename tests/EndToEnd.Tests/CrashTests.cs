@@ -21,9 +21,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             {
                 foreach (var (id, version) in Subscribers)
                 {
-                    var sub = await TestClient.ConnectAsync(node.MqttPort, id, version, clean: false, sessionExpiry: 3600);
-                    await sub.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-                    await sub.DisposeAsync();
+                    await TestClient.LeaveOfflineSessionAsync(node.MqttPort, id, topic, version, sessionExpiry: 3600);
                 }
                 await using var pub = await TestClient.ConnectAsync(node.MqttPort, "crash-pub");
                 for (var i = 0; i < count; i++)
@@ -58,7 +56,7 @@ public sealed class CrashTests(ITestOutputHelper output)
                 var got = new List<string>();
                 for (var i = 0; i <= count; i++)
                 {
-                    got.Add(Encoding.UTF8.GetString(sub.Next(TimeSpan.FromSeconds(20)).Payload));
+                    got.Add(sub.NextText(TimeSpan.FromSeconds(20)));
                 }
                 Assert.Equal(Enumerable.Range(0, count).Select(i => "m" + i).Append("after-restart"), got);
                 output.WriteLine($"{id}: {got.Count} messages after SIGKILL and restart");

@@ -29,7 +29,7 @@ public sealed class FlowControlTests : IAsyncLifetime
         // down (held PUBACKs) instead of dropping what it acknowledged.
         var acks = await Task.WhenAll(Enumerable.Range(0, 60).Select(i => pub.PublishAsync(topic, "m" + i, MqttQualityOfServiceLevel.AtLeastOnce)));
         Assert.All(acks, a => Assert.True(a.IsSuccess));
-        var got = Enumerable.Range(0, 60).Select(_ => Encoding.UTF8.GetString(sub.Next().Payload)).ToList();
+        var got = Enumerable.Range(0, 60).Select(_ => sub.NextText()).ToList();
         Assert.Equal(Enumerable.Range(0, 60).Select(i => "m" + i), got);
     }
 
@@ -38,16 +38,14 @@ public sealed class FlowControlTests : IAsyncLifetime
     {
         var id = Ids.New("offline");
         var topic = Ids.New("q");
-        var sub = await TestClient.ConnectAsync(_node.MqttPort, id, clean: false, sessionExpiry: 600);
-        await sub.SubscribeAsync(topic);
-        await sub.DisposeAsync();
+        await TestClient.LeaveOfflineSessionAsync(_node.MqttPort, id, topic, sessionExpiry: 600);
         await using var pub = await TestClient.ConnectAsync(_node.MqttPort, Ids.New("pub"));
         for (var i = 0; i < 10; i++)
         {
             await pub.PublishAsync(topic, "m" + i);
         }
         await using var back = await TestClient.ConnectAsync(_node.MqttPort, id, clean: false, sessionExpiry: 600);
-        var got = Enumerable.Range(0, 5).Select(_ => Encoding.UTF8.GetString(back.Next().Payload)).ToList();
+        var got = Enumerable.Range(0, 5).Select(_ => back.NextText()).ToList();
         Assert.Equal(["m0", "m1", "m2", "m3", "m4"], got);
         back.ExpectNothing(TimeSpan.FromMilliseconds(300));
     }

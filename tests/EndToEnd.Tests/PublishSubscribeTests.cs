@@ -101,7 +101,7 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
         await Task.WhenAll(sends);
         for (var i = 0; i < 300; i++)
         {
-            Assert.Equal(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Encoding.UTF8.GetString(sub.Next().Payload));
+            Assert.Equal(i.ToString(System.Globalization.CultureInfo.InvariantCulture), sub.NextText());
         }
     }
 
@@ -144,7 +144,7 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
         await using var other = await TestClient.ConnectAsync(fixture.Port, Ids.New("other"));
         await c.PublishAsync(topic, "mine");
         await other.PublishAsync(topic, "theirs");
-        Assert.Equal("theirs", Encoding.UTF8.GetString(c.Next().Payload));
+        Assert.Equal("theirs", c.NextText());
         c.ExpectNothing(TimeSpan.FromMilliseconds(300));
     }
 
@@ -178,9 +178,7 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
         var topic = Ids.New("shared-online");
         var group = Ids.New("g");
         var offlineId = Ids.New("offline");
-        var offline = await TestClient.ConnectAsync(fixture.Port, offlineId, clean: false, sessionExpiry: 600);
-        await offline.SubscribeAsync($"$share/{group}/{topic}");
-        await offline.DisposeAsync();
+        await TestClient.LeaveOfflineSessionAsync(fixture.Port, offlineId, $"$share/{group}/{topic}", sessionExpiry: 600);
         await using var online = await TestClient.ConnectAsync(fixture.Port, Ids.New("online"));
         await online.SubscribeAsync($"$share/{group}/{topic}");
         await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
@@ -188,7 +186,7 @@ public sealed class PublishSubscribeTests(NodeFixture fixture) : IClassFixture<N
         {
             await pub.PublishAsync(topic, "m" + i);
         }
-        Assert.Equal(Enumerable.Range(0, 6).Select(i => "m" + i), Enumerable.Range(0, 6).Select(_ => Encoding.UTF8.GetString(online.Next().Payload)));
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => "m" + i), Enumerable.Range(0, 6).Select(_ => online.NextText()));
 
         // Back online, the persistent member shares the load again (and had nothing queued meanwhile).
         await using var back = await TestClient.ConnectAsync(fixture.Port, offlineId, clean: false, sessionExpiry: 600);

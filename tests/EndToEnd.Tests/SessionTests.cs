@@ -33,12 +33,12 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         Assert.True(again.LastConnect!.IsSessionPresent);
         for (var i = 0; i < 30; i++)
         {
-            Assert.Equal("q" + i, Encoding.UTF8.GetString(again.Next().Payload));
+            Assert.Equal("q" + i, again.NextText());
         }
         again.ExpectNothing(TimeSpan.FromMilliseconds(300));
         // The subscription survived too: a new message arrives without subscribing again.
         await pub.PublishAsync(topic, "live");
-        Assert.Equal("live", Encoding.UTF8.GetString(again.Next().Payload));
+        Assert.Equal("live", again.NextText());
     }
 
     [Fact]
@@ -52,7 +52,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("session-ended").WithWillDelayInterval(60));
         await c.SubscribeAsync(Ids.New("t"));
         c.Client.Dispose(); // dropped without DISCONNECT
-        Assert.Equal("session-ended", Encoding.UTF8.GetString(watcher.Next(TimeSpan.FromSeconds(10)).Payload));
+        Assert.Equal("session-ended", watcher.NextText(TimeSpan.FromSeconds(10)));
         await using var back = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 60);
         Assert.False(back.LastConnect!.IsSessionPresent);
     }
@@ -62,9 +62,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var id = Ids.New("clean");
         var topic = Ids.New("c");
-        var first = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 3600);
-        await first.SubscribeAsync(topic);
-        await first.DisposeAsync();
+        await TestClient.LeaveOfflineSessionAsync(fixture.Port, id, topic, sessionExpiry: 3600);
         await using var second = await TestClient.ConnectAsync(fixture.Port, id, clean: true, sessionExpiry: 0);
         Assert.False(second.LastConnect!.IsSessionPresent);
         await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
@@ -104,7 +102,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("rude-gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
         await RawDrop(rude);
 
-        Assert.Equal("rude-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
+        Assert.Equal("rude-gone", watcher.NextText());
         watcher.ExpectNothing(TimeSpan.FromMilliseconds(300));
     }
 
@@ -123,7 +121,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         var quick = await TestClient.ConnectAsync(fixture.Port, Ids.New("quick"), clean: false, sessionExpiry: 60,
             configure: b => b.WithWillTopic(willTopic).WithWillPayload("after-1s").WithWillDelayInterval(1));
         await RawDrop(quick);
-        Assert.Equal("after-1s", Encoding.UTF8.GetString(watcher.Next(TimeSpan.FromSeconds(10)).Payload));
+        Assert.Equal("after-1s", watcher.NextText(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]
@@ -206,7 +204,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithTopicAlias(3).WithPayload("first").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("").WithTopicAlias(3).WithPayload("second").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
-        Assert.Equal("first", Encoding.UTF8.GetString(sub.Next().Payload));
+        Assert.Equal("first", sub.NextText());
         var second = sub.Next();
         Assert.Equal(topic, second.Topic);
         Assert.Equal("second", Encoding.UTF8.GetString(second.Payload));
@@ -221,7 +219,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.PublishAsync(topic, new string('x', 2000));
         await pub.PublishAsync(topic, "fits");
-        Assert.Equal("fits", Encoding.UTF8.GetString(sub.Next().Payload));
+        Assert.Equal("fits", sub.NextText());
     }
 
     [Fact]
@@ -229,9 +227,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     {
         var id = Ids.New("exp");
         var topic = Ids.New("e");
-        var sub = await TestClient.ConnectAsync(fixture.Port, id, clean: false, sessionExpiry: 600);
-        await sub.SubscribeAsync(topic);
-        await sub.DisposeAsync();
+        await TestClient.LeaveOfflineSessionAsync(fixture.Port, id, topic, sessionExpiry: 600);
         await using var pub = await TestClient.ConnectAsync(fixture.Port, Ids.New("pub"));
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("short").WithMessageExpiryInterval(1).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         await pub.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("long").WithMessageExpiryInterval(600).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
@@ -320,7 +316,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await stream.ReadExactlyAsync(disconnect, cts.Token);
         Assert.Equal(0x8D, disconnect[0]);
         Assert.Equal(0, await stream.ReadAsync(new byte[1], cts.Token));
-        Assert.Equal("timed-out", Encoding.UTF8.GetString(watcher.Next().Payload));
+        Assert.Equal("timed-out", watcher.NextText());
     }
 
     [Fact]
@@ -331,7 +327,7 @@ public sealed class SessionTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         await using var watcher = await WatchAsync(willTopic);
         await using var first = await TestClient.ConnectAsync(fixture.Port, id, configure: b => b.WithWillTopic(willTopic).WithWillPayload("first-gone"));
         await using var second = await TestClient.ConnectAsync(fixture.Port, id);
-        Assert.Equal("first-gone", Encoding.UTF8.GetString(watcher.Next().Payload));
+        Assert.Equal("first-gone", watcher.NextText());
     }
 
     [Fact]

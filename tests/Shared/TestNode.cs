@@ -126,6 +126,18 @@ public sealed class TestClient : IAsyncDisposable
         throw new TimeoutException($"{ClientId}: no message within {timeout ?? TimeSpan.FromSeconds(10)}");
     }
 
+    /// <summary>The payload of the next received message as UTF-8 text.</summary>
+    public string NextText(TimeSpan? timeout = null) => Encoding.UTF8.GetString(Next(timeout).Payload);
+
+    /// <summary>Creates a persistent session subscribed to <paramref name="filter"/>, then disconnects it.</summary>
+    public static async Task LeaveOfflineSessionAsync(
+        int port, string clientId, string filter, MqttProtocolVersion version = MqttProtocolVersion.V500,
+        MqttQualityOfServiceLevel qos = MqttQualityOfServiceLevel.AtLeastOnce, uint sessionExpiry = 600)
+    {
+        await using var c = await ConnectAsync(port, clientId, version, clean: false, sessionExpiry: sessionExpiry);
+        await c.SubscribeAsync(filter, qos);
+    }
+
     /// <summary>Asserts nothing arrives within <paramref name="window"/> (used only to check absence).</summary>
     public void ExpectNothing(TimeSpan window)
     {
