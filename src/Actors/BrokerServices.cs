@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Broker.Actors.Configuration;
+using Broker.Actors.Retained;
 using Broker.Actors.Routing;
 
 namespace Broker.Actors;
@@ -11,24 +12,33 @@ public sealed class BrokerServices
     public const string SessionTypeName = "session";
 
     private readonly Lazy<IActorRef> _sessionRegion;
+    private readonly Lazy<IActorRef> _retainedRegion;
     private readonly Lazy<MessageRouter> _router;
 
-    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef retainedStore)
+    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes)
     {
         Settings = settings;
         Trie = trie;
         SessionIndex = sessionIndex;
-        RetainedStore = retainedStore;
-        // Resolved on first use: remembered sessions may start (and publish wills) while the region is still being started.
+        Routes = routes;
+        // Resolved on first use: remembered sessions may start (and publish wills) while the regions are still being started.
         _sessionRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(SessionTypeName));
-        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, retainedStore));
+        _retainedRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(RetainedStoreActor.TypeName));
+        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, _retainedRegion.Value));
     }
 
     public BrokerSettings Settings { get; }
+
+    /// <summary>Every subscription of the cluster, kept up to date by <see cref="Routes"/>.</summary>
     public SubscriptionTrie Trie { get; }
+
     public string NodeName => Settings.NodeName;
     public IActorRef SessionIndex { get; }
-    public IActorRef RetainedStore { get; }
+
+    /// <summary>This node's <see cref="RouteReplicator"/>.</summary>
+    public IActorRef Routes { get; }
+
+    public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;
     public MessageRouter Router => _router.Value;
 }

@@ -5,7 +5,9 @@ public readonly record struct UserProperty(string Name, string Value);
 
 /// <summary>
 /// An application message as it travels from a publisher through routing to sessions.
-/// Immutable: the payload array is never written after construction.
+/// Immutable: the payload array is never written after construction. <paramref name="Id"/> is random and
+/// non-zero for QoS 1/2 publishes (0 otherwise): a session recognises a message resent to it after a node
+/// failure by it.
 /// </summary>
 public sealed record PublishedMessage(
     string Topic,
@@ -18,7 +20,8 @@ public sealed record PublishedMessage(
     byte PayloadFormat = 0,
     long ExpiresAtUnixMs = 0,
     IReadOnlyList<UserProperty>? UserProperties = null,
-    string? OriginClientId = null)
+    string? OriginClientId = null,
+    long Id = 0)
 {
     public bool IsExpired(long nowUnixMs) => ExpiresAtUnixMs != 0 && nowUnixMs >= ExpiresAtUnixMs;
 

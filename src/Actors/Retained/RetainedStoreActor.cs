@@ -20,9 +20,27 @@ public sealed record RetainedRemoved(string Topic) : IBrokerSerializable;
 
 public sealed record RetainedSnapshot(IReadOnlyList<PublishedMessage> Messages) : IBrokerSerializable;
 
+/// <summary>Stop message of the retained store when its shard moves: it stops once its writes are durable.</summary>
+public sealed record RetainedHandOff
+{
+    public static readonly RetainedHandOff Instance = new();
+}
+
 /// <summary>
-/// The node's retained messages, one per topic, journaled so they survive a restart. A write is
-/// acknowledged to the publisher only after it is durable.
+/// Sends every retained-store message to the one store entity of the cluster (entity type
+/// <see cref="RetainedStoreActor.TypeName"/>), wherever sharding places it.
+/// </summary>
+public sealed class RetainedMessageExtractor() : Akka.Cluster.Sharding.HashCodeMessageExtractor(1)
+{
+    public const string EntityName = "store";
+
+    public override string? EntityId(object message) => message is StoreRetained or QueryRetained ? EntityName : null;
+}
+
+/// <summary>
+/// The cluster's retained messages, one per topic, journaled so they survive a restart. One entity for
+/// the whole cluster (a sharded entity, so it moves to a survivor when its node leaves or fails). A
+/// write is acknowledged to the publisher only after it is durable.
 /// </summary>
 public sealed class RetainedStoreActor : ReceivePersistentActor
 {
@@ -31,6 +49,8 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private int _sinceSnapshot;
     private int _pending;
+
+    public const string TypeName = "retained";
 
     public override string PersistenceId => "retained";
 
@@ -62,7 +82,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 _pending--;
                 if (cmd.Correlation != 0)
                 {
-                    sender.Tell(new DeliverAck(cmd.Correlation));
+                    sender.Tell(new DeliverAck(cmd.Correlation, DeliverAck.RetainedTarget));
                 }
                 MaybeSnapshot();
             });
@@ -83,6 +103,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
             found.Sort((a, b) => string.CompareOrdinal(a.Topic, b.Topic));
             Sender.Tell(new RetainedMessages(found));
         });
+        Command<RetainedHandOff>(_ => DeferAsync(0, _ => Context.Stop(Self)));
         Command<SaveSnapshotSuccess>(s =>
         {
             DeleteMessages(s.Metadata.SequenceNr);

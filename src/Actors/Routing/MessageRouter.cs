@@ -6,29 +6,41 @@ using Broker.Actors.Sessions;
 namespace Broker.Actors.Routing;
 
 /// <summary>
-/// Routes one published message: matches the subscription trie, sends one <see cref="Deliver"/> per
-/// matching session through the session shard region (wherever the session lives), and hands retained
-/// messages to the retained store. Each target answers the sender with <see cref="DeliverAck"/> carrying
-/// <c>correlation</c> once the message is durable; correlation 0 asks for no answer (QoS 0).
+/// Routes one published message: matches the cluster-wide subscription trie, sends one <see cref="Deliver"/>
+/// per matching session through the session shard region (one hop to wherever the session lives), and
+/// hands retained messages to the retained store. Each target answers the sender with <see cref="DeliverAck"/>
+/// carrying <c>correlation</c> once the message is durable; correlation 0 asks for no answer (QoS 0).
 /// </summary>
 public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore)
 {
     public SubscriptionTrie Trie => trie;
 
+    public IActorRef SessionRegion => sessionRegion;
+
+    public IActorRef RetainedStore => retainedStore;
+
     public readonly record struct RouteResult(int Sessions, int Acks);
 
-    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender)
+    /// <summary>
+    /// Sends the message to every target. <paramref name="sent"/>, when given, receives each message sent
+    /// keyed by its <see cref="DeliverAck.Target"/>, so the caller can send it again if its node fails.
+    /// </summary>
+    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<string, object>? sent = null)
     {
         collector.Clear();
         trie.Match(message.Topic, collector);
         foreach (var (clientId, target) in collector.Targets)
         {
-            sessionRegion.Tell(new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation), sender);
+            var deliver = new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation);
+            sessionRegion.Tell(deliver, sender);
+            sent?.Add(clientId, deliver);
         }
         var acks = collector.Count;
         if (message.Retain)
         {
-            retainedStore.Tell(new StoreRetained(message, correlation), sender);
+            var store = new StoreRetained(message, correlation);
+            retainedStore.Tell(store, sender);
+            sent?.Add(DeliverAck.RetainedTarget, store);
             acks++;
         }
         return new RouteResult(collector.Count, acks);

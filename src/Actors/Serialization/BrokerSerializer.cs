@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
+using Broker.Actors.Routing;
 using Broker.Actors.Sessions;
 
 namespace Broker.Actors.Serialization;
@@ -27,6 +28,14 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         ConnectAccepted => "CA",
         ConnectionClosed => "CC",
         SessionTakenOver => "TO",
+        SessionMoved => "SM",
+        SessionResumed => "SR",
+        SessionLost => "SL",
+        ResumeSession => "RES",
+        RouteUpdate => "RU",
+        RouteUpdateAck => "RUA",
+        RouteSyncRequest => "RSQ",
+        RouteSync => "RSY",
         SubscribeRequest => "S",
         SubscribeDone => "SD",
         UnsubscribeRequest => "U",
@@ -44,6 +53,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         MessageDropped => "E8",
         ClientAcked => "E9",
         InboundQos2Changed => "E10",
+        SessionHandedOff => "E11",
         SessionState => "SS",
         StoreRetained => "RS",
         QueryRetained => "RQ",
@@ -82,10 +92,36 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         switch (obj)
         {
             case Deliver d:
-                w.Write(d.ClientId); WriteMessage(w, d.Message); w.Write(d.NonShared); WriteList(w, d.SharedFilters, (ww, s) => ww.Write(s)); w.Write(d.Correlation);
+                w.Write(d.ClientId); WriteMessage(w, d.Message); w.Write(d.NonShared); WriteList(w, d.SharedFilters, (ww, s) => ww.Write(s)); w.Write(d.Correlation); w.Write(d.Retry);
                 break;
             case DeliverAck a:
-                w.Write(a.Correlation);
+                w.Write(a.Correlation); w.Write(a.Target);
+                break;
+            case SessionMoved m:
+                w.Write(m.ConnectionId);
+                break;
+            case SessionHandedOff h:
+                WriteState(w, h.State);
+                break;
+            case SessionResumed m:
+                w.Write(m.ConnectionId);
+                break;
+            case SessionLost m:
+                w.Write(m.ConnectionId);
+                break;
+            case ResumeSession m:
+                w.Write(m.ClientId); w.Write(m.ConnectionId); WriteRef(w, m.Connection);
+                break;
+            case RouteUpdate u:
+                w.Write(u.Seq); WriteList(w, u.Routes, WriteRoutes);
+                break;
+            case RouteUpdateAck a:
+                w.Write(a.Seq);
+                break;
+            case RouteSyncRequest:
+                break;
+            case RouteSync s:
+                WriteList(w, s.Routes, WriteRoutes);
                 break;
             case SendPublish p:
                 w.Write(p.PacketId); w.Write(p.Qos); w.Write(p.Retain); w.Write(p.Dup); WriteMessage(w, p.Message); WriteList(w, p.SubscriptionIds, (ww, i) => ww.Write(i));
@@ -204,8 +240,17 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
 
     private object Read(BinaryReader r, string manifest) => manifest switch
     {
-        "D" => new Deliver(r.ReadString(), ReadMessage(r), r.ReadBoolean(), ReadList(r, rr => rr.ReadString()), r.ReadInt64()),
-        "DA" => new DeliverAck(r.ReadInt64()),
+        "D" => new Deliver(r.ReadString(), ReadMessage(r), r.ReadBoolean(), ReadList(r, rr => rr.ReadString()), r.ReadInt64(), r.ReadBoolean()),
+        "DA" => new DeliverAck(r.ReadInt64(), r.ReadString()),
+        "SM" => new SessionMoved(r.ReadString()),
+        "E11" => new SessionHandedOff(ReadState(r)),
+        "SR" => new SessionResumed(r.ReadString()),
+        "SL" => new SessionLost(r.ReadString()),
+        "RES" => new ResumeSession(r.ReadString(), r.ReadString(), ReadRef(r)),
+        "RU" => new RouteUpdate(r.ReadInt64(), ReadList(r, ReadRoutes) ?? []),
+        "RUA" => new RouteUpdateAck(r.ReadInt64()),
+        "RSQ" => RouteSyncRequest.Instance,
+        "RSY" => new RouteSync(ReadList(r, ReadRoutes) ?? []),
         "P" => new SendPublish(r.ReadUInt16(), r.ReadByte(), r.ReadBoolean(), r.ReadBoolean(), ReadMessage(r), ReadList(r, rr => rr.ReadUInt32())),
         "A" => new ClientAck(r.ReadString(), r.ReadString(), (AckKind)r.ReadByte(), r.ReadUInt16()),
         "PR" => new SendPubRel(r.ReadUInt16()),
@@ -315,7 +360,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         w.Write(m.Qos);
         w.Write(m.Retain);
         var flags = (m.ContentType is null ? 0 : 1) | (m.ResponseTopic is null ? 0 : 2) | (m.CorrelationData is null ? 0 : 4)
-            | (m.ExpiresAtUnixMs == 0 ? 0 : 8) | (m.UserProperties is null ? 0 : 16) | (m.OriginClientId is null ? 0 : 32);
+            | (m.ExpiresAtUnixMs == 0 ? 0 : 8) | (m.UserProperties is null ? 0 : 16) | (m.OriginClientId is null ? 0 : 32) | (m.Id == 0 ? 0 : 64);
         w.Write((byte)flags);
         w.Write(m.PayloadFormat);
         if (m.ContentType is not null) w.Write(m.ContentType);
@@ -324,6 +369,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         if (m.ExpiresAtUnixMs != 0) w.Write(m.ExpiresAtUnixMs);
         if (m.UserProperties is not null) WriteList(w, m.UserProperties, (ww, p) => { ww.Write(p.Name); ww.Write(p.Value); });
         if (m.OriginClientId is not null) w.Write(m.OriginClientId);
+        if (m.Id != 0) w.Write(m.Id);
     }
 
     private static PublishedMessage ReadMessage(BinaryReader r)
@@ -340,7 +386,8 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         var expires = (flags & 8) != 0 ? r.ReadInt64() : 0;
         var props = (flags & 16) != 0 ? ReadList(r, rr => new UserProperty(rr.ReadString(), rr.ReadString())) : null;
         var origin = (flags & 32) != 0 ? r.ReadString() : null;
-        return new PublishedMessage(topic, payload, qos, retain, contentType, responseTopic, correlation, format, expires, props, origin);
+        var id = (flags & 64) != 0 ? r.ReadInt64() : 0;
+        return new PublishedMessage(topic, payload, qos, retain, contentType, responseTopic, correlation, format, expires, props, origin, id);
     }
 
     private static void WriteSubscription(BinaryWriter w, Subscription s)
@@ -452,6 +499,15 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
             LastPacketId = r.ReadUInt16(),
         };
     }
+
+    private static void WriteRoutes(BinaryWriter w, ClientRoutes routes)
+    {
+        w.Write(routes.ClientId); w.Write(routes.Version);
+        WriteList(w, routes.Entries, (ww, e) => { ww.Write(e.Filter); ww.Write(e.Connected); });
+    }
+
+    private static ClientRoutes ReadRoutes(BinaryReader r) =>
+        new(r.ReadString(), r.ReadInt64(), ReadList(r, rr => new RouteEntry(rr.ReadString(), rr.ReadBoolean())) ?? []);
 
     private void WriteRef(BinaryWriter w, IActorRef actorRef) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actorRef));
 

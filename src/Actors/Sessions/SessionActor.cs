@@ -25,10 +25,29 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         public static readonly ExpiryDue Instance = new();
     }
 
+    private sealed record ResumeDue
+    {
+        public static readonly ResumeDue Instance = new();
+    }
+
     private sealed record RetainedFetched(Subscription Subscription, IReadOnlyList<PublishedMessage> Messages);
+
+    /// <summary>Effects of one decision that wait for its events to be durable and/or its routes to be replicated.</summary>
+    private sealed class WaitingEffects(IReadOnlyList<object> effects, IActorRef? connection, IActorRef sender, long correlation, int waits)
+    {
+        public readonly IReadOnlyList<object> Effects = effects;
+        public readonly IActorRef? Connection = connection;
+        public readonly IActorRef Sender = sender;
+        public readonly long Correlation = correlation;
+        public int Waits = waits;
+    }
 
     private const string WillTimer = "will";
     private const string ExpiryTimer = "expiry";
+    private const string ResumeTimer = "resume";
+
+    /// <summary>How long a session recovered as connected waits for its connection to resume it (after a hand-off).</summary>
+    private static readonly TimeSpan ResumeGrace = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan MaxTimerDelay = TimeSpan.FromDays(1);
     private static readonly TimeSpan IdleWithoutSession = TimeSpan.FromSeconds(30);
 
@@ -46,6 +65,11 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private bool _passivating;
     private int _pendingDeletes;
     private long _endingUpTo;
+    private bool _awaitingResume;
+    private System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>? _assertedSubs;
+    private bool _assertedConnected;
+    private long _routeToken;
+    private Dictionary<long, WaitingEffects>? _routeWaits;
 
     public static Props Props(BrokerServices services) =>
         Akka.Actor.Props.Create(() => new SessionActor(services)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
@@ -72,6 +96,9 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             case SnapshotOffer { Snapshot: SessionState s }:
                 _state = s;
                 break;
+            case SessionHandedOff h:
+                _state = h.State;
+                break;
             case ISessionEvent e:
                 _state = _state.Apply(e);
                 break;
@@ -88,14 +115,16 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             Context.SetReceiveTimeout(IdleWithoutSession);
             return;
         }
-        foreach (var filter in _state.Subscriptions.Keys)
-        {
-            _services.Trie.Add(_state.ClientId, filter, connected: false);
-        }
+        SyncRoutes(wait: false);
         if (_state.Connected)
         {
-            // The node stopped while the client was connected: that connection is gone without a DISCONNECT.
-            Commit(_state.OnConnectionClosed(graceful: false, publishWill: false, newExpiry: null, Now), Self, 0);
+            // Either the session was handed off from another node and its connection is about to resume it,
+            // or the node it ran on failed. Commands wait (stashed) until the connection resumes, the client
+            // connects again, or the grace period ends.
+            _awaitingResume = true;
+            Timers.StartSingleTimer(ResumeTimer, ResumeDue.Instance, ResumeGrace);
+            _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
+            return;
         }
         AfterDisconnect();
     }
@@ -116,13 +145,23 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             }
             return;
         }
+        if (_awaitingResume && message is ISessionCommand and not (Connect or ResumeSession or ConnectionClosed or SessionProbe))
+        {
+            Stash.Stash();
+            return;
+        }
         switch (message)
         {
+            case Deliver d when d.Retry && _state.Holds(d.Message.Id):
+                // Sent again after a node failure, but this session has it already.
+                Sender.Tell(new DeliverAck(d.Correlation, _state.ClientId));
+                break;
             case Deliver d:
                 Commit(_state.OnDeliver(d.Message, d.NonShared, d.SharedFilters, _limits, Now), Sender, d.Correlation);
                 if (!_state.Exists)
                 {
                     Context.SetReceiveTimeout(IdleWithoutSession);
+                    ForgetStaleRoutes();
                 }
                 break;
             case ClientAck a when a.ConnectionId == _connectionId:
@@ -133,6 +172,37 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 break;
             case ConnectionClosed c when c.ConnectionId == _connectionId:
                 OnConnectionClosed(c);
+                break;
+            case ConnectionClosed c when _awaitingResume:
+                // The connection of the previous incarnation closed instead of resuming.
+                EndAwaitingResume();
+                Commit(_state.OnConnectionClosed(c.Graceful, c.PublishWill, c.NewSessionExpiry, Now), Self, 0);
+                AfterDisconnect();
+                break;
+            case ResumeSession r:
+                OnResume(r);
+                break;
+            case ResumeDue:
+                if (_awaitingResume)
+                {
+                    // Nobody resumed: the connection died with the node that hosted this session before.
+                    EndAwaitingResume();
+                    Commit(_state.OnConnectionClosed(graceful: false, publishWill: true, newExpiry: null, Now), Self, 0);
+                    AfterDisconnect();
+                }
+                break;
+            case Terminated t when t.ActorRef.Equals(_connection):
+                // The connection's node failed (a closing connection says ConnectionClosed before it stops).
+                OnConnectionClosed(new ConnectionClosed(_state.ClientId, _connectionId!, Graceful: false, PublishWill: true, NewSessionExpiry: null));
+                break;
+            case SessionHandOff:
+                OnHandOff();
+                break;
+            case RoutesAsserted a:
+                if (_routeWaits is not null && _routeWaits.Remove(a.Token, out var waiting))
+                {
+                    Done(waiting);
+                }
                 break;
             case SubscribeRequest s when s.ConnectionId == _connectionId:
                 Commit(_state.OnSubscribe(s.PacketId, s.Subscriptions, _limits), Sender, 0);
@@ -220,9 +290,15 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         Context.SetReceiveTimeout(null);
         Timers.Cancel(WillTimer);
         Timers.Cancel(ExpiryTimer);
+        if (_awaitingResume)
+        {
+            // The client came back (to any node) before its old connection resumed: this connection wins.
+            EndAwaitingResume();
+        }
         if (_connection is not null && _connectionId != c.ConnectionId)
         {
             _connection.Tell(new SessionTakenOver(_connectionId!));
+            Context.Unwatch(_connection);
         }
         // A will still stored from an earlier connection: published now if its delay is 0 or the
         // session ends with this clean start; otherwise the new connection arrived in time to cancel it.
@@ -236,6 +312,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         var wasPersisted = _state.IsPersistent || LastSequenceNr > 0;
         _connection = c.Connection;
         _connectionId = c.ConnectionId;
+        Context.Watch(_connection);
         var decision = _state.OnConnect(c.ConnectionId, c.Info, expiry, _limits, Now);
         if (!decision.State.IsPersistent && wasPersisted)
         {
@@ -244,12 +321,70 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             DeleteSnapshots(SnapshotSelectionCriteria.Latest);
         }
         Commit(decision, Sender, 0);
-        MarkSharedMembership(connected: true);
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
+    }
+
+    private void OnResume(ResumeSession r)
+    {
+        if (_connection is null && _awaitingResume)
+        {
+            _connection = r.Connection;
+            _connectionId = r.ConnectionId;
+            Context.Watch(_connection);
+            EndAwaitingResume();
+            if (!_state.IsPersistent && LastSequenceNr > 0)
+            {
+                // Only the hand-off wrote this session to the journal; it must not come back after a crash.
+                DeleteMessages(LastSequenceNr);
+            }
+            r.Connection.Tell(new SessionResumed(r.ConnectionId));
+            return;
+        }
+        r.Connection.Tell(new SessionLost(r.ConnectionId));
+    }
+
+    private void EndAwaitingResume()
+    {
+        _awaitingResume = false;
+        Timers.Cancel(ResumeTimer);
+        Stash.UnstashAll();
+    }
+
+    /// <summary>
+    /// Sharding moves this session to another node: once its writes are durable, tell the connection (which
+    /// resumes the session there) and stop. A session that is not journaled writes its state once, so the
+    /// next incarnation starts from it.
+    /// </summary>
+    private void OnHandOff()
+    {
+        Timers.CancelAll();
+        if (_connection is not null && !_ending)
+        {
+            var connection = _connection;
+            var connectionId = _connectionId!;
+            if (!_state.IsPersistent)
+            {
+                Persist(new SessionHandedOff(_state), _ => { });
+            }
+            DeferAsync(0, _ =>
+            {
+                connection.Tell(new SessionMoved(connectionId));
+                Context.Unwatch(connection);
+                _connection = null;
+                _connectionId = null;
+                Context.Stop(Self);
+            });
+            return;
+        }
+        DeferAsync(0, _ => Context.Stop(Self));
     }
 
     private void OnConnectionClosed(ConnectionClosed c)
     {
+        if (_connection is not null)
+        {
+            Context.Unwatch(_connection);
+        }
         _connection = null;
         _connectionId = null;
         Commit(_state.OnConnectionClosed(c.Graceful, c.PublishWill, c.NewSessionExpiry, Now), Self, 0);
@@ -259,7 +394,6 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     /// <summary>Arms the will delay and session expiry timers, or ends a session that has no expiry.</summary>
     private void AfterDisconnect()
     {
-        MarkSharedMembership(connected: false);
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self));
         if (_state.EffectiveExpiry == 0)
         {
@@ -282,18 +416,6 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             }
         }
         ArmExpiry();
-    }
-
-    /// <summary>Shared groups send to connected members first; a disconnected one only when no member is connected.</summary>
-    private void MarkSharedMembership(bool connected)
-    {
-        foreach (var sub in _state.Subscriptions.Values)
-        {
-            if (sub.IsShared)
-            {
-                _services.Trie.SetConnected(_state.ClientId, sub.Filter, connected);
-            }
-        }
     }
 
     private void ArmExpiry()
@@ -343,13 +465,10 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             return;
         }
         _ending = true;
-        foreach (var filter in _state.Subscriptions.Keys)
-        {
-            _services.Trie.Remove(_state.ClientId, filter);
-        }
         _services.SessionIndex.Tell(new IndexRemove(_state.ClientId, Self));
         var persisted = LastSequenceNr > 0;
         _state = SessionState.Empty(_state.ClientId);
+        SyncRoutes(wait: false);
         DeferAsync(0, _ =>
         {
             if (!persisted)
@@ -389,12 +508,24 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     /// </summary>
     private void Commit(SessionDecision decision, IActorRef sender, long correlation)
     {
-        var before = _state;
         _state = decision.State;
-        SyncTrie(before, _state);
         var connection = _connection;
         var effects = decision.Effects;
-        if (decision.Events.Count > 0 && _state.IsPersistent)
+        var routeToken = SyncRoutes(wait: effects.Count > 0);
+        var persist = decision.Events.Count > 0 && _state.IsPersistent;
+        if (!persist && routeToken == 0)
+        {
+            Run(effects, connection, sender, correlation);
+            return;
+        }
+        WaitingEffects? waiting = null;
+        if (routeToken != 0)
+        {
+            // e.g. a SUBACK: sent once every node routes to the new subscription (and it is durable).
+            waiting = new WaitingEffects(effects, connection, sender, correlation, persist ? 2 : 1);
+            (_routeWaits ??= [])[routeToken] = waiting;
+        }
+        if (persist)
         {
             _pendingWrites += decision.Events.Count;
             PersistAllAsync(decision.Events, _ =>
@@ -404,13 +535,24 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             });
             DeferAsync(0, _ =>
             {
-                Run(effects, connection, sender, correlation);
+                if (waiting is null)
+                {
+                    Run(effects, connection, sender, correlation);
+                }
+                else
+                {
+                    Done(waiting);
+                }
                 MaybeSnapshot();
             });
         }
-        else
+    }
+
+    private void Done(WaitingEffects waiting)
+    {
+        if (--waiting.Waits == 0)
         {
-            Run(effects, connection, sender, correlation);
+            Run(waiting.Effects, waiting.Connection, waiting.Sender, waiting.Correlation);
         }
     }
 
@@ -449,29 +591,51 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         while (_heldAcks is { Count: > 0 } && (!_state.Connected || _state.QueueCount <= _limits.MaxQueue))
         {
             var (sender, correlation) = _heldAcks.Dequeue();
-            sender.Tell(new DeliverAck(correlation));
+            sender.Tell(new DeliverAck(correlation, _state.ClientId));
         }
     }
 
-    private void SyncTrie(SessionState before, SessionState after)
+    /// <summary>
+    /// Asserts this session's filters to the cluster's route tables when they (or, for shared subscriptions,
+    /// whether the client is connected) changed since the last assertion. With <paramref name="wait"/> the
+    /// returned token is answered with <see cref="RoutesAsserted"/> once every reachable node applied them; 0 = nothing sent.
+    /// </summary>
+    private long SyncRoutes(bool wait)
     {
-        if (ReferenceEquals(before.Subscriptions, after.Subscriptions))
+        var subs = _state.Subscriptions;
+        var hasShared = false;
+        foreach (var sub in subs.Values)
         {
-            return;
+            hasShared |= sub.IsShared;
         }
-        foreach (var filter in before.Subscriptions.Keys)
+        // Shared groups send to connected members first; a disconnected one only when no member is connected.
+        var connected = !hasShared || _state.Connected;
+        var sameFilters = ReferenceEquals(subs, _assertedSubs) || (subs.Count == 0 && (_assertedSubs is null || _assertedSubs.Count == 0));
+        if (sameFilters && (subs.Count == 0 || connected == _assertedConnected))
         {
-            if (!after.Subscriptions.ContainsKey(filter))
-            {
-                _services.Trie.Remove(after.ClientId, filter);
-            }
+            return 0;
         }
-        foreach (var filter in after.Subscriptions.Keys)
+        _assertedSubs = subs;
+        _assertedConnected = connected;
+        var entries = new RouteEntry[subs.Count];
+        var i = 0;
+        foreach (var filter in subs.Keys)
         {
-            if (!before.Subscriptions.ContainsKey(filter))
-            {
-                _services.Trie.Add(after.ClientId, filter, after.Connected);
-            }
+            entries[i++] = new RouteEntry(filter, connected);
+        }
+        var token = wait ? ++_routeToken : 0;
+        _services.Routes.Tell(new AssertRoutes(new ClientRoutes(_state.ClientId, RouteVersions.Next(), entries), token), Self);
+        return token;
+    }
+
+    /// <summary>A message reached a session that does not exist: route tables still list it somewhere, so correct them once.</summary>
+    private void ForgetStaleRoutes()
+    {
+        if (_assertedSubs is null)
+        {
+            _assertedSubs = _state.Subscriptions;
+            _assertedConnected = true;
+            _services.Routes.Tell(new AssertRoutes(new ClientRoutes(_state.ClientId, RouteVersions.Next(), []), 0), Self);
         }
     }
 
@@ -487,12 +651,13 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
 
     protected override void PostStop()
     {
-
         if (_connection is not null && _connectionId is not null)
         {
-            // Handed off (rebalance, node shutdown): the client must reconnect to find the session elsewhere.
-            _connection.Tell(new SessionTakenOver(_connectionId));
+            // Stopped without a hand-off: the client must reconnect to find the session again.
+            _connection.Tell(new SessionLost(_connectionId));
         }
+        _services.Routes.Tell(new UnhostRoutes(_state.ClientId));
+        _services.SessionIndex.Tell(new IndexRemove(_state.ClientId, Self));
         base.PostStop();
     }
 }

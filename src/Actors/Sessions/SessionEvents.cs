@@ -5,6 +5,12 @@ namespace Broker.Actors.Sessions;
 /// <summary>Events journaled by a persistent session; replaying them rebuilds <see cref="SessionState"/>.</summary>
 public interface ISessionEvent : IBrokerSerializable;
 
+/// <summary>
+/// Journaled by a session that is not otherwise journaled (expiry 0) when it hands off to another node while
+/// connected: the next incarnation starts from this state and resumes the connection.
+/// </summary>
+public sealed record SessionHandedOff(SessionState State) : ISessionEvent;
+
 public sealed record SessionConnected(ConnectInfo Info, uint EffectiveExpiry) : ISessionEvent;
 
 /// <summary><paramref name="KeepWill"/>: the will stays stored until its delay passes or the session ends.</summary>

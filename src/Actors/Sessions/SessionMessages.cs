@@ -75,14 +75,34 @@ public sealed record InboundQos2(string ClientId, string ConnectionId, ushort Pa
 /// A published message for this session. <paramref name="NonShared"/>: it matched a plain subscription;
 /// <paramref name="SharedFilters"/>: the shared subscriptions that picked this session. The session replies
 /// <see cref="DeliverAck"/> to the sender once the message is durable (or needs no durability).
+/// <paramref name="Retry"/>: sent again after a node left the cluster; a session that already holds the
+/// message (same <see cref="PublishedMessage.Id"/>) only acknowledges it.
 /// </summary>
-public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation) : ISessionCommand;
+public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation, bool Retry = false) : ISessionCommand;
+
+/// <summary>The connection of a session that moved to another node (graceful hand-off) asks the new incarnation to carry on with it.</summary>
+public sealed record ResumeSession(string ClientId, string ConnectionId, IActorRef Connection) : ISessionCommand;
+
+/// <summary>Stop message of a session whose shard moves to another node (sharding's hand-off).</summary>
+public sealed record SessionHandOff
+{
+    public static readonly SessionHandOff Instance = new();
+}
 
 // ---- session -> edge ----
 
 public sealed record ConnectAccepted(string ConnectionId, bool SessionPresent, IReadOnlyList<ushort> PendingInboundQos2) : IBrokerSerializable;
 
 public sealed record SessionTakenOver(string ConnectionId) : IBrokerSerializable;
+
+/// <summary>The session is being handed off to another node; the connection resumes it there (<see cref="ResumeSession"/>).</summary>
+public sealed record SessionMoved(string ConnectionId) : IBrokerSerializable;
+
+/// <summary>The session carries on with this connection (after a hand-off); the sender is its new incarnation.</summary>
+public sealed record SessionResumed(string ConnectionId) : IBrokerSerializable;
+
+/// <summary>The session cannot carry on with this connection (its node failed): the client must reconnect.</summary>
+public sealed record SessionLost(string ConnectionId) : IBrokerSerializable;
 
 public sealed record SendPublish(ushort PacketId, byte Qos, bool Retain, bool Dup, PublishedMessage Message, IReadOnlyList<uint>? SubscriptionIds) : IBrokerSerializable;
 
@@ -94,8 +114,15 @@ public sealed record UnsubscribeDone(ushort PacketId, IReadOnlyList<byte> Reason
 
 public sealed record InboundQos2Done(ushort PacketId, bool Release) : IBrokerSerializable;
 
-/// <summary>Reply to a <see cref="Deliver"/> or a retained store write: the message is as durable as it needs to be.</summary>
-public sealed record DeliverAck(long Correlation) : IBrokerSerializable;
+/// <summary>
+/// Reply to a <see cref="Deliver"/> or a retained store write: the message is as durable as it needs to be.
+/// <paramref name="Target"/>: the client ID of the session, or <see cref="RetainedTarget"/>.
+/// </summary>
+public sealed record DeliverAck(long Correlation, string Target) : IBrokerSerializable
+{
+    /// <summary>The target name of the retained store (no session has an empty client ID).</summary>
+    public const string RetainedTarget = "";
+}
 
 // ---- admin view ----
 

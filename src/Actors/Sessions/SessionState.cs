@@ -79,8 +79,33 @@ public sealed record SessionState : IBrokerSerializable
         MessageDropped d => ApplyDropped(d),
         ClientAcked a => ApplyAck(a),
         InboundQos2Changed q => this with { InboundQos2 = q.Released ? InboundQos2.Remove(q.PacketId) : InboundQos2.Add(q.PacketId) },
+        SessionHandedOff h => h.State,
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name),
     };
+
+    /// <summary>Whether the message with this <see cref="PublishedMessage.Id"/> still waits in the queue or is in flight.</summary>
+    public bool Holds(long messageId)
+    {
+        if (messageId == 0)
+        {
+            return false;
+        }
+        foreach (var e in Queue)
+        {
+            if (e.Message.Id == messageId)
+            {
+                return true;
+            }
+        }
+        foreach (var i in Inflight.Values)
+        {
+            if (i.Entry.Message.Id == messageId)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     private SessionState ApplyConnected(SessionConnected c)
     {

@@ -66,18 +66,35 @@ public sealed class BrokerNode : IAsyncDisposable
             await up.Task.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
             var index = system.ActorOf(SessionIndexActor.Props(settings.NodeName, settings.AdminQueryTimeout), SessionQueryService.IndexActorName);
-            var retained = system.ActorOf(Props.Create(() => new RetainedStoreActor()), "retained");
-            var services = new BrokerServices(system, settings, new SubscriptionTrie(), index, retained);
-            var region = await ClusterSharding.Get(system).StartAsync(
+            var trie = new SubscriptionTrie();
+            var routes = system.ActorOf(RouteReplicator.Props(trie), RouteReplicator.Name);
+            var services = new BrokerServices(system, settings, trie, index, routes);
+            var sharding = ClusterSharding.Get(system);
+            var shardingSettings = ClusterShardingSettings.Create(system).WithRole("broker");
+            await sharding.StartAsync(
+                RetainedStoreActor.TypeName,
+                Props.Create(() => new RetainedStoreActor()),
+                shardingSettings.WithRememberEntities(false),
+                new RetainedMessageExtractor(),
+                sharding.DefaultShardAllocationStrategy(shardingSettings),
+                RetainedHandOff.Instance).ConfigureAwait(false);
+            var region = await sharding.StartAsync(
                 BrokerServices.SessionTypeName,
                 SessionActor.Props(services),
-                ClusterShardingSettings.Create(system).WithRole("broker"),
-                new SessionMessageExtractor()).ConfigureAwait(false);
-            // Listeners open only once remembered sessions route again, so no publish can miss them.
+                shardingSettings,
+                new SessionMessageExtractor(),
+                sharding.DefaultShardAllocationStrategy(shardingSettings),
+                SessionHandOff.Instance).ConfigureAwait(false);
+            // Listeners open only once this node routes to every session of the cluster: the routes of the
+            // sessions other members host, then those of the remembered sessions that restart here.
+            var synced = await routes.Ask<RoutesSynced>(new SyncRoutesFromPeers(TimeSpan.FromSeconds(15)), TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
+            system.Log.Info("routes from {0} of {1} members: {2} clients", synced.Answered, synced.Peers, synced.Clients);
             var recovered = await SessionRecovery.WaitForRememberedSessionsAsync(region, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            await routes.Ask<FlushRoutes>(FlushRoutes.Instance, TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
             system.Log.Info("{0} sessions recovered", recovered);
 
             var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services);
+            system.ActorOf(MemberRemovedWatcher.Props(() => mqtt.Broadcast(RedeliverPending.Instance)), "member-removed");
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout,
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);

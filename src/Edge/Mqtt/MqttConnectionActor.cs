@@ -19,11 +19,12 @@ namespace Broker.Edge.Mqtt;
 /// </summary>
 internal sealed class MqttConnectionActor : UntypedActor
 {
-    private sealed class PendingPublish(ushort packetId, byte qos, int remaining, bool noSubscribers)
+    /// <summary>A QoS 1/2 publish waiting for its targets; <c>Outstanding</c> maps each unanswered target to what was sent to it.</summary>
+    private sealed class PendingPublish(ushort packetId, byte qos, Dictionary<string, object> outstanding, bool noSubscribers)
     {
         public readonly ushort PacketId = packetId;
         public readonly byte Qos = qos;
-        public int Remaining = remaining;
+        public readonly Dictionary<string, object> Outstanding = outstanding;
         public readonly bool NoSubscribers = noSubscribers;
     }
 
@@ -60,6 +61,8 @@ internal sealed class MqttConnectionActor : UntypedActor
     private string? _assignedClientId;
     private bool _requestResponse;
     private bool _sessionAttached;
+    private IActorRef? _session;
+    private bool _sessionMoving;
 
 
     public static Props Props(MqttTransport transport, BrokerServices services) =>
@@ -135,6 +138,28 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case SessionTakenOver t when t.ConnectionId == _connectionId:
                 Close(0x8E, "session taken over");
+                break;
+            case SessionMoved m when m.ConnectionId == _connectionId:
+                // Graceful hand-off: the session continues on another node with this connection.
+                _sessionMoving = true;
+                WatchSession(null);
+                _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+                break;
+            case SessionResumed r when r.ConnectionId == _connectionId:
+                _sessionMoving = false;
+                WatchSession(Sender);
+                break;
+            case SessionLost l when l.ConnectionId == _connectionId:
+                Close(0x80, "session lost");
+                break;
+            case Terminated t when t.ActorRef.Equals(_session) && !_sessionMoving:
+                // The node hosting the session failed. The session restarts elsewhere from its journal; the
+                // client reconnects to pick it up (and gets unacknowledged messages again then).
+                _session = null;
+                Close(0x80, "session's node failed");
+                break;
+            case RedeliverPending:
+                Redeliver();
                 break;
             case SendPublish p when _phase == Phase.Connected:
                 OnSendPublish(p);
@@ -242,8 +267,22 @@ internal sealed class MqttConnectionActor : UntypedActor
         _phase = Phase.AwaitingSession;
     }
 
+    private void WatchSession(IActorRef? session)
+    {
+        if (_session is not null)
+        {
+            Context.Unwatch(_session);
+        }
+        _session = session;
+        if (session is not null)
+        {
+            Context.Watch(session);
+        }
+    }
+
     private void OnConnectAccepted(ConnectAccepted a)
     {
+        WatchSession(Sender);
         foreach (var pid in a.PendingInboundQos2)
         {
             (_qos2Recorded ??= []).Add(pid);
@@ -450,17 +489,20 @@ internal sealed class MqttConnectionActor : UntypedActor
             p.MessageExpiryInterval > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + p.MessageExpiryInterval * 1000L : 0,
             ToUserProperties(p.UserProperties),
             _clientId);
-        var correlation = qos == 0 ? 0 : ++_nextCorrelation;
-        var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), correlation, Self);
         if (qos == 0)
         {
+            _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self);
             return;
         }
+        msg = msg with { Id = Random.Shared.NextInt64(1, long.MaxValue) };
+        var correlation = ++_nextCorrelation;
+        var outstanding = new Dictionary<string, object>(StringComparer.Ordinal);
+        var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), correlation, Self, outstanding);
         if (qos == 2)
         {
             (_qos2Routing ??= []).Add(p.PacketIdentifier);
         }
-        var pending = new PendingPublish(p.PacketIdentifier, qos, routed.Acks, routed.Sessions == 0);
+        var pending = new PendingPublish(p.PacketIdentifier, qos, outstanding, routed.Sessions == 0);
         if (routed.Acks == 0)
         {
             Acknowledge(pending);
@@ -473,10 +515,37 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private void OnDeliverAck(DeliverAck ack)
     {
-        if (_pending is not null && _pending.TryGetValue(ack.Correlation, out var p) && --p.Remaining == 0)
+        if (_pending is not null && _pending.TryGetValue(ack.Correlation, out var p) && p.Outstanding.Remove(ack.Target) && p.Outstanding.Count == 0)
         {
             _pending.Remove(ack.Correlation);
             Acknowledge(p);
+        }
+    }
+
+    /// <summary>
+    /// A node left the cluster: what was sent to it and not yet answered may be lost, so every unanswered
+    /// target gets its message again (sessions recognise a message they already hold by its id).
+    /// </summary>
+    private void Redeliver()
+    {
+        if (_pending is null)
+        {
+            return;
+        }
+        foreach (var p in _pending.Values)
+        {
+            foreach (var sent in p.Outstanding.Values)
+            {
+                switch (sent)
+                {
+                    case Deliver d:
+                        _services.SessionRegion.Tell(d with { Retry = true });
+                        break;
+                    case Broker.Actors.Retained.StoreRetained r:
+                        _services.RetainedStore.Tell(r);
+                        break;
+                }
+            }
         }
     }
 
@@ -651,6 +720,12 @@ internal sealed class MqttConnectionActor : UntypedActor
         _transport.CompleteOutput();
         base.PostStop();
     }
+}
+
+/// <summary>Told to every connection after a node left the cluster: unanswered publishes are sent again.</summary>
+internal sealed record RedeliverPending
+{
+    public static readonly RedeliverPending Instance = new();
 }
 
 /// <summary>Told to every connection when the node stops: MQTT 5 clients get DISCONNECT 0x8B.</summary>

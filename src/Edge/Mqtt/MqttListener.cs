@@ -93,6 +93,15 @@ internal sealed class MqttListener : IAsyncDisposable
         }
     }
 
+    /// <summary>Tells every open connection <paramref name="message"/>.</summary>
+    public void Broadcast(object message)
+    {
+        foreach (var actor in _connections.Keys)
+        {
+            actor.Tell(message);
+        }
+    }
+
     /// <summary>Stops accepting, tells every connection the server is going away, and waits for them to close.</summary>
     public async Task StopAsync(TimeSpan timeout)
     {

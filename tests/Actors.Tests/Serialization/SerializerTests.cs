@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
+using Broker.Actors.Routing;
 using Broker.Actors.Serialization;
 using Broker.Actors.Sessions;
 
@@ -31,7 +32,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         1,
         1_800_000_000_123,
         [new UserProperty("k", "v"), new UserProperty("k", "v2"), new UserProperty("", "")],
-        "origin-client");
+        "origin-client",
+        -7_000_000_000_000_000_001);
 
     private static readonly PublishedMessage Bare = new("t", [], 0, false);
 
@@ -78,7 +80,17 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
     {
         yield return new Deliver("c1", Full, true, ["$share/g/a", "$share/h/#"], 42);
         yield return new Deliver("c1", Bare, false, null, -1);
-        yield return new DeliverAck(long.MaxValue);
+        yield return new Deliver("c1", Full, true, null, 43, Retry: true);
+        yield return new DeliverAck(long.MaxValue, "c\u00fc");
+        yield return new DeliverAck(1, DeliverAck.RetainedTarget);
+        yield return new SessionMoved("conn-3");
+        yield return new SessionResumed("conn-3");
+        yield return new SessionLost("conn-3");
+        yield return new SessionHandedOff(RichState());
+        yield return new RouteUpdate(7, [new ClientRoutes("c1", 1_700_000_000_000_001, [new RouteEntry("a/+", true), new RouteEntry("$share/g/#", false)]), new ClientRoutes("gone", 2, [])]);
+        yield return new RouteUpdateAck(long.MaxValue);
+        yield return RouteSyncRequest.Instance;
+        yield return new RouteSync([]);
         yield return new SendPublish(65535, 2, true, true, Full, [1, 268435455]);
         yield return new SendPublish(0, 0, false, false, EmptyLists, null);
         yield return new ClientAck("c1", "conn-1", AckKind.PubComp, 513);
@@ -170,8 +182,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
             .Select(t => t.Name)
             .Order(StringComparer.Ordinal)
             .ToArray();
-        // Connect carries an actor reference and has its own test below.
-        var covered = Samples().Select(s => s.GetType().Name).Append(nameof(Connect)).Distinct().Order(StringComparer.Ordinal).ToArray();
+        // Connect and ResumeSession carry an actor reference and have their own test below.
+        var covered = Samples().Select(s => s.GetType().Name).Append(nameof(Connect)).Append(nameof(ResumeSession)).Distinct().Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(expected, covered);
     }
 
@@ -197,6 +209,21 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(original.ConnectionId, copy.ConnectionId);
         Structural.Equal(original.Info, copy.Info);
         Assert.Equal(probe.Ref, copy.Connection);
+        copy.Connection.Tell("ping");
+        probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void ResumeSession_round_trips_its_actor_reference_through_the_provider()
+    {
+        var probe = CreateTestProbe("resuming");
+        var original = new ResumeSession("c\u00fc", "conn-7", probe.Ref);
+        var serializer = SerializerFor(original);
+        var manifest = serializer.Manifest(original);
+
+        var copy = Assert.IsType<ResumeSession>(serializer.FromBinary(serializer.ToBinary(original), manifest));
+
+        Assert.Equal(original, copy);
         copy.Connection.Tell("ping");
         probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
     }
