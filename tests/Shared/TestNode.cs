@@ -21,20 +21,60 @@ public sealed class TestNode : IAsyncDisposable
     public int MqttPort => Node.MqttPort;
     public string AdminUrl => Node.AdminUrl;
 
-    public static async Task<TestNode> StartAsync(string? extraHocon = null, string? dataDir = null)
+    public string Name => Node.Settings.NodeName;
+
+    /// <summary>host:port of this node's Akka remoting, usable as a seed node.</summary>
+    public string RemoteAddress
+    {
+        get
+        {
+            var address = Akka.Cluster.Cluster.Get(Node.System).SelfAddress;
+            return $"{address.Host}:{address.Port}";
+        }
+    }
+
+    /// <summary>
+    /// Starts <paramref name="count"/> nodes forming one cluster (node-1 is the seed) on one shared database:
+    /// a SQLite file in one temp folder, or the PostgreSQL database <paramref name="database"/> describes.
+    /// </summary>
+    public static async Task<List<TestNode>> StartClusterAsync(int count, TestDatabase? database = null, string? extraHocon = null)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "broker-test-" + Guid.NewGuid().ToString("N"));
+        var nodes = new List<TestNode>();
+        try
+        {
+            nodes.Add(await StartAsync(extraHocon, dataDir, "node-1", "", database));
+            var seed = nodes[0].RemoteAddress;
+            for (var i = 2; i <= count; i++)
+            {
+                nodes.Add(await StartAsync(extraHocon, dataDir, $"node-{i}", seed, database));
+            }
+            return nodes;
+        }
+        catch
+        {
+            foreach (var n in nodes)
+            {
+                await n.DisposeAsync();
+            }
+            throw;
+        }
+    }
+
+    public static async Task<TestNode> StartAsync(string? extraHocon = null, string? dataDir = null, string nodeName = "test-node", string seeds = "", TestDatabase? database = null)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "broker-test-" + Guid.NewGuid().ToString("N"));
         var overrides = $$"""
             broker {
-              node-name = "test-node"
+              node-name = "{{nodeName}}"
               host = "127.0.0.1"
               mqtt-port = 0
               admin-port = 0
               remote-port = 0
-              seed-nodes = ""
+              seed-nodes = "{{seeds}}"
               data-dir = "{{dataDir.Replace("\\", "/", StringComparison.Ordinal)}}"
-              db-provider = "sqlite"
-              db-connection = ""
+              db-provider = "{{database?.Provider ?? "sqlite"}}"
+              db-connection = "{{database?.ConnectionString ?? ""}}"
             }
             akka.loglevel = {{Environment.GetEnvironmentVariable("BROKER_TEST_LOGLEVEL") ?? "WARNING"}}
             {{extraHocon}}

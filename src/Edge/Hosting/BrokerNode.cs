@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
+using Akka.DistributedData;
 using Akka.Event;
 using Broker.Actors;
 using Broker.Actors.Configuration;
@@ -52,6 +53,9 @@ public sealed class BrokerNode : IAsyncDisposable
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
+            // Loaded before joining, so their serializers exist when the first gossip from other members arrives.
+            _ = DistributedData.Get(system);
+            _ = ClusterSharding.Get(system);
             var cluster = Cluster.Get(system);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cluster.RegisterOnMemberUp(() => up.TrySetResult());

@@ -1,0 +1,214 @@
+using System.Buffers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Broker.Tests.Shared;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace Broker.Cluster.Tests;
+
+/// <summary>What a client on one node sees of clients on the others. Every test runs on SQLite and on PostgreSQL.</summary>
+public abstract class CrossNodeTests(ClusterFixture cluster)
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    [Theory]
+    [InlineData(MqttQualityOfServiceLevel.AtMostOnce)]
+    [InlineData(MqttQualityOfServiceLevel.AtLeastOnce)]
+    [InlineData(MqttQualityOfServiceLevel.ExactlyOnce)]
+    public async Task A_subscriber_on_one_node_receives_what_a_client_on_another_publishes(MqttQualityOfServiceLevel qos)
+    {
+        var topic = Ids.New("cross/t");
+        await using var sub = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("sub"));
+        await sub.SubscribeAsync(topic, qos);
+        await using var pub = await TestClient.ConnectAsync(cluster.Port(1), Ids.New("pub"), MqttProtocolVersion.V311);
+
+        for (var i = 0; i < 5; i++)
+        {
+            await pub.PublishAsync(topic, "m" + i, qos);
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal("m" + i, sub.NextText());
+        }
+        sub.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task A_retained_message_published_on_one_node_reaches_a_subscriber_on_another()
+    {
+        var topic = Ids.New("cross/retained");
+        await using (var pub = await TestClient.ConnectAsync(cluster.Port(2), Ids.New("pub")))
+        {
+            await pub.PublishAsync(topic, "kept", MqttQualityOfServiceLevel.AtLeastOnce, retain: true);
+        }
+
+        await using var sub = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("sub"));
+        await sub.SubscribeAsync(topic);
+
+        var m = sub.Next();
+        Assert.True(m.Retain);
+        Assert.Equal("kept", System.Text.Encoding.UTF8.GetString(m.Payload.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_will_of_a_client_on_one_node_reaches_a_subscriber_on_another()
+    {
+        var topic = Ids.New("cross/will");
+        await using var sub = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("sub"));
+        await sub.SubscribeAsync(topic);
+        var dying = await TestClient.ConnectAsync(cluster.Port(1), Ids.New("dying"), configure: b => b.WithWillTopic(topic).WithWillPayload("gone").WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce));
+
+        await dying.Client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(MqttClientDisconnectOptionsReason.DisconnectWithWillMessage).Build());
+        dying.Client.Dispose();
+
+        Assert.Equal("gone", sub.NextText());
+    }
+
+    [Fact]
+    public async Task A_shared_subscription_spanning_nodes_gives_each_message_to_exactly_one_member()
+    {
+        var topic = Ids.New("cross/shared");
+        var group = "$share/" + Ids.New("g") + "/" + topic;
+        await using var a = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("member-a"));
+        await using var b = await TestClient.ConnectAsync(cluster.Port(1), Ids.New("member-b"), MqttProtocolVersion.V500);
+        await a.SubscribeAsync(group);
+        await b.SubscribeAsync(group);
+        await using var pub = await TestClient.ConnectAsync(cluster.Port(2), Ids.New("pub"));
+
+        const int count = 20;
+        for (var i = 0; i < count; i++)
+        {
+            await pub.PublishAsync(topic, "m" + i);
+        }
+
+        var received = new List<string>();
+        await Wait.UntilAsync(() => a.ReceivedCount + b.ReceivedCount >= count, TimeSpan.FromSeconds(10), "every shared message");
+        while (a.ReceivedCount > 0)
+        {
+            received.Add(a.NextText());
+        }
+        var toA = received.Count;
+        while (b.ReceivedCount > 0)
+        {
+            received.Add(b.NextText());
+        }
+        Assert.Equal(Enumerable.Range(0, count).Select(i => "m" + i).Order(), received.Order());
+        Assert.InRange(toA, 1, count - 1);
+        a.ExpectNothing(TimeSpan.FromMilliseconds(200));
+        b.ExpectNothing(TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task The_same_client_id_on_another_node_takes_the_session_over()
+    {
+        var id = Ids.New("roamer");
+        var topic = Ids.New("cross/takeover");
+        var first = await TestClient.ConnectAsync(cluster.Port(0), id, clean: false, sessionExpiry: 600);
+        MqttClientDisconnectedEventArgs? reason = null;
+        first.Client.DisconnectedAsync += e =>
+        {
+            reason = e;
+            return Task.CompletedTask;
+        };
+        await first.SubscribeAsync(topic);
+
+        await using var second = await TestClient.ConnectAsync(cluster.Port(1), id, clean: false, sessionExpiry: 600);
+
+        Assert.True(second.LastConnect!.IsSessionPresent);
+        await Wait.UntilAsync(() => reason is not null, TimeSpan.FromSeconds(10), "the first connection to close");
+        Assert.Equal(MqttClientDisconnectReason.SessionTakenOver, reason!.Reason);
+        await using var pub = await TestClient.ConnectAsync(cluster.Port(2), Ids.New("pub"));
+        await pub.PublishAsync(topic, "to the new connection");
+        Assert.Equal("to the new connection", second.NextText());
+        first.Client.Dispose();
+    }
+
+    [Theory]
+    [InlineData(MqttProtocolVersion.V311)]
+    [InlineData(MqttProtocolVersion.V500)]
+    public async Task An_offline_session_collects_messages_from_any_node_and_delivers_them_on_a_third(MqttProtocolVersion version)
+    {
+        var id = Ids.New("offline");
+        var topic = Ids.New("cross/offline");
+        await TestClient.LeaveOfflineSessionAsync(cluster.Port(0), id, topic, version);
+        await using (var pub = await TestClient.ConnectAsync(cluster.Port(1), Ids.New("pub")))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await pub.PublishAsync(topic, "q" + i);
+            }
+        }
+
+        await using var back = await TestClient.ConnectAsync(cluster.Port(2), id, version, clean: false, sessionExpiry: 600);
+
+        Assert.True(back.LastConnect!.IsSessionPresent);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal("q" + i, back.NextText());
+        }
+    }
+
+    [Fact]
+    public async Task Any_node_pages_through_every_session_of_the_cluster_exactly_once()
+    {
+        var prefix = Ids.New("page") + "-";
+        var ids = Enumerable.Range(0, 24).Select(i => prefix + i.ToString("D2", System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var clients = new List<TestClient>();
+        try
+        {
+            for (var i = 0; i < ids.Count; i++)
+            {
+                clients.Add(await TestClient.ConnectAsync(cluster.Port(i % 3), ids[i], clean: false, sessionExpiry: 600));
+            }
+
+            foreach (var node in cluster.Nodes)
+            {
+                var seen = new List<string>();
+                string? token = null;
+                do
+                {
+                    var url = $"{node.AdminUrl}/api/v1/sessions?prefix={prefix}&limit=5" + (token is null ? "" : "&page_token=" + token);
+                    using var doc = JsonDocument.Parse(await Http.GetStringAsync(url));
+                    Assert.False(doc.RootElement.TryGetProperty("unreachable_nodes", out var missing) && missing.GetArrayLength() > 0);
+                    seen.AddRange(doc.RootElement.GetProperty("sessions").EnumerateArray().Select(s => s.GetProperty("client_id").GetString()!));
+                    token = doc.RootElement.TryGetProperty("next_page_token", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() != "" ? t.GetString() : null;
+                }
+                while (token is not null);
+                Assert.Equal(ids, seen);
+            }
+
+            var hosts = new HashSet<string>();
+            foreach (var id in ids)
+            {
+                var answers = new List<string>();
+                foreach (var node in cluster.Nodes)
+                {
+                    var detail = await Http.GetFromJsonAsync<JsonElement>($"{node.AdminUrl}/api/v1/sessions/{id}");
+                    Assert.Equal(id, detail.GetProperty("client_id").GetString());
+                    Assert.True(detail.GetProperty("connected").GetBoolean());
+                    answers.Add(detail.GetProperty("node").GetString()!);
+                }
+                Assert.Single(answers.Distinct());
+                hosts.Add(answers[0]);
+            }
+            Assert.True(hosts.IsSubsetOf(cluster.Nodes.Select(n => n.Name)));
+            Assert.True(hosts.Count > 1, "sessions spread over more than one node");
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class CrossNodeTestsOnSqlite(SqliteCluster cluster) : CrossNodeTests(cluster), IClassFixture<SqliteCluster>;
+
+[Collection(ClusterCollection.Name)]
+public sealed class CrossNodeTestsOnPostgres(PostgresCluster cluster) : CrossNodeTests(cluster), IClassFixture<PostgresCluster>;
