@@ -23,6 +23,13 @@ public sealed partial class NodeProcess : IDisposable
     public int Pid => _process.Id;
     public int MqttPort { get; private set; }
     public int AdminPort { get; private set; }
+
+    /// <summary>Port of the node's Akka remoting (what other nodes use as a seed).</summary>
+    public int RemotePort { get; private set; }
+
+    public string Name { get; private set; } = "";
+
+    public string AdminUrl => $"http://127.0.0.1:{AdminPort}";
     public string Log => string.Join('\n', _log);
     public bool HasExited => _process.HasExited;
 
@@ -50,7 +57,7 @@ public sealed partial class NodeProcess : IDisposable
             psi.Environment[k] = v;
         }
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the node");
-        var node = new NodeProcess(process);
+        var node = new NodeProcess(process) { Name = nodeName };
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => node.OnLine(e.Data);
         process.BeginOutputReadLine();
@@ -83,6 +90,11 @@ public sealed partial class NodeProcess : IDisposable
         {
             AdminPort = int.Parse(admin.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         }
+        var remote = RemoteLine().Match(line);
+        if (remote.Success)
+        {
+            RemotePort = int.Parse(remote.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
         if (line.Contains(" ready (", StringComparison.Ordinal))
         {
             _ready.TrySetResult();
@@ -94,6 +106,9 @@ public sealed partial class NodeProcess : IDisposable
 
     [GeneratedRegex(@"admin HTTP on http://[^:]+:(\d+)")]
     private static partial Regex AdminLine();
+
+    [GeneratedRegex(@"ready \(remoting akka\.tcp://[^@]+@[^:]+:(\d+)")]
+    private static partial Regex RemoteLine();
 
     /// <summary>SIGKILL: no shutdown code runs, as in a power cut of the process.</summary>
     public void Kill()

@@ -59,6 +59,8 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private IActorRef? _connection;
     private string? _connectionId;
     private Queue<(IActorRef Sender, long Correlation)>? _heldAcks;
+    private long[]? _recentIds;
+    private int _recentNext;
     private int _pendingWrites;
     private int _sinceSnapshot;
     private bool _ending;
@@ -152,11 +154,21 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         }
         switch (message)
         {
-            case Deliver d when d.Retry && _state.Holds(d.Message.Id):
-                // Sent again after a node failure, but this session has it already.
-                Sender.Tell(new DeliverAck(d.Correlation, _state.ClientId));
+            case Deliver d when d.Retry && (IsRecent(d.Message.Id) || _state.Holds(d.Message.Id)):
+                // Sent again because its acknowledgement was late or a message got lost, but this session has it:
+                // acknowledge once the first copy is durable, unless that acknowledgement is still held back.
+                var retrySender = Sender;
+                var retryCorrelation = d.Correlation;
+                DeferAsync(0, _ =>
+                {
+                    if (_heldAcks is null || !_heldAcks.Contains((retrySender, retryCorrelation)))
+                    {
+                        retrySender.Tell(new DeliverAck(retryCorrelation, _state.ClientId));
+                    }
+                });
                 break;
             case Deliver d:
+                RememberId(d.Message.Id);
                 Commit(_state.OnDeliver(d.Message, d.NonShared, d.SharedFilters, _limits, Now), Sender, d.Correlation);
                 if (!_state.Exists)
                 {
@@ -324,8 +336,28 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
     }
 
+    /// <summary>The last 64 message ids this incarnation accepted, to recognise resent copies (kept only once a QoS 1/2 message arrives).</summary>
+    private void RememberId(long id)
+    {
+        if (id == 0)
+        {
+            return;
+        }
+        _recentIds ??= new long[64];
+        _recentIds[_recentNext] = id;
+        _recentNext = (_recentNext + 1) % _recentIds.Length;
+    }
+
+    private bool IsRecent(long id) => id != 0 && _recentIds is not null && Array.IndexOf(_recentIds, id) >= 0;
+
     private void OnResume(ResumeSession r)
     {
+        if (_connection is not null && _connectionId == r.ConnectionId)
+        {
+            // A resend (the first answer may have been lost while the shard moved).
+            r.Connection.Tell(new SessionResumed(r.ConnectionId));
+            return;
+        }
         if (_connection is null && _awaitingResume)
         {
             _connection = r.Connection;

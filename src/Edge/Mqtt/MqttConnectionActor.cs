@@ -26,6 +26,20 @@ internal sealed class MqttConnectionActor : UntypedActor
         public readonly byte Qos = qos;
         public readonly Dictionary<string, object> Outstanding = outstanding;
         public readonly bool NoSubscribers = noSubscribers;
+        public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
+        public int Attempts;
+    }
+
+    /// <summary>
+    /// Sharding may drop a message while a shard moves between nodes (to keep order), so anything sent to a
+    /// session that is not answered in time is sent again (sessions recognise copies by message id).
+    /// </summary>
+    private const long FirstRetryMs = 3000;
+    private const long MaxRetryMs = 30000;
+
+    private sealed record RetryTick
+    {
+        public static readonly RetryTick Instance = new();
     }
 
     /// <summary>Above this many unsent bytes to a slow client, QoS 0 messages to it are dropped.</summary>
@@ -63,6 +77,8 @@ internal sealed class MqttConnectionActor : UntypedActor
     private bool _sessionAttached;
     private IActorRef? _session;
     private bool _sessionMoving;
+    private long _resumeSentAt;
+    private ICancelable? _retryTick;
 
 
     public static Props Props(MqttTransport transport, BrokerServices services) =>
@@ -143,7 +159,9 @@ internal sealed class MqttConnectionActor : UntypedActor
                 // Graceful hand-off: the session continues on another node with this connection.
                 _sessionMoving = true;
                 WatchSession(null);
+                _resumeSentAt = NowMs;
                 _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+                ScheduleRetryTick();
                 break;
             case SessionResumed r when r.ConnectionId == _connectionId:
                 _sessionMoving = false;
@@ -159,7 +177,17 @@ internal sealed class MqttConnectionActor : UntypedActor
                 Close(0x80, "session's node failed");
                 break;
             case RedeliverPending:
-                Redeliver();
+                Redeliver(all: true);
+                break;
+            case RetryTick:
+                _retryTick = null;
+                if (_sessionMoving && NowMs - _resumeSentAt >= FirstRetryMs)
+                {
+                    _resumeSentAt = NowMs;
+                    _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+                }
+                Redeliver(all: false);
+                ScheduleRetryTick();
                 break;
             case SendPublish p when _phase == Phase.Connected:
                 OnSendPublish(p);
@@ -510,6 +538,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         else
         {
             (_pending ??= [])[correlation] = pending;
+            ScheduleRetryTick();
         }
     }
 
@@ -526,14 +555,21 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// A node left the cluster: what was sent to it and not yet answered may be lost, so every unanswered
     /// target gets its message again (sessions recognise a message they already hold by its id).
     /// </summary>
-    private void Redeliver()
+    private void Redeliver(bool all)
     {
         if (_pending is null)
         {
             return;
         }
+        var now = NowMs;
         foreach (var p in _pending.Values)
         {
+            if (!all && now < p.NextRetryAt)
+            {
+                continue;
+            }
+            p.Attempts++;
+            p.NextRetryAt = now + Math.Min(FirstRetryMs << Math.Min(p.Attempts, 4), MaxRetryMs);
             foreach (var sent in p.Outstanding.Values)
             {
                 switch (sent)
@@ -546,6 +582,15 @@ internal sealed class MqttConnectionActor : UntypedActor
                         break;
                 }
             }
+        }
+    }
+
+    /// <summary>One tick a second while publishes wait for acknowledgements or the session is moving.</summary>
+    private void ScheduleRetryTick()
+    {
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 }))
+        {
+            _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
         }
     }
 
@@ -713,6 +758,7 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
+        _retryTick?.Cancel();
         if (_sessionAttached)
         {
             _services.SessionRegion.Tell(new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry));

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using Broker.Tests.Shared;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+using Xunit.Abstractions;
+
+namespace Broker.Cluster.Tests;
+
+/// <summary>
+/// Three node processes of the built executable; persistent MQTT 3.1.1 and 5.0 sessions spread over them;
+/// QoS 1 and QoS 2 publishers; then a node is killed, stopped, or the whole cluster restarts. Each test
+/// prints a "chaos:" line with what it measured. Runs on SQLite and on PostgreSQL.
+/// </summary>
+public abstract class ChaosTests(ITestOutputHelper output, string provider)
+{
+    private const int Subscribers = 6;
+    private const int PerPublisher = 250;
+    private static readonly TimeSpan PublishInterval = TimeSpan.FromMilliseconds(20);
+
+    private void Report(string line)
+    {
+        output.WriteLine("chaos: " + line);
+        Console.WriteLine("chaos: " + line);
+    }
+
+    private static List<ChaosSubscriber> Subscriber(string run, LivePorts ports) =>
+        [.. Enumerable.Range(0, Subscribers).Select(i => new ChaosSubscriber($"{run}-s{i}", i % 2 == 0 ? MqttProtocolVersion.V311 : MqttProtocolVersion.V500, ports))];
+
+    private static async Task WaitUntilHostedOnAsync(NodeProcess asker, IEnumerable<string> ids, string node)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        await Wait.UntilAsync(async () =>
+        {
+            foreach (var id in ids)
+            {
+                // 404 while the session's shard is moving between nodes.
+                using var response = await http.GetAsync($"{asker.AdminUrl}/api/v1/sessions/{id}");
+                var json = await response.Content.ReadAsStringAsync();
+                if (json.Contains($"\"node\":\"{node}\"", StringComparison.Ordinal))
+                {
+                    return true;
+                }
+            }
+            return false;
+        }, TimeSpan.FromSeconds(60), $"a session hosted on {node} (shards spread over joining nodes)");
+    }
+
+    [Fact]
+    public async Task Killing_a_node_loses_no_acknowledged_message_and_the_node_rejoins()
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var cluster = await ProcessCluster.StartAsync(db, 3);
+        var run = Ids.New("kill");
+        var everywhere = new LivePorts();
+        everywhere.Set(cluster.Live.Select(n => n.MqttPort));
+        var subs = Subscriber(run, everywhere);
+        try
+        {
+            for (var i = 0; i < subs.Count; i++)
+            {
+                await subs[i].StartAsync(cluster.Nodes[i % 3]!.MqttPort, run + "/#");
+            }
+            var ids = subs.Select(s => s.ClientId).ToList();
+            await WaitUntilHostedOnAsync(cluster.Nodes[0]!, ids, "node-1");
+            var publishers = new List<ChaosPublisher>
+            {
+                new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, everywhere),
+                new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, everywhere),
+            };
+            using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
+            await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
+                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
+
+            // node-1 is the oldest member: it also runs the shard coordinators.
+            var sinceKill = Stopwatch.StartNew();
+            cluster.Kill(0);
+            everywhere.Set(cluster.Live.Select(n => n.MqttPort));
+            var survivor = cluster.Nodes[1]!;
+            await Wait.UntilAsync(() => Admin.AllAnswerAsync(survivor, ids), TimeSpan.FromSeconds(60), "every session to answer on a survivor");
+            var recovered = Clock.Seconds(sinceKill);
+            await Wait.UntilAsync(() => subs.All(s => s.IsConnected), TimeSpan.FromSeconds(60), "every subscriber to be connected again");
+            var reconnected = Clock.Seconds(sinceKill);
+            foreach (var node in cluster.Live)
+            {
+                await Wait.UntilAsync(() => Admin.ListsAllAsync(node, run, ids, connected: true), TimeSpan.FromSeconds(60), $"{node.Name} to list every session");
+            }
+            var listed = Clock.Seconds(sinceKill);
+            await Task.WhenAll(publishing);
+            await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost == 0, TimeSpan.FromSeconds(60), "every acknowledged message to arrive")
+                .ContinueWith(_ => { }, TaskScheduler.Default);
+            foreach (var e in subs.SelectMany(s => s.Events))
+            {
+                output.WriteLine(e);
+            }
+            var tally = ChaosTally.Of(publishers, subs);
+            Report($"sigkill [{provider}] acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
+                $"recovery={recovered}s reconnected={reconnected}s all_listed_connected={listed}s publisher_retries={publishers.Sum(p => p.Retries)} subscriber_reconnects={subs.Sum(s => s.Disconnects)}");
+            Assert.True(tally.Lost == 0, tally.Detail + "\n" + cluster.Logs);
+            Assert.Equal(0, tally.OutOfOrder);
+            Assert.True(subs.All(s => s.SessionsLost == 0), string.Join("\n", subs.SelectMany(s => s.Events)) + "\n" + cluster.Logs);
+
+            var sinceStart = Stopwatch.StartNew();
+            var back = await cluster.StartNodeAsync(0);
+            await Wait.UntilAsync(() => Admin.ListsAllAsync(back, run, ids, connected: true), TimeSpan.FromSeconds(60), "the restarted node to list every session");
+            Report($"rejoin [{provider}] ready_and_listing={Clock.Seconds(sinceStart)}s");
+            var before = subs.Select(s => s.Received.Count).ToList();
+            await using (var check = await TestClient.ConnectAsync(back.MqttPort, run + "-check"))
+            {
+                await check.PublishAsync(run + "/check", "check:0");
+            }
+            await Wait.UntilAsync(() => subs.Select((s, i) => s.Received.Count > before[i]).All(x => x), TimeSpan.FromSeconds(20), "a publish through the rejoined node to reach everyone");
+        }
+        finally
+        {
+            foreach (var s in subs)
+            {
+                await s.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_node_leaving_with_sigterm_loses_and_duplicates_nothing_and_other_clients_see_no_error()
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var cluster = await ProcessCluster.StartAsync(db, 3);
+        var run = Ids.New("leave");
+        // Clients stay on node-1 and node-2; node-3 only hosts sessions, which move when it leaves.
+        var staying = new LivePorts();
+        staying.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
+        var subs = Subscriber(run, staying);
+        try
+        {
+            for (var i = 0; i < subs.Count; i++)
+            {
+                await subs[i].StartAsync(staying.Next(), run + "/#");
+            }
+            var ids = subs.Select(s => s.ClientId).ToList();
+            await WaitUntilHostedOnAsync(cluster.Nodes[0]!, ids, "node-3");
+            var publishers = new List<ChaosPublisher>
+            {
+                new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
+                new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, staying),
+            };
+            using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
+            await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
+                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
+
+            var sinceStop = Stopwatch.StartNew();
+            Assert.True(cluster.Terminate(2, TimeSpan.FromSeconds(60)), "node-3 exits after SIGTERM");
+            var stopped = Clock.Seconds(sinceStop);
+            await Task.WhenAll(publishing);
+            await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost == 0, TimeSpan.FromSeconds(60), "every acknowledged message to arrive")
+                .ContinueWith(_ => { }, TaskScheduler.Default);
+            var tally = ChaosTally.Of(publishers, subs);
+            Report($"sigterm [{provider}] acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
+                $"leave={stopped}s publisher_retries={publishers.Sum(p => p.Retries)} subscriber_disconnects={subs.Sum(s => s.Disconnects)}");
+            Assert.True(tally.Lost == 0, tally.Detail + "\n" + cluster.Logs);
+            Assert.Equal(0, tally.Duplicates);
+            Assert.Equal(0, tally.OutOfOrder);
+            Assert.All(subs, s => Assert.Equal(0, s.Disconnects));
+            Assert.Equal(0, publishers.Sum(p => p.Retries));
+            foreach (var node in cluster.Live)
+            {
+                await Wait.UntilAsync(() => Admin.ListsAllAsync(node, run, ids, connected: true), TimeSpan.FromSeconds(30), $"{node.Name} to list every session");
+            }
+        }
+        finally
+        {
+            foreach (var s in subs)
+            {
+                await s.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Restarting_the_whole_cluster_keeps_every_persistent_session()
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var cluster = await ProcessCluster.StartAsync(db, 3);
+        var run = Ids.New("restart");
+        var ids = Enumerable.Range(0, Subscribers).Select(i => $"{run}-s{i}").ToList();
+        MqttProtocolVersion VersionOf(int i) => i % 2 == 0 ? MqttProtocolVersion.V311 : MqttProtocolVersion.V500;
+        for (var i = 0; i < ids.Count; i++)
+        {
+            await TestClient.LeaveOfflineSessionAsync(cluster.Nodes[i % 3]!.MqttPort, ids[i], run + "/#", VersionOf(i));
+        }
+        await using (var pub = await TestClient.ConnectAsync(cluster.Nodes[1]!.MqttPort, run + "-pub"))
+        {
+            for (var m = 0; m < 20; m++)
+            {
+                await pub.PublishAsync(run + "/offline", "m" + m, MqttQualityOfServiceLevel.AtLeastOnce);
+            }
+        }
+
+        var sinceStop = Stopwatch.StartNew();
+        for (var i = 2; i >= 0; i--)
+        {
+            Assert.True(cluster.Terminate(i, TimeSpan.FromSeconds(60)), $"node-{i + 1} exits after SIGTERM");
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            await cluster.StartNodeAsync(i);
+        }
+        Report($"restart [{provider}] stop_and_start_all={Clock.Seconds(sinceStop)}s");
+
+        for (var i = 0; i < ids.Count; i++)
+        {
+            // Each client comes back on a different node than before.
+            await using var c = await TestClient.ConnectAsync(cluster.Nodes[(i + 1) % 3]!.MqttPort, ids[i], VersionOf(i), clean: false, sessionExpiry: 600);
+            Assert.True(c.LastConnect!.IsSessionPresent, ids[i] + " kept its session");
+            for (var m = 0; m < 20; m++)
+            {
+                Assert.Equal("m" + m, c.NextText());
+            }
+            await using (var pub = await TestClient.ConnectAsync(cluster.Nodes[i % 3]!.MqttPort, Ids.New("pub")))
+            {
+                await pub.PublishAsync(run + "/after", "after");
+            }
+            Assert.Equal("after", c.NextText());
+        }
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class ChaosTestsOnSqlite(ITestOutputHelper output) : ChaosTests(output, "sqlite");
+
+[Collection(ClusterCollection.Name)]
+public sealed class ChaosTestsOnPostgres(ITestOutputHelper output) : ChaosTests(output, "postgresql");
