@@ -14,7 +14,7 @@ namespace Broker.Cluster.Tests;
 /// </summary>
 public abstract class ChaosTests(ITestOutputHelper output, string provider)
 {
-    private const int Subscribers = 6;
+    private const int Subscribers = 8;
     private const int PerPublisher = 250;
     private static readonly TimeSpan PublishInterval = TimeSpan.FromMilliseconds(20);
 
@@ -25,25 +25,53 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
     }
 
     private static List<ChaosSubscriber> Subscriber(string run, LivePorts ports) =>
-        [.. Enumerable.Range(0, Subscribers).Select(i => new ChaosSubscriber($"{run}-s{i}", i % 2 == 0 ? MqttProtocolVersion.V311 : MqttProtocolVersion.V500, ports))];
+        [.. Enumerable.Range(0, Subscribers).Select(i => NewSubscriber(run, i, ports))];
 
-    private static async Task WaitUntilHostedOnAsync(NodeProcess asker, IEnumerable<string> ids, string node)
+    private static ChaosSubscriber NewSubscriber(string run, int i, LivePorts ports) =>
+        new($"{run}-s{i}", i % 2 == 0 ? MqttProtocolVersion.V311 : MqttProtocolVersion.V500, ports);
+
+    /// <summary>Node hosting each session, as the admin API of <paramref name="asker"/> says (sessions whose shard is moving are left out).</summary>
+    private static async Task<Dictionary<string, string>> HostsAsync(NodeProcess asker, IEnumerable<string> ids)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var hosts = new Dictionary<string, string>();
+        foreach (var id in ids)
+        {
+            using var response = await http.GetAsync($"{asker.AdminUrl}/api/v1/sessions/{id}");
+            if (response.IsSuccessStatusCode)
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+                hosts[id] = doc.RootElement.GetProperty("node").GetString()!;
+            }
+        }
+        return hosts;
+    }
+
+    /// <summary>
+    /// Waits until shards stopped moving (the same complete placement twice, a second apart), then adds
+    /// subscribers until at least one session lives on <paramref name="node"/>, so the failure hits sessions.
+    /// </summary>
+    private static async Task<int> EnsureSessionsOnAsync(NodeProcess asker, List<ChaosSubscriber> subs, string node, Func<int, Task<ChaosSubscriber>> addOne)
+    {
+        Dictionary<string, string>? last = null;
         await Wait.UntilAsync(async () =>
         {
-            foreach (var id in ids)
-            {
-                // 404 while the session's shard is moving between nodes.
-                using var response = await http.GetAsync($"{asker.AdminUrl}/api/v1/sessions/{id}");
-                var json = await response.Content.ReadAsStringAsync();
-                if (json.Contains($"\"node\":\"{node}\"", StringComparison.Ordinal))
-                {
-                    return true;
-                }
-            }
-            return false;
-        }, TimeSpan.FromSeconds(60), $"a session hosted on {node} (shards spread over joining nodes)");
+            await Task.Delay(1000);
+            var now = await HostsAsync(asker, subs.Select(s => s.ClientId));
+            var stable = now.Count == subs.Count && last is not null && now.OrderBy(p => p.Key).SequenceEqual(last.OrderBy(p => p.Key));
+            last = now;
+            return stable;
+        }, TimeSpan.FromSeconds(90), "shards to settle");
+        while (last!.Values.Count(v => v == node) == 0 && subs.Count < 40)
+        {
+            var sub = await addOne(subs.Count);
+            subs.Add(sub);
+            await Wait.UntilAsync(async () => (await HostsAsync(asker, [sub.ClientId])).Count == 1, TimeSpan.FromSeconds(30), "the new session to be listed");
+            last = await HostsAsync(asker, subs.Select(s => s.ClientId));
+        }
+        var count = last.Values.Count(v => v == node);
+        Assert.True(count > 0, $"no session landed on {node}");
+        return count;
     }
 
     [Fact]
@@ -61,8 +89,13 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             {
                 await subs[i].StartAsync(cluster.Nodes[i % 3]!.MqttPort, run + "/#");
             }
+            var onVictim = await EnsureSessionsOnAsync(cluster.Nodes[1]!, subs, "node-1", async i =>
+            {
+                var sub = NewSubscriber(run, i, everywhere);
+                await sub.StartAsync(cluster.Nodes[i % 3]!.MqttPort, run + "/#");
+                return sub;
+            });
             var ids = subs.Select(s => s.ClientId).ToList();
-            await WaitUntilHostedOnAsync(cluster.Nodes[0]!, ids, "node-1");
             var publishers = new List<ChaosPublisher>
             {
                 new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, everywhere),
@@ -78,6 +111,12 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             cluster.Kill(0);
             everywhere.Set(cluster.Live.Select(n => n.MqttPort));
             var survivor = cluster.Nodes[1]!;
+            // Until node-1 is downed, pages come back without its sessions and name it.
+            using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) })
+            {
+                using var page = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"{survivor.AdminUrl}/api/v1/sessions?prefix={run}"));
+                Assert.Equal(["node-1"], page.RootElement.GetProperty("unreachable_nodes").EnumerateArray().Select(e => e.GetString()));
+            }
             await Wait.UntilAsync(() => Admin.AllAnswerAsync(survivor, ids), TimeSpan.FromSeconds(60), "every session to answer on a survivor");
             var recovered = Clock.Seconds(sinceKill);
             await Wait.UntilAsync(() => subs.All(s => s.IsConnected), TimeSpan.FromSeconds(60), "every subscriber to be connected again");
@@ -95,7 +134,7 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
                 output.WriteLine(e);
             }
             var tally = ChaosTally.Of(publishers, subs);
-            Report($"sigkill [{provider}] acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
+            Report($"sigkill [{provider}] sessions={subs.Count} on_killed_node={onVictim} acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
                 $"recovery={recovered}s reconnected={reconnected}s all_listed_connected={listed}s publisher_retries={publishers.Sum(p => p.Retries)} subscriber_reconnects={subs.Sum(s => s.Disconnects)}");
             Assert.True(tally.Lost == 0, tally.Detail + "\n" + cluster.Logs);
             Assert.Equal(0, tally.OutOfOrder);
@@ -137,8 +176,13 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             {
                 await subs[i].StartAsync(staying.Next(), run + "/#");
             }
+            var onLeaving = await EnsureSessionsOnAsync(cluster.Nodes[0]!, subs, "node-3", async i =>
+            {
+                var sub = NewSubscriber(run, i, staying);
+                await sub.StartAsync(staying.Next(), run + "/#");
+                return sub;
+            });
             var ids = subs.Select(s => s.ClientId).ToList();
-            await WaitUntilHostedOnAsync(cluster.Nodes[0]!, ids, "node-3");
             var publishers = new List<ChaosPublisher>
             {
                 new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
@@ -156,7 +200,7 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost == 0, TimeSpan.FromSeconds(60), "every acknowledged message to arrive")
                 .ContinueWith(_ => { }, TaskScheduler.Default);
             var tally = ChaosTally.Of(publishers, subs);
-            Report($"sigterm [{provider}] acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
+            Report($"sigterm [{provider}] sessions={subs.Count} on_leaving_node={onLeaving} acknowledged={tally.Acknowledged} lost={tally.Lost} duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} " +
                 $"leave={stopped}s publisher_retries={publishers.Sum(p => p.Retries)} subscriber_disconnects={subs.Sum(s => s.Disconnects)}");
             Assert.True(tally.Lost == 0, tally.Detail + "\n" + cluster.Logs);
             Assert.Equal(0, tally.Duplicates);

@@ -13,7 +13,7 @@ public readonly record struct RouteEntry(string Filter, bool Connected);
 /// grows with every assertion (see <see cref="RouteVersions"/>), so an older assertion arriving late
 /// never overwrites a newer one.
 /// </summary>
-public sealed record ClientRoutes(string ClientId, long Version, IReadOnlyList<RouteEntry> Entries) : IBrokerSerializable;
+public sealed record ClientRoutes(string ClientId, long Version, IReadOnlyList<RouteEntry> Entries);
 
 /// <summary>
 /// Session → its node's replicator. <paramref name="Hosted"/>: the session lives on this node (its routes are

@@ -40,12 +40,36 @@ public static class SessionRecovery
     /// <summary>Returns the number of recovered sessions hosted by <paramref name="region"/>.</summary>
     public static async Task<int> WaitForRememberedSessionsAsync(IActorRef region, TimeSpan timeout, CancellationToken ct = default)
     {
+        var deadline = DateTime.UtcNow + timeout;
         var extractor = new SessionMessageExtractor();
-        await Task.WhenAll(ProbeIds(extractor, SessionMessageExtractor.ShardCount)
-            .Select(id => region.Ask<SessionProbeAck>(new SessionProbe(id), timeout, ct))).ConfigureAwait(false);
+        await Task.WhenAll(ProbeIds(extractor, SessionMessageExtractor.ShardCount).Select(id => ProbeAsync(region, id, deadline, ct))).ConfigureAwait(false);
         var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, timeout, ct).ConfigureAwait(false);
         var sessions = state.Shards.SelectMany(s => s.EntityIds).Where(id => !id.StartsWith(ProbePrefix, StringComparison.Ordinal)).ToList();
-        await Task.WhenAll(sessions.Select(id => region.Ask<SessionProbeAck>(new SessionProbe(id), timeout, ct))).ConfigureAwait(false);
+        await Task.WhenAll(sessions.Select(id => ProbeAsync(region, id, deadline, ct))).ConfigureAwait(false);
         return sessions.Count;
     }
+
+    /// <summary>A probe is asked again when it gets no answer: sharding drops messages to a shard that is moving.</summary>
+    private static async Task ProbeAsync(IActorRef region, string id, DateTime deadline, CancellationToken ct)
+    {
+        while (true)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"session {id} did not answer its recovery probe");
+            }
+            try
+            {
+                await region.Ask<SessionProbeAck>(new SessionProbe(id), left < AttemptTimeout ? left : AttemptTimeout, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (AskTimeoutException)
+            {
+                // Asked again below.
+            }
+        }
+    }
+
+    private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(5);
 }
