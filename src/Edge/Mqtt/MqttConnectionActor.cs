@@ -78,6 +78,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private IActorRef? _session;
     private bool _sessionMoving;
     private long _resumeSentAt;
+    private Dictionary<ushort, (bool Release, long SentAt)>? _qos2Awaiting;
     private ICancelable? _retryTick;
 
 
@@ -187,6 +188,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                     _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
                 }
                 Redeliver(all: false);
+                ResendQos2();
                 ScheduleRetryTick();
                 break;
             case SendPublish p when _phase == Phase.Connected:
@@ -585,10 +587,27 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>One tick a second while publishes wait for acknowledgements or the session is moving.</summary>
+    private void ResendQos2()
+    {
+        if (_qos2Awaiting is null)
+        {
+            return;
+        }
+        var now = NowMs;
+        foreach (var (packetId, (release, sentAt)) in _qos2Awaiting.ToList())
+        {
+            if (now - sentAt >= FirstRetryMs)
+            {
+                _qos2Awaiting[packetId] = (release, now);
+                _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, packetId, release));
+            }
+        }
+    }
+
+    /// <summary>One tick a second while publishes or QoS 2 steps wait for answers, or the session is moving.</summary>
     private void ScheduleRetryTick()
     {
-        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 }))
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _qos2Awaiting is { Count: > 0 }))
         {
             _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
         }
@@ -607,11 +626,24 @@ internal sealed class MqttConnectionActor : UntypedActor
             });
             return;
         }
-        _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, p.PacketId, Release: false));
+        SendQos2(p.PacketId, release: false);
+    }
+
+    /// <summary>QoS 2 bookkeeping in the session; sent again by the retry tick until answered.</summary>
+    private void SendQos2(ushort packetId, bool release)
+    {
+        (_qos2Awaiting ??= [])[packetId] = (release, NowMs);
+        _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, packetId, release));
+        ScheduleRetryTick();
     }
 
     private void OnInboundQos2Done(InboundQos2Done d)
     {
+        if (_qos2Awaiting is null || !_qos2Awaiting.TryGetValue(d.PacketId, out var awaited) || awaited.Release != d.Release)
+        {
+            return; // the answer to a resend that was already answered
+        }
+        _qos2Awaiting.Remove(d.PacketId);
         if (!d.Release)
         {
             _qos2Routing?.Remove(d.PacketId);
@@ -630,7 +662,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     {
         if (_qos2Recorded?.Contains(rel.PacketIdentifier) == true)
         {
-            _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, rel.PacketIdentifier, Release: true));
+            SendQos2(rel.PacketIdentifier, release: true);
         }
         else
         {
