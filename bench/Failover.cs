@@ -21,6 +21,7 @@ internal static class Failover
 {
     private const uint SessionExpiry = 600;
     private const MqttQualityOfServiceLevel Qos = MqttQualityOfServiceLevel.AtLeastOnce;
+    private const int AckGraceSeconds = 20;
 
     public static async Task<RunResult> RunAsync(BenchOptions o, string tag, CancellationToken ct)
     {
@@ -185,14 +186,26 @@ internal static class Failover
                 {
                     r.Error = (r.Error is null ? "" : r.Error + "; ") + error;
                 }
-                // Shards move back to the node that returned; their sessions hand over their connections.
-                await Task.Delay(TimeSpan.FromSeconds(o.FailoverSettle), ct).ConfigureAwait(false);
+                // Shards move back to the node that returned (a few every rebalance interval); their sessions hand over
+                // their connections. Publishing goes on through it, and the next run starts on a settled cluster.
+                await Task.Delay(TimeSpan.FromSeconds(o.RejoinSeconds), ct).ConfigureAwait(false);
                 r.Extra["disconnects_after_restart"] = subs.Sum(s => s.DisconnectsAfterRestart);
             }
 
             pub.Stop();
-            await pubTask.ConfigureAwait(false);
-            r.Extra["publish_rate"] = pub.Sent / Scenarios.Seconds(start, pub.EndTicks);
+            // A PUBACK that has not come within this bound is not coming: the broker lost track of the message.
+            if (await Task.WhenAny(pubTask, Task.Delay(TimeSpan.FromSeconds(AckGraceSeconds), ct)).ConfigureAwait(false) == pubTask)
+            {
+                await pubTask.ConfigureAwait(false);
+            }
+            var unacked = pub.Unacknowledged();
+            r.Extra["never_acked"] = unacked.Count;
+            if (unacked.Count > 0)
+            {
+                Console.Error.WriteLine($"[failover] {unacked.Count} publishes without PUBACK {AckGraceSeconds} s after the last publish, "
+                    + $"sequence numbers {string.Join(",", unacked.Take(20))}{(unacked.Count > 20 ? ",..." : "")} (kill at {seqKill}, restart at {seqRestart})");
+            }
+            r.Extra["publish_rate"] = pub.Sent / Scenarios.Seconds(start, pubTask.IsCompleted ? pub.EndTicks : Stopwatch.GetTimestamp());
             r.Extra["max_puback_ms"] = pub.MaxAckMs;
             r.Extra["publisher_disconnects"] = pub.Disconnects;
             r.Extra["republished"] = pub.Republished;
@@ -243,14 +256,15 @@ internal static class Failover
         }
         finally
         {
-            pub?.Stop();
+            if (pub is not null)
+            {
+                // Closing fails the publishes still waiting for a PUBACK, so the publish loop ends.
+                pub.Stop();
+                await pub.CloseAsync().ConfigureAwait(false);
+            }
             if (pubTask is not null)
             {
                 await pubTask.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
-            }
-            if (pub is not null)
-            {
-                await pub.CloseAsync().ConfigureAwait(false);
             }
             // Session expiry 0 on DISCONNECT ends the persistent sessions, so runs leave nothing behind.
             await Task.WhenAll(subs.Where(s => s is not null).Select(s => s.StopAsync())).ConfigureAwait(false);
@@ -534,6 +548,7 @@ internal sealed class FailoverPublisher(BenchOptions o, string clientId, int por
     private readonly IMqttClient _client = Mqtt.Create();
     private readonly bool[] _acked = new bool[count];
     private readonly Lock _gate = new();
+    private readonly HashSet<int> _failedSeqs = [];
     private TaskCompletionSource _online = NewOnline(completed: false);
     private long _sent;
     private long _failed;
@@ -554,6 +569,15 @@ internal sealed class FailoverPublisher(BenchOptions o, string clientId, int por
     public long ReconnectedTicks { get; private set; }
     public bool Acked(long seq) => Volatile.Read(ref _acked[seq]);
     public long AckedCount => _acked.Count(a => a);
+    /// <summary>Sequence numbers published and neither acknowledged nor failed (still waiting for their PUBACK).</summary>
+    public List<long> Unacknowledged()
+    {
+        lock (_gate)
+        {
+            return [.. Enumerable.Range(0, (int)Sent).Where(i => !Volatile.Read(ref _acked[i]) && !_failedSeqs.Contains(i)).Select(i => (long)i)];
+        }
+    }
+
     /// <summary>Longest time from the first PublishAsync of a message to its PUBACK, reconnects included, milliseconds.</summary>
     public double MaxAckMs => Interlocked.Read(ref _maxAckTicks) * 1000.0 / Stopwatch.Frequency;
 
@@ -727,6 +751,10 @@ internal sealed class FailoverPublisher(BenchOptions o, string clientId, int por
                     {
                         // The broker answered with an error code: not retried, counted as failed.
                         Interlocked.Increment(ref _failed);
+                        lock (_gate)
+                        {
+                            _failedSeqs.Add(seq);
+                        }
                     }
                     return;
                 }
@@ -740,6 +768,10 @@ internal sealed class FailoverPublisher(BenchOptions o, string clientId, int por
         catch (Exception)
         {
             Interlocked.Increment(ref _failed);
+            lock (_gate)
+            {
+                _failedSeqs.Add(seq);
+            }
         }
         finally
         {

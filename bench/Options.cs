@@ -57,6 +57,8 @@ internal sealed class BenchOptions
     public int FailoverSettle { get; set; } = 5;
     /// <summary>Seconds a reconnect attempt waits for its CONNACK before it gives up and tries again.</summary>
     public int ReconnectTimeout { get; set; } = 2;
+    /// <summary>Seconds of publishing after the restarted node is ready, while shards move back to it.</summary>
+    public int RejoinSeconds { get; set; } = 15;
     /// <summary>Seconds after the kill within which every session must answer again.</summary>
     public int RecoveryTimeout { get; set; } = 60;
 
@@ -113,6 +115,7 @@ internal sealed class BenchOptions
                 case "--failover-subscribers": o.FailoverSubscribers = NextInt(); break;
                 case "--failover-rate": o.FailoverRate = NextInt(); break;
                 case "--failover-settle": o.FailoverSettle = NextInt(); break;
+                case "--rejoin-seconds": o.RejoinSeconds = NextInt(); break;
                 case "--recovery-timeout": o.RecoveryTimeout = NextInt(); break;
                 case "--reconnect-timeout": o.ReconnectTimeout = NextInt(); break;
                 default: throw new ArgumentException($"unknown option {key}");
@@ -126,7 +129,7 @@ internal sealed class BenchOptions
         {
             throw new ArgumentException("--pub-ports and --sub-ports take ports 1..65535");
         }
-        if (o.FailoverSubscribers < 1 || o.FailoverRate < 1 || o.FailoverSettle < 0 || o.RecoveryTimeout < 1 || o.ReconnectTimeout < 1)
+        if (o.FailoverSubscribers < 1 || o.FailoverRate < 1 || o.FailoverSettle < 0 || o.RejoinSeconds < 0 || o.RecoveryTimeout < 1 || o.ReconnectTimeout < 1)
         {
             throw new ArgumentException("failover subscribers, rate and recovery timeout must be >= 1, settle >= 0");
         }
@@ -149,7 +152,7 @@ internal sealed class BenchOptions
                            --scenario failover --pub-ports 1883 --sub-ports 1884,1885 --reconnect-port 1884
                            --admin-port 8082 --kill-pid-file data/cluster/node-3.pid [--kill-node node-3] [--kill-port 1885]
                            [--restart-cmd "scripts/cluster.sh start 3"] [--restart-admin-port 8084]
-                           [--failover-subscribers 50] [--failover-rate 200] [--failover-settle 5]
+                           [--failover-subscribers 50] [--failover-rate 200] [--failover-settle 5] [--rejoin-seconds 15]
                            [--recovery-timeout 60] [--reconnect-timeout 2]
           Broker.Bench report A.json B.json [C.json...]   markdown table of A against B (ratio A/B), more columns for C...
           Broker.Bench report-failover F.json   markdown table of the failover runs in F

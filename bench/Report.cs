@@ -79,6 +79,7 @@ internal static class Report
             ("sessions on killed node", x => I(x, "sessions_on_killed_node")),
             ("publish rate msg/s (before kill / run)", x => $"{E(x, "publish_rate_before_kill")} / {E(x, "publish_rate")}"),
             ("acknowledged", x => I(x, "acked")),
+            ("never acknowledged", x => I(x, "never_acked")),
             ("lost", x => x.Lost.ToString("N0", CultureInfo.InvariantCulture)),
             ("duplicates", x => x.Duplicates.ToString("N0", CultureInfo.InvariantCulture)),
         ];
@@ -94,6 +95,7 @@ internal static class Report
           .Append(Med("reconnect_s", false)).Append(" | ").Append(Med("first_msg_median", false)).Append(" / ").Append(Med("first_msg", true))
           .Append(" | ").Append(Cell(MedianOf(s.Runs.Select(x => x.Extra.TryGetValue("max_puback_ms", out var v) ? (double?)(v / 1000) : null))))
           .Append(" | ").Append(Med("restart", true)).Append(" | | | | | ")
+          .Append(s.Runs.Sum(x => x.Extra.GetValueOrDefault("never_acked")).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) | ")
           .Append(s.Runs.Sum(x => x.Lost).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) | ")
           .Append(s.Runs.Sum(x => x.Duplicates).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) |\n");
         foreach (var (run, i) in s.Runs.Select((x, i) => (x, i)).Where(p => p.x.Error is not null || p.x.TimedOut || p.x.Failed > 0))
