@@ -100,6 +100,7 @@ internal static class Failover
             r.Extra["publish_rate_before_kill"] = seqKill / Scenarios.Seconds(start, tKill);
             foreach (var s in subs)
             {
+                s.KillSeq = seqKill;
                 s.KillTicks = tKill;
             }
             using (var victim = Process.GetProcessById(pid))
@@ -155,18 +156,24 @@ internal static class Failover
             }
 
             await Task.Delay(TimeSpan.FromSeconds(o.FailoverSettle), ct).ConfigureAwait(false);
-            // Time to first message again, taken now: at this point every reconnected subscriber should have one.
-            var firsts = reconnected.Where(s => s.FirstMessageTicks > 0).Select(s => Scenarios.Seconds(tKill, s.FirstMessageTicks)).Order().ToArray();
-            if (firsts.Length > 0)
+            // Time to the first message again, taken now: by then every reconnected subscriber should have one. "New" is
+            // a message published after the kill; any message includes the ones a session sends again on reconnect.
+            var firstNew = reconnected.Where(s => s.FirstNewTicks > 0).Select(s => Scenarios.Seconds(tKill, s.FirstNewTicks)).Order().ToArray();
+            var firstAny = reconnected.Where(s => s.FirstMessageTicks > 0).Select(s => Scenarios.Seconds(tKill, s.FirstMessageTicks)).Order().ToArray();
+            if (firstNew.Length > 0)
             {
-                r.Extra["first_msg_min"] = firsts[0];
-                r.Extra["first_msg_median"] = Scenarios.Percentile(firsts, 0.5);
-                if (firsts.Length == reconnected.Length)
+                r.Extra["first_new_min"] = firstNew[0];
+                r.Extra["first_new_median"] = Scenarios.Percentile(firstNew, 0.5);
+                if (firstNew.Length == reconnected.Length)
                 {
-                    r.Metrics["first_msg"] = firsts[^1];
+                    r.Metrics["first_msg"] = firstNew[^1];
                 }
             }
-            r.Extra["first_msg_missing"] = reconnected.Length - firsts.Length;
+            if (firstAny.Length > 0)
+            {
+                r.Extra["first_any_median"] = Scenarios.Percentile(firstAny, 0.5);
+            }
+            r.Extra["first_new_missing"] = reconnected.Length - firstNew.Length;
 
             var seqRestart = long.MaxValue;
             if (o.RestartCommand is not null)
@@ -247,6 +254,10 @@ internal static class Failover
             r.Expected = pub.AckedCount * subs.Length;
             r.Received = subs.Sum(s => s.Receiver.Unique);
             r.Duplicates = subs.Sum(s => s.Receiver.Duplicates);
+            r.Extra["duplicates_reconnected"] = subs.Where(s => s.Reconnects > 0).Sum(s => s.Receiver.Duplicates);
+            r.Extra["duplicates_before_kill"] = subs.Sum(s => s.DuplicatesArrived(0));
+            r.Extra["duplicates_failover"] = subs.Sum(s => s.DuplicatesArrived(1));
+            r.Extra["duplicates_after_restart"] = subs.Sum(s => s.DuplicatesArrived(2));
             r.Lost = lostBefore + lostFailover + lostRejoin;
             r.Failed = pub.Failed;
         }
@@ -383,6 +394,9 @@ internal static class Failover
         private volatile bool _stopping;
         private volatile bool _awaitFirst;
         private long _firstMessageTicks;
+        private long _firstNewTicks;
+        private readonly int[] _copies = new int[capacity];
+        private readonly long[] _duplicatesBy = new long[3];
         private int _disconnects;
         private int _reconnects;
         private int _attempts;
@@ -394,6 +408,10 @@ internal static class Failover
         public Receiver Receiver { get; } = new(1, capacity);
         public bool Connected => _connected;
         public long KillTicks { get; set; }
+        /// <summary>Sequence number of the first message published after the kill.</summary>
+        public long KillSeq { get; set; } = long.MaxValue;
+        /// <summary>First message published after the kill, received after reconnecting.</summary>
+        public long FirstNewTicks => Interlocked.Read(ref _firstNewTicks);
         public long RestartTicks { get; set; }
         public long FirstDisconnectTicks { get; private set; }
         public long ReconnectedTicks { get; private set; }
@@ -405,6 +423,8 @@ internal static class Failover
         public int Attempts => Volatile.Read(ref _attempts);
         public int SessionsNotPresent => Volatile.Read(ref _notPresent);
         public int DisconnectsAfterRestart => Volatile.Read(ref _afterRestart);
+        /// <summary>Duplicates that arrived before the kill (0), from the kill on (1), from the restart on (2).</summary>
+        public long DuplicatesArrived(int phase) => Interlocked.Read(ref _duplicatesBy[phase]);
 
         private MqttClientOptions Options(int p, int timeoutSeconds) => new MqttClientOptionsBuilder()
             .WithTcpServer(o.Host, p)
@@ -419,12 +439,25 @@ internal static class Failover
         public async Task StartAsync(CancellationToken ct)
         {
             Receiver.Attach(_client);
-            _client.ApplicationMessageReceivedAsync += _ =>
+            _client.ApplicationMessageReceivedAsync += e =>
             {
                 if (_awaitFirst)
                 {
                     _awaitFirst = false;
                     Interlocked.CompareExchange(ref _firstMessageTicks, Stopwatch.GetTimestamp(), 0);
+                }
+                if (!Mqtt.TryReadHeader(e.ApplicationMessage.Payload, out _, out var seq, out _) || (uint)seq >= (uint)_copies.Length)
+                {
+                    return Task.CompletedTask;
+                }
+                if (Volatile.Read(ref _reconnects) > 0 && Interlocked.Read(ref _firstNewTicks) == 0 && seq >= KillSeq)
+                {
+                    Interlocked.CompareExchange(ref _firstNewTicks, Stopwatch.GetTimestamp(), 0);
+                }
+                if (Interlocked.Increment(ref _copies[seq]) > 1)
+                {
+                    // A duplicate, by when it arrived: before the kill, from the kill on, or from the restart on.
+                    Interlocked.Increment(ref _duplicatesBy[RestartTicks > 0 ? 2 : KillTicks > 0 ? 1 : 0]);
                 }
                 return Task.CompletedTask;
             };

@@ -52,7 +52,7 @@ internal sealed class BenchOptions
     /// <summary>Admin HTTP port of the killed node, polled for /ready after the restart command; 0 = none.</summary>
     public int RestartAdminPort { get; set; }
     public int FailoverSubscribers { get; set; } = 50;
-    public int FailoverRate { get; set; } = 200;
+    public int FailoverRate { get; set; } = 100;
     /// <summary>Seconds of steady publishing before the kill, after recovery and after the restart.</summary>
     public int FailoverSettle { get; set; } = 5;
     /// <summary>Seconds a reconnect attempt waits for its CONNACK before it gives up and tries again.</summary>
@@ -152,7 +152,7 @@ internal sealed class BenchOptions
                            --scenario failover --pub-ports 1883 --sub-ports 1884,1885 --reconnect-port 1884
                            --admin-port 8082 --kill-pid-file data/cluster/node-3.pid [--kill-node node-3] [--kill-port 1885]
                            [--restart-cmd "scripts/cluster.sh start 3"] [--restart-admin-port 8084]
-                           [--failover-subscribers 50] [--failover-rate 200] [--failover-settle 5] [--rejoin-seconds 15]
+                           [--failover-subscribers 50] [--failover-rate 100] [--failover-settle 5] [--rejoin-seconds 15]
                            [--recovery-timeout 60] [--reconnect-timeout 2]
           Broker.Bench report A.json B.json [C.json...]   markdown table of A against B (ratio A/B), more columns for C...
           Broker.Bench report-failover F.json   markdown table of the failover runs in F

@@ -72,8 +72,9 @@ internal static class Report
             ("recovery s", x => M(x, "recovery")),
             ("broker closes first client s", x => E(x, "detect_s")),
             ("last reconnect s", x => E(x, "reconnect_s")),
-            ("first msg s (median / all)", x => $"{E(x, "first_msg_median")} / {M(x, "first_msg")}"),
+            ("first new msg s (median / all)", x => $"{E(x, "first_new_median")} / {M(x, "first_msg")}"),
             ("publisher stall s", x => x.Extra.TryGetValue("max_puback_ms", out var v) ? Format.Number(v / 1000) : "-"),
+            ("publisher reconnects / republished", x => $"{I(x, "publisher_disconnects")} / {I(x, "republished")}"),
             ("restart s", x => M(x, "restart")),
             ("clients reconnected", x => $"{I(x, "reconnected")} of {I(x, "subscribers")}"),
             ("sessions on killed node", x => I(x, "sessions_on_killed_node")),
@@ -81,7 +82,8 @@ internal static class Report
             ("acknowledged", x => I(x, "acked")),
             ("never acknowledged", x => I(x, "never_acked")),
             ("lost", x => x.Lost.ToString("N0", CultureInfo.InvariantCulture)),
-            ("duplicates", x => x.Duplicates.ToString("N0", CultureInfo.InvariantCulture)),
+            ("duplicates (arrived after kill / after restart)", x =>
+                $"{x.Duplicates.ToString("N0", CultureInfo.InvariantCulture)} ({I(x, "duplicates_failover")} / {I(x, "duplicates_after_restart")})"),
         ];
         sb.Append("| run | ").AppendJoin(" | ", cols.Select(c => c.Label)).Append(" |\n");
         sb.Append("|---|").Append(string.Concat(Enumerable.Repeat("--:|", cols.Length))).Append('\n');
@@ -92,9 +94,9 @@ internal static class Report
         }
         string Med(string key, bool metric) => Cell(MedianOf(s.Runs.Select(x => (metric ? x.Metrics : x.Extra).TryGetValue(key, out var v) ? (double?)v : null)));
         sb.Append("| median | ").Append(Med("recovery", true)).Append(" | ").Append(Med("detect_s", false)).Append(" | ")
-          .Append(Med("reconnect_s", false)).Append(" | ").Append(Med("first_msg_median", false)).Append(" / ").Append(Med("first_msg", true))
+          .Append(Med("reconnect_s", false)).Append(" | ").Append(Med("first_new_median", false)).Append(" / ").Append(Med("first_msg", true))
           .Append(" | ").Append(Cell(MedianOf(s.Runs.Select(x => x.Extra.TryGetValue("max_puback_ms", out var v) ? (double?)(v / 1000) : null))))
-          .Append(" | ").Append(Med("restart", true)).Append(" | | | | | ")
+          .Append(" | | ").Append(Med("restart", true)).Append(" | | | | | ")
           .Append(s.Runs.Sum(x => x.Extra.GetValueOrDefault("never_acked")).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) | ")
           .Append(s.Runs.Sum(x => x.Lost).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) | ")
           .Append(s.Runs.Sum(x => x.Duplicates).ToString("N0", CultureInfo.InvariantCulture)).Append(" (sum) |\n");

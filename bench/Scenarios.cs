@@ -33,7 +33,7 @@ internal static class Scenarios
     public static readonly Scenario[] Special =
     [
         new("failover", "Fail-over: SIGKILL of a node under QoS 1 load",
-            [new("recovery", "recovery s", false), new("first_msg", "first message s", false), new("restart", "restart s", false)],
+            [new("recovery", "recovery s", false), new("first_msg", "first new message s", false), new("restart", "restart s", false)],
             Failover.RunAsync),
     ];
 

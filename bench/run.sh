@@ -229,8 +229,11 @@ run_cluster() {
 
 if [[ $CLUSTER == 1 ]]; then
   start=$(date +%s)
+  # The machine may be shared: the load averages before and after tell how comparable a run is.
+  load0="$(cut -d' ' -f1-3 /proc/loadavg)"
   run_cluster
-  echo "cluster bench took $(($(date +%s) - start)) s" >&2
+  echo "cluster bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    | tee -a "$OUT/results.md" >&2
   exit 0
 fi
 
