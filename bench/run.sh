@@ -204,13 +204,22 @@ run_cluster() {
     first=0
   done
 
-  if [[ $FAILOVER_RUNS -gt 0 ]]; then
-    "${BENCH[@]}" run --host "$host" --name failover --json "$OUT/failover.json" --scenario failover --runs "$FAILOVER_RUNS" \
+  # One bench invocation per fail-over run: a run whose restart of node-3 failed (the failure is in its results)
+  # does not take the following runs with it, they start node-3 again first.
+  for r in $(seq 1 "$FAILOVER_RUNS"); do
+    local status
+    status="$("$ROOT/scripts/cluster.sh" status 2>&1 || true)"
+    if ! grep -q "^node-3: running" <<<"$status"; then
+      echo "node-3 is not running before fail-over run $r: starting it" >&2
+      "$ROOT/scripts/cluster.sh" start 3 >&2 || { echo "node-3 does not start; no further fail-over runs" >&2; break; }
+      wait_rebalanced "$cdir"
+    fi
+    "${BENCH[@]}" run --host "$host" --name failover --json "$OUT/failover.json" --scenario failover --runs 1 --append \
       --warmup 0 --timeout 240 --pub-ports "$m1" --sub-ports "$m2,$m3" --reconnect-port "$m2" --kill-port "$m3" \
       --admin-port "$a1" --kill-pid-file "$cdir/node-3.pid" --kill-node node-3 \
       --restart-cmd "$(printf '%q start 3 >&2' "$ROOT/scripts/cluster.sh")" --restart-admin-port "$a3" \
       ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-failover.log" >&2
-  fi
+  done
 
   "$ROOT/scripts/cluster.sh" down >&2
   CLUSTER_UP=0
