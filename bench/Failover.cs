@@ -199,6 +199,7 @@ internal static class Failover
                 r.Extra["disconnects_after_restart"] = subs.Sum(s => s.DisconnectsAfterRestart);
             }
 
+            var tStop = Stopwatch.GetTimestamp();
             pub.Stop();
             // A PUBACK that has not come within this bound is not coming: the broker lost track of the message.
             if (await Task.WhenAny(pubTask, Task.Delay(TimeSpan.FromSeconds(AckGraceSeconds), ct)).ConfigureAwait(false) == pubTask)
@@ -212,7 +213,7 @@ internal static class Failover
                 Console.Error.WriteLine($"[failover] {unacked.Count} publishes without PUBACK {AckGraceSeconds} s after the last publish, "
                     + $"sequence numbers {string.Join(",", unacked.Take(20))}{(unacked.Count > 20 ? ",..." : "")} (kill at {seqKill}, restart at {seqRestart})");
             }
-            r.Extra["publish_rate"] = pub.Sent / Scenarios.Seconds(start, pubTask.IsCompleted ? pub.EndTicks : Stopwatch.GetTimestamp());
+            r.Extra["publish_rate"] = pub.Sent / Scenarios.Seconds(start, tStop);
             r.Extra["max_puback_ms"] = pub.MaxAckMs;
             r.Extra["publisher_disconnects"] = pub.Disconnects;
             r.Extra["republished"] = pub.Republished;

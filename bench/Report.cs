@@ -78,7 +78,7 @@ internal static class Report
             ("restart s", x => M(x, "restart")),
             ("clients reconnected", x => $"{I(x, "reconnected")} of {I(x, "subscribers")}"),
             ("sessions on killed node", x => I(x, "sessions_on_killed_node")),
-            ("publish rate msg/s (before kill / run)", x => $"{E(x, "publish_rate_before_kill")} / {E(x, "publish_rate")}"),
+            ("msg/s before kill", x => E(x, "publish_rate_before_kill")),
             ("acknowledged", x => I(x, "acked")),
             ("never acknowledged", x => I(x, "never_acked")),
             ("lost", x => x.Lost.ToString("N0", CultureInfo.InvariantCulture)),
