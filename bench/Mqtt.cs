@@ -15,10 +15,13 @@ internal static class Mqtt
     /// <summary>Payload header: publisher index (int32), sequence number (int32), Stopwatch timestamp (int64).</summary>
     public const int HeaderSize = 16;
 
-    public static MqttClientOptions Options(BenchOptions o, string clientId, int keepAliveSeconds = 60)
+    public static MqttClientOptions Options(BenchOptions o, string clientId, int keepAliveSeconds = 60) =>
+        Options(o, clientId, o.Port, keepAliveSeconds);
+
+    public static MqttClientOptions Options(BenchOptions o, string clientId, int port, int keepAliveSeconds)
     {
         var b = new MqttClientOptionsBuilder()
-            .WithTcpServer(o.Host, o.Port)
+            .WithTcpServer(o.Host, port)
             .WithClientId(clientId)
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(keepAliveSeconds))
             .WithTimeout(TimeSpan.FromSeconds(10));
@@ -33,13 +36,16 @@ internal static class Mqtt
         return b.Build();
     }
 
+    public static Task<(IMqttClient Client, MqttClientConnectResult Result)> ConnectAsync(
+        BenchOptions o, string clientId, CancellationToken ct) => ConnectAsync(o, clientId, o.Port, ct);
+
     public static async Task<(IMqttClient Client, MqttClientConnectResult Result)> ConnectAsync(
-        BenchOptions o, string clientId, CancellationToken ct)
+        BenchOptions o, string clientId, int port, CancellationToken ct)
     {
         var client = Factory.CreateMqttClient();
         try
         {
-            var result = await client.ConnectAsync(Options(o, clientId), ct).ConfigureAwait(false);
+            var result = await client.ConnectAsync(Options(o, clientId, port, 60), ct).ConfigureAwait(false);
             if (result.ResultCode != MqttClientConnectResultCode.Success)
             {
                 throw new InvalidOperationException($"{clientId}: CONNACK {result.ResultCode}");

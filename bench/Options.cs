@@ -31,6 +31,39 @@ internal sealed class BenchOptions
     public int Warmup { get; set; } = 5000;
     /// <summary>Add to the runs already in the --json file instead of replacing it.</summary>
     public bool Append { get; set; }
+    /// <summary>MQTT ports of the publishers, assigned round-robin; empty = <see cref="Port"/>.</summary>
+    public List<int> PubPorts { get; set; } = [];
+    /// <summary>MQTT ports of the subscribers, assigned round-robin; empty = <see cref="Port"/>.</summary>
+    public List<int> SubPorts { get; set; } = [];
+
+    // Fail-over scenario (needs a running cluster; see Failover.cs).
+    /// <summary>Admin HTTP port of a node that survives, asked for the sessions' state.</summary>
+    public int AdminPort { get; set; } = 8082;
+    /// <summary>MQTT port the disconnected subscribers reconnect to; 0 = the first subscriber port.</summary>
+    public int ReconnectPort { get; set; }
+    /// <summary>File with the pid of the node to SIGKILL (scripts/cluster.sh writes data/cluster/node-I.pid).</summary>
+    public string? KillPidFile { get; set; }
+    /// <summary>MQTT port of the killed node; 0 = the last subscriber port.</summary>
+    public int KillPort { get; set; }
+    /// <summary>Name of the killed node as the admin API reports it.</summary>
+    public string KillNode { get; set; } = "node-3";
+    /// <summary>Shell command that starts the killed node again and returns once it is ready; none = no restart.</summary>
+    public string? RestartCommand { get; set; }
+    /// <summary>Admin HTTP port of the killed node, polled for /ready after the restart command; 0 = none.</summary>
+    public int RestartAdminPort { get; set; }
+    public int FailoverSubscribers { get; set; } = 50;
+    public int FailoverRate { get; set; } = 100;
+    /// <summary>Seconds of steady publishing before the kill, after recovery and after the restart.</summary>
+    public int FailoverSettle { get; set; } = 5;
+    /// <summary>Seconds a reconnect attempt waits for its CONNACK before it gives up and tries again.</summary>
+    public int ReconnectTimeout { get; set; } = 2;
+    /// <summary>Seconds of publishing after the restarted node is ready, while shards move back to it.</summary>
+    public int RejoinSeconds { get; set; } = 15;
+    /// <summary>Seconds after the kill within which every session must answer again.</summary>
+    public int RecoveryTimeout { get; set; } = 60;
+
+    public int PubPort(int index) => PubPorts.Count == 0 ? Port : PubPorts[index % PubPorts.Count];
+    public int SubPort(int index) => SubPorts.Count == 0 ? Port : SubPorts[index % SubPorts.Count];
 
     public static BenchOptions Parse(string[] args)
     {
@@ -47,6 +80,8 @@ internal sealed class BenchOptions
                 return args[++i];
             }
             int NextInt() => int.Parse(Next(), NumberStyles.Integer, CultureInfo.InvariantCulture);
+            List<int> NextPorts() => [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(p => int.Parse(p, NumberStyles.Integer, CultureInfo.InvariantCulture))];
             switch (key)
             {
                 case "--host": o.Host = Next(); break;
@@ -68,12 +103,35 @@ internal sealed class BenchOptions
                 case "--json": o.Json = Next(); break;
                 case "--warmup": o.Warmup = NextInt(); break;
                 case "--append": o.Append = true; break;
+                case "--pub-port" or "--pub-ports": o.PubPorts = NextPorts(); break;
+                case "--sub-port" or "--sub-ports": o.SubPorts = NextPorts(); break;
+                case "--admin-port": o.AdminPort = NextInt(); break;
+                case "--reconnect-port": o.ReconnectPort = NextInt(); break;
+                case "--kill-pid-file": o.KillPidFile = Next(); break;
+                case "--kill-node": o.KillNode = Next(); break;
+                case "--kill-port": o.KillPort = NextInt(); break;
+                case "--restart-cmd": o.RestartCommand = Next(); break;
+                case "--restart-admin-port": o.RestartAdminPort = NextInt(); break;
+                case "--failover-subscribers": o.FailoverSubscribers = NextInt(); break;
+                case "--failover-rate": o.FailoverRate = NextInt(); break;
+                case "--failover-settle": o.FailoverSettle = NextInt(); break;
+                case "--rejoin-seconds": o.RejoinSeconds = NextInt(); break;
+                case "--recovery-timeout": o.RecoveryTimeout = NextInt(); break;
+                case "--reconnect-timeout": o.ReconnectTimeout = NextInt(); break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }
         if (o.Runs < 1 || o.Messages < 4 || o.MessagesQos1 < 4 || o.Window < 1 || o.Clients < 1 || o.Concurrency < 1)
         {
             throw new ArgumentException("runs, window, clients and concurrency must be >= 1, messages >= 4");
+        }
+        if (o.PubPorts.Concat(o.SubPorts).Any(p => p is < 1 or > 65535))
+        {
+            throw new ArgumentException("--pub-ports and --sub-ports take ports 1..65535");
+        }
+        if (o.FailoverSubscribers < 1 || o.FailoverRate < 1 || o.FailoverSettle < 0 || o.RejoinSeconds < 0 || o.RecoveryTimeout < 1 || o.ReconnectTimeout < 1)
+        {
+            throw new ArgumentException("failover subscribers, rate and recovery timeout must be >= 1, settle >= 0");
         }
         if (o.Protocol is not ("5" or "3.1.1"))
         {
@@ -89,7 +147,15 @@ internal sealed class BenchOptions
                            [--window 100] [--latency-rate 1000] [--latency-seconds 10]
                            [--clients 2000] [--concurrency 50] [--timeout 120] [--idle 5]
                            [--protocol 5|3.1.1] [--warmup 5000] [--json out.json [--append]]
-          Broker.Bench report A.json B.json     markdown table of A against B (ratio A/B)
+                           [--pub-ports P[,P...]] [--sub-ports P[,P...]]      (round-robin; default --port)
+          failover (not in "all"; needs a running cluster):
+                           --scenario failover --pub-ports 1883 --sub-ports 1884,1885 --reconnect-port 1884
+                           --admin-port 8082 --kill-pid-file data/cluster/node-3.pid [--kill-node node-3] [--kill-port 1885]
+                           [--restart-cmd "scripts/cluster.sh start 3"] [--restart-admin-port 8084]
+                           [--failover-subscribers 50] [--failover-rate 100] [--failover-settle 5] [--rejoin-seconds 15]
+                           [--recovery-timeout 60] [--reconnect-timeout 2]
+          Broker.Bench report A.json B.json [C.json...]   markdown table of A against B (ratio A/B), more columns for C...
+          Broker.Bench report-failover F.json   markdown table of the failover runs in F
           Broker.Bench freeport                 print a free TCP port of 127.0.0.1
           Broker.Bench list [SPEC]              list the scenario ids SPEC selects (default all)
         """;

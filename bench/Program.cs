@@ -9,7 +9,8 @@ try
     return args.FirstOrDefault() switch
     {
         "run" => await RunAsync(BenchOptions.Parse(args[1..])),
-        "report" when args.Length == 3 => Report(args[1], args[2]),
+        "report" when args.Length >= 3 => Report(args[1..]),
+        "report-failover" when args.Length == 2 => ReportFailover(args[1]),
         "freeport" => FreePort(),
         "list" => List(args.Length > 1 ? args[1] : "all"),
         _ => Usage(),
@@ -61,7 +62,11 @@ static async Task<int> RunAsync(BenchOptions o)
     if (o.Warmup > 0)
     {
         // Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run.
-        var w = new BenchOptions { Host = o.Host, Port = o.Port, Protocol = o.Protocol, Window = o.Window, Idle = 2, Messages = o.Warmup, MessagesQos1 = o.Warmup };
+        var w = new BenchOptions
+        {
+            Host = o.Host, Port = o.Port, PubPorts = o.PubPorts, SubPorts = o.SubPorts, Protocol = o.Protocol, Window = o.Window, Idle = 2,
+            Messages = o.Warmup, MessagesQos1 = o.Warmup,
+        };
         foreach (var s in Scenarios.Select("qos0-64,qos1-64"))
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
@@ -146,13 +151,18 @@ static string Describe(string name, Scenario s, int run, int runs, RunResult r)
     return string.Join(' ', parts);
 }
 
-static int Report(string a, string b)
+static BrokerResults Load(string path) =>
+    JsonSerializer.Deserialize<BrokerResults>(File.ReadAllText(path), Json.Options) ?? throw new ArgumentException($"cannot read {path}");
+
+static int Report(string[] paths)
 {
-    var ra = JsonSerializer.Deserialize<BrokerResults>(File.ReadAllText(a), Json.Options)
-        ?? throw new ArgumentException($"cannot read {a}");
-    var rb = JsonSerializer.Deserialize<BrokerResults>(File.ReadAllText(b), Json.Options)
-        ?? throw new ArgumentException($"cannot read {b}");
-    Console.Write(Broker.Bench.Report.Markdown(ra, rb));
+    Console.Write(Broker.Bench.Report.Markdown([.. paths.Select(Load)]));
+    return 0;
+}
+
+static int ReportFailover(string path)
+{
+    Console.Write(Broker.Bench.Report.Failover(Load(path)));
     return 0;
 }
 

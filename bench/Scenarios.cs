@@ -29,6 +29,14 @@ internal static class Scenarios
         new("memory", "Memory per idle connection", [new("kib", "KiB/conn", false)], Memory),
     ];
 
+    /// <summary>Scenarios that only run when named: they need a cluster, and kill one of its nodes.</summary>
+    public static readonly Scenario[] Special =
+    [
+        new("failover", "Fail-over: SIGKILL of a node under QoS 1 load",
+            [new("recovery", "recovery s", false), new("first_msg", "first new message s", false), new("restart", "restart s", false)],
+            Failover.RunAsync),
+    ];
+
     public static List<Scenario> Select(string spec)
     {
         if (spec == "all")
@@ -36,10 +44,10 @@ internal static class Scenarios
             return [.. All];
         }
         var parts = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var picked = All.Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
+        var picked = All.Concat(Special).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
         if (picked.Count == 0)
         {
-            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Select(s => s.Id))}");
+            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Select(s => s.Id))}");
         }
         return picked;
     }
@@ -62,7 +70,7 @@ internal static class Scenarios
             for (var s = 0; s < subscribers; s++)
             {
                 receivers[s] = new Receiver(publishers, perPublisher) { Expected = (long)publishers * perPublisher };
-                var (c, _) = await Mqtt.ConnectAsync(o, $"{tag}-sub{s}", ct).ConfigureAwait(false);
+                var (c, _) = await Mqtt.ConnectAsync(o, $"{tag}-sub{s}", o.SubPort(s), ct).ConfigureAwait(false);
                 clients.Add(c);
                 receivers[s].Attach(c);
                 await Mqtt.SubscribeAsync(c, filter, qos, ct).ConfigureAwait(false);
@@ -71,7 +79,7 @@ internal static class Scenarios
             var window = o.Window;
             for (var p = 0; p < publishers; p++)
             {
-                var (c, connack) = await Mqtt.ConnectAsync(o, $"{tag}-pub{p}", ct).ConfigureAwait(false);
+                var (c, connack) = await Mqtt.ConnectAsync(o, $"{tag}-pub{p}", o.PubPort(p), ct).ConfigureAwait(false);
                 clients.Add(c);
                 // Never exceed the receive maximum the broker announced (MQTT 5; 0 = not announced).
                 if (qos != MqttQualityOfServiceLevel.AtMostOnce && connack.ReceiveMaximum is ushort rm and > 0)
@@ -178,11 +186,11 @@ internal static class Scenarios
         {
             var topic = $"bench/{tag}/0";
             var rec = new Receiver(1, count, recordLatency: true) { Expected = count };
-            var (sub, _) = await Mqtt.ConnectAsync(o, $"{tag}-sub", ct).ConfigureAwait(false);
+            var (sub, _) = await Mqtt.ConnectAsync(o, $"{tag}-sub", o.SubPort(0), ct).ConfigureAwait(false);
             clients.Add(sub);
             rec.Attach(sub);
             await Mqtt.SubscribeAsync(sub, topic, qos, ct).ConfigureAwait(false);
-            var (pc, connack) = await Mqtt.ConnectAsync(o, $"{tag}-pub", ct).ConfigureAwait(false);
+            var (pc, connack) = await Mqtt.ConnectAsync(o, $"{tag}-pub", o.PubPort(0), ct).ConfigureAwait(false);
             clients.Add(pc);
             var window = connack.ReceiveMaximum is ushort rm and > 0 ? Math.Min(o.Window, rm) : o.Window;
             var pub = new Publisher(pc, 0, topic, count, 64, qos, window);
@@ -223,7 +231,7 @@ internal static class Scenarios
         return r;
     }
 
-    private static double Percentile(double[] sorted, double q)
+    internal static double Percentile(double[] sorted, double q)
     {
         var idx = (int)Math.Ceiling(q * sorted.Length) - 1;
         return sorted[Math.Clamp(idx, 0, sorted.Length - 1)];
@@ -358,5 +366,5 @@ internal static class Scenarios
         throw new InvalidOperationException($"no VmRSS for pid {pid}");
     }
 
-    private static double Seconds(long from, long to) => Math.Max(to - from, 1) / (double)Stopwatch.Frequency;
+    internal static double Seconds(long from, long to) => Math.Max(to - from, 1) / (double)Stopwatch.Frequency;
 }

@@ -2,19 +2,25 @@
 # Benchmarks our broker node against mosquitto on 127.0.0.1 and prints a markdown table.
 # Usage: bench/run.sh [--runs 3] [--messages 100000] [--messages-qos1 50000] [--scenario all]
 #                     [--clients 2000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
-# See docs/benchmarks.md.
+#        bench/run.sh --cluster [--runs 3] [--messages 50000] [--messages-qos1 20000] [--latency-seconds 5]
+#                     [--failover-runs 3] [--no-single] [--out DIR] [--no-build] [-- extra bench options]
+#   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
+#   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUNS=3
-MESSAGES=100000
-MESSAGES_QOS1=50000
-SCENARIO=all
+MESSAGES=""
+MESSAGES_QOS1=""
+SCENARIO=""
 CLIENTS=2000
-LATENCY_SECONDS=10
+LATENCY_SECONDS=""
 OUT=""
 BUILD=1
 EXTRA=()
+CLUSTER=0
+FAILOVER_RUNS=3
+SINGLE=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -26,13 +32,22 @@ while [[ $# -gt 0 ]]; do
     --latency-seconds) LATENCY_SECONDS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --cluster) CLUSTER=1; shift ;;
+    --failover-runs) FAILOVER_RUNS="$2"; shift 2 ;;
+    --no-single) SINGLE=0; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
+if [[ $CLUSTER == 1 ]]; then
+  # Smaller counts than single-node runs: the whole cluster run (three configurations, fail-over) fits in ~15 min.
+  : "${MESSAGES:=50000}" "${MESSAGES_QOS1:=20000}" "${LATENCY_SECONDS:=5}" "${SCENARIO:=qos0-64,qos1-64,fanin,fanout,latency}"
+else
+  : "${MESSAGES:=100000}" "${MESSAGES_QOS1:=50000}" "${LATENCY_SECONDS:=10}" "${SCENARIO:=all}"
+  command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
+fi
 [[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/broker-bench.XXXXXX)"
 mkdir -p "$OUT"
 echo "results and logs in $OUT" >&2
@@ -74,7 +89,15 @@ stop_both() {
   [[ -z "$DATA_DIR" ]] || rm -rf "$DATA_DIR"
   DATA_DIR=""
 }
-trap stop_both EXIT
+CLUSTER_UP=0
+cleanup() {
+  stop_both
+  if [[ $CLUSTER_UP == 1 ]]; then
+    "$ROOT/scripts/cluster.sh" down >&2 || true
+    CLUSTER_UP=0
+  fi
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Starts our node on free ports with a fresh data folder; $1 names its log.
@@ -125,6 +148,103 @@ bench_both() {
   "${BENCH[@]}" run --host 127.0.0.1 --port "$MOSQ_PORT" --pid "$MOSQ_PID" --name mosquitto --json "$OUT/mosquitto.json" "${common[@]}" \
     2>&1 | tee -a "$OUT/bench-mosquitto.log" >&2
 }
+
+# node-1 starts every shard while it is alone; once the others join, the coordinator moves shards to them, ten
+# every 2 s. Messages that reach a shard during its hand-off are dropped by the sharding layer, so measuring starts
+# only when no rebalance has started for 6 s (at most 90 s), as the node logs tell.
+wait_rebalanced() {
+  local logs=("$1"/node-*.log) last=-1 n same=0 t0
+  t0=$(date +%s)
+  for _ in $(seq 1 180); do
+    n="$(cat "${logs[@]}" | grep -c "Starting rebalance" || true)"
+    if [[ "$n" == "$last" ]]; then same=$((same + 1)); else same=0; last="$n"; fi
+    [[ $same -ge 12 ]] && break
+    sleep 0.5
+  done
+  echo "shards settled after $(($(date +%s) - t0)) s ($last rebalance rounds)" >&2
+}
+
+# Cluster mode: the same scenarios with publisher(s) on node-1 and subscriber(s) on node-2 (cross-node) and with
+# both on node-1 (same node), alternating per scenario so drift on a shared machine hits both alike; a single node
+# before the cluster starts, for reference; then the fail-over runs, each killing node-3 and starting it again.
+run_cluster() {
+  local ids common id first=1 cdir layout
+  ids="$("${BENCH[@]}" list "$SCENARIO" | cut -f1 | grep -vx -e memory -e connect -e failover || true)"
+  common=(--runs "$RUNS" --messages "$MESSAGES" --messages-qos1 "$MESSAGES_QOS1" --latency-seconds "$LATENCY_SECONDS" --append)
+  rm -f "$OUT"/{cross-node,same-node,single-node,failover}.json "$OUT"/bench-*.log
+
+  if [[ $SINGLE == 1 && -n "$ids" ]]; then
+    start_ours single
+    "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_PORT" --pid "$OURS_PID" --name single-node --json "$OUT/single-node.json" \
+      --scenario "$(paste -sd, - <<<"$ids")" "${common[@]}" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-single-node.log" >&2
+    stop_both
+  fi
+
+  # A fresh cluster folder (SQLite database, pid files, node logs) in the output folder unless CLUSTER_DIR is set.
+  export CLUSTER_DIR="${CLUSTER_DIR:-$OUT/cluster}"
+  cdir="$CLUSTER_DIR"
+  layout="$cdir/cluster.env"
+  "$ROOT/scripts/cluster.sh" up 3 >&2
+  CLUSTER_UP=1
+  # shellcheck source=/dev/null
+  . "$layout"
+  wait_rebalanced "$cdir"
+  local m1=$mqtt_base m2=$((mqtt_base + 1)) m3=$((mqtt_base + 2)) a1=$admin_base a3=$((admin_base + 2))
+  local pids=()
+  for i in 1 2 3; do pids+=("$(cat "$cdir/node-$i.pid")"); done
+  echo "cluster: node-1 $host:$m1, node-2 $host:$m2, node-3 $host:$m3 (pids ${pids[*]})" >&2
+
+  for id in $ids; do
+    local warm=(--warmup 0)
+    [[ $first == 1 ]] && warm=()
+    "${BENCH[@]}" run --host "$host" --pub-ports "$m1" --sub-ports "$m2" --name cross-node --json "$OUT/cross-node.json" \
+      --scenario "$id" "${common[@]}" "${warm[@]}" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-cross-node.log" >&2
+    "${BENCH[@]}" run --host "$host" --port "$m1" --pid "${pids[0]}" --name same-node --json "$OUT/same-node.json" \
+      --scenario "$id" "${common[@]}" "${warm[@]}" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-same-node.log" >&2
+    first=0
+  done
+
+  # One bench invocation per fail-over run: a run whose restart of node-3 failed (the failure is in its results)
+  # does not take the following runs with it, they start node-3 again first.
+  for r in $(seq 1 "$FAILOVER_RUNS"); do
+    local status
+    status="$("$ROOT/scripts/cluster.sh" status 2>&1 || true)"
+    if ! grep -q "^node-3: running" <<<"$status"; then
+      echo "node-3 is not running before fail-over run $r: starting it" >&2
+      "$ROOT/scripts/cluster.sh" start 3 >&2 || { echo "node-3 does not start; no further fail-over runs" >&2; break; }
+      wait_rebalanced "$cdir"
+    fi
+    "${BENCH[@]}" run --host "$host" --name failover --json "$OUT/failover.json" --scenario failover --runs 1 --append \
+      --warmup 0 --timeout 240 --pub-ports "$m1" --sub-ports "$m2,$m3" --reconnect-port "$m2" --kill-port "$m3" \
+      --admin-port "$a1" --kill-pid-file "$cdir/node-3.pid" --kill-node node-3 \
+      --restart-cmd "$(printf '%q start 3 >&2' "$ROOT/scripts/cluster.sh")" --restart-admin-port "$a3" \
+      ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-failover.log" >&2
+  done
+
+  "$ROOT/scripts/cluster.sh" down >&2
+  CLUSTER_UP=0
+  echo "node logs in $cdir" >&2
+
+  {
+    if [[ -f "$OUT/cross-node.json" && -f "$OUT/same-node.json" ]]; then
+      local sets=("$OUT/cross-node.json" "$OUT/same-node.json")
+      [[ -f "$OUT/single-node.json" ]] && sets+=("$OUT/single-node.json")
+      "${BENCH[@]}" report "${sets[@]}"
+      echo
+    fi
+    [[ -f "$OUT/failover.json" ]] && "${BENCH[@]}" report-failover "$OUT/failover.json"
+  } | tee "$OUT/results.md"
+}
+
+if [[ $CLUSTER == 1 ]]; then
+  start=$(date +%s)
+  # The machine may be shared: the load averages before and after tell how comparable a run is.
+  load0="$(cut -d' ' -f1-3 /proc/loadavg)"
+  run_cluster
+  echo "cluster bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    | tee -a "$OUT/results.md" >&2
+  exit 0
+fi
 
 IDS="$("${BENCH[@]}" list "$SCENARIO" | cut -f1)"
 MAIN_IDS="$(grep -vx memory <<<"$IDS" | paste -sd, - || true)"
