@@ -820,21 +820,6 @@ internal sealed class FailoverPublisher(BenchOptions o, string clientId, int por
         {
             _online.TrySetCanceled();
         }
-        try
-        {
-            if (_client.IsConnected)
-            {
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await _client.DisconnectAsync(new MqttClientDisconnectOptions(), cts.Token).ConfigureAwait(false);
-            }
-        }
-        catch (Exception)
-        {
-            // Best effort.
-        }
-        finally
-        {
-            _client.Dispose();
-        }
+        await Mqtt.DisconnectAndDisposeAsync(_client).ConfigureAwait(false);
     }
 }

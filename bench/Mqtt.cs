@@ -84,23 +84,35 @@ internal static class Mqtt
             await sem.WaitAsync().ConfigureAwait(false);
             try
             {
-                if (c.IsConnected)
-                {
-                    using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                    await c.DisconnectAsync(new MqttClientDisconnectOptions(), cts.Token).ConfigureAwait(false);
-                }
-            }
-            catch (Exception)
-            {
-                // Best effort: the connection may already be gone.
+                await DisconnectAndDisposeAsync(c).ConfigureAwait(false);
             }
             finally
             {
-                c.Dispose();
                 sem.Release();
             }
         }).ToList();
         await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    /// <summary>DISCONNECT (best effort, 5 s at most), then dispose the client.</summary>
+    public static async Task DisconnectAndDisposeAsync(IMqttClient c)
+    {
+        try
+        {
+            if (c.IsConnected)
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await c.DisconnectAsync(new MqttClientDisconnectOptions(), cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception)
+        {
+            // Best effort: the connection may already be gone.
+        }
+        finally
+        {
+            c.Dispose();
+        }
     }
 
     public static byte[] Payload(int size, int publisher, int seq)

@@ -18,7 +18,6 @@ public sealed class BrokerServices
     public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes)
     {
         Settings = settings;
-        Trie = trie;
         SessionIndex = sessionIndex;
         Routes = routes;
         // Resolved on first use: remembered sessions may start (and publish wills) while the regions are still being started.
@@ -29,13 +28,10 @@ public sealed class BrokerServices
 
     public BrokerSettings Settings { get; }
 
-    /// <summary>Every subscription of the cluster, kept up to date by <see cref="Routes"/>.</summary>
-    public SubscriptionTrie Trie { get; }
-
     public string NodeName => Settings.NodeName;
     public IActorRef SessionIndex { get; }
 
-    /// <summary>This node's <see cref="RouteReplicator"/>.</summary>
+    /// <summary>This node's <see cref="RouteReplicator"/>, which keeps the router's trie equal to every subscription of the cluster.</summary>
     public IActorRef Routes { get; }
 
     public IActorRef RetainedStore => _retainedRegion.Value;

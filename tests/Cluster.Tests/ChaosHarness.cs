@@ -358,8 +358,6 @@ public sealed record ChaosTally(int Acknowledged, int Lost, int Duplicates, int 
         }
         return new ChaosTally(acknowledged, lost, duplicates, outOfOrder, detail.ToString());
     }
-
-    public bool Complete(IReadOnlyList<ChaosPublisher> publishers, IReadOnlyList<ChaosSubscriber> subscribers) => Of(publishers, subscribers).Lost == 0;
 }
 
 public static class Admin

@@ -13,12 +13,6 @@ namespace Broker.Actors.Routing;
 /// </summary>
 public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore)
 {
-    public SubscriptionTrie Trie => trie;
-
-    public IActorRef SessionRegion => sessionRegion;
-
-    public IActorRef RetainedStore => retainedStore;
-
     public readonly record struct RouteResult(int Sessions, int Acks);
 
     /// <summary>

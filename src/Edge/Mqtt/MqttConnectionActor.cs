@@ -518,13 +518,13 @@ internal sealed class MqttConnectionActor : UntypedActor
             (byte)p.PayloadFormatIndicator,
             p.MessageExpiryInterval > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + p.MessageExpiryInterval * 1000L : 0,
             ToUserProperties(p.UserProperties),
-            _clientId);
+            _clientId,
+            qos == 0 ? 0 : Random.Shared.NextInt64(1, long.MaxValue));
         if (qos == 0)
         {
             _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self);
             return;
         }
-        msg = msg with { Id = Random.Shared.NextInt64(1, long.MaxValue) };
         var correlation = ++_nextCorrelation;
         var outstanding = new Dictionary<string, object>(StringComparer.Ordinal);
         var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), correlation, Self, outstanding);
