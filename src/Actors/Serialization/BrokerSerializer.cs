@@ -13,7 +13,7 @@ namespace Broker.Actors.Serialization;
 /// fixed manifest; the layout is a compact field-by-field encoding (7-bit length-prefixed UTF-8 strings,
 /// a presence byte before optional fields). No CLR type name is ever written.
 /// </summary>
-public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+public sealed partial class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public override int Identifier => 7301;
 
@@ -67,7 +67,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         SessionNotFound => "NF",
         SessionProbe => "PB",
         SessionProbeAck => "PBA",
-        _ => throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
+        _ => QueueManifest(o) ?? TopologyManifest(o) ?? throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
     };
 
     public override byte[] ToBinary(object obj)
@@ -234,7 +234,11 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Write(a.ClientId);
                 break;
             default:
-                throw new ArgumentException($"BrokerSerializer cannot serialize {obj.GetType()}", nameof(obj));
+                if (!WriteQueueMessage(w, obj) && !WriteTopologyMessage(w, obj))
+                {
+                    throw new ArgumentException($"BrokerSerializer cannot serialize {obj.GetType()}", nameof(obj));
+                }
+                break;
         }
     }
 
@@ -288,7 +292,7 @@ public sealed class BrokerSerializer(ExtendedActorSystem system) : SerializerWit
         "NF" => new SessionNotFound(r.ReadString()),
         "PB" => new SessionProbe(r.ReadString()),
         "PBA" => new SessionProbeAck(r.ReadString()),
-        _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
+        _ => ReadQueueMessage(r, manifest) ?? ReadTopologyMessage(r, manifest) ?? throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
     };
 
     private static ConnectionClosed ReadConnectionClosed(BinaryReader r)

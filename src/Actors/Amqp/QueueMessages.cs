@@ -1,0 +1,147 @@
+using Akka.Actor;
+
+namespace Broker.Actors.Amqp;
+
+/// <summary>
+/// A message as an AMQP queue holds it. <paramref name="Properties"/> is the content header's property
+/// section exactly as the publisher sent it (16-bit flags, then the present properties), so all fourteen
+/// properties and every header table type reach consumers byte for byte. <paramref name="Id"/> is random and
+/// non-zero when the publisher waits for a confirm: a queue recognises a copy sent again after a shard move.
+/// </summary>
+public sealed record AmqpMessage(
+    string Exchange,
+    string RoutingKey,
+    byte[] Properties,
+    byte[] Body,
+    bool Persistent,
+    long ExpiresAtUnixMs = 0,
+    long Id = 0);
+
+/// <summary>Every message for one queue entity carries the queue's name (vhost "/" only).</summary>
+public interface IQueueCommand
+{
+    string Queue { get; }
+}
+
+/// <summary>The queue arguments the broker acts on, parsed from the declare's argument table.</summary>
+public sealed record QueueArguments(
+    long? MessageTtlMs = null,
+    long? ExpiresMs = null,
+    long? MaxLength = null,
+    string? DeadLetterExchange = null,
+    string? DeadLetterRoutingKey = null)
+{
+    public static readonly QueueArguments None = new();
+}
+
+/// <summary>
+/// A queue's definition as the topology owner recorded it. <paramref name="ExclusiveOwner"/> is the
+/// connection id that owns an exclusive queue (null otherwise).
+/// </summary>
+public sealed record QueueDefinition(
+    string Name,
+    bool Durable,
+    bool AutoDelete,
+    string? ExclusiveOwner,
+    QueueArguments Arguments);
+
+/// <summary>Who a delivery belongs to: one channel of one AMQP connection.</summary>
+public readonly record struct ChannelRef(IActorRef Connection, ushort Channel);
+
+/// <summary>How a consumer settles deliveries.</summary>
+public enum Settlement : byte
+{
+    /// <summary>basic.ack: the message is done.</summary>
+    Ack,
+    /// <summary>nack/reject with requeue, or a channel that closed: back to the queue, redelivered.</summary>
+    Requeue,
+    /// <summary>nack/reject without requeue: dead-lettered when the queue has a dead-letter exchange, else dropped.</summary>
+    Discard,
+}
+
+/// <summary>Creates the queue entity if needed (its definition is journaled once) and answers <see cref="QueueReady"/>.</summary>
+public sealed record EnsureQueue(QueueDefinition Definition) : IQueueCommand
+{
+    public string Queue => Definition.Name;
+}
+
+public sealed record QueueReady(string Queue, uint MessageCount, uint ConsumerCount);
+
+/// <summary>
+/// Adds a message. With <paramref name="Confirm"/> the queue answers <see cref="Enqueued"/> once the message is
+/// durable (journaled when the queue is durable and the message persistent; at once otherwise).
+/// </summary>
+public sealed record Enqueue(string Queue, AmqpMessage Message, bool Confirm) : IQueueCommand;
+
+/// <summary>Answer to a confirmed <see cref="Enqueue"/>.</summary>
+public sealed record Enqueued(string Queue, long MessageId);
+
+/// <summary>The queue entity has no definition (deleted, or never declared): the message was not taken.</summary>
+public sealed record QueueMissing(string Queue, long MessageId);
+
+/// <summary>
+/// Registers a consumer. <paramref name="Prefetch"/> 0 means no per-consumer limit. Idempotent for the same
+/// channel and tag, so a channel may send it again after the queue moved. Answers <see cref="ConsumeOk"/> or
+/// <see cref="ConsumeRefused"/>.
+/// </summary>
+public sealed record Consume(string Queue, ChannelRef Channel, string ConsumerTag, bool NoAck, ushort Prefetch, bool Exclusive, string? ConnectionId) : IQueueCommand;
+
+public sealed record ConsumeOk(string Queue, ushort Channel, string ConsumerTag);
+
+/// <summary>405 when the queue has an exclusive consumer (or is exclusive to another connection); 403 otherwise.</summary>
+public sealed record ConsumeRefused(string Queue, ushort Channel, string ConsumerTag, ushort ReplyCode, string ReplyText);
+
+/// <summary>Removes a consumer; unacknowledged deliveries stay with the channel until it settles them. Answers <see cref="CancelOk"/>.</summary>
+public sealed record CancelConsumer(string Queue, ChannelRef Channel, string ConsumerTag) : IQueueCommand;
+
+public sealed record CancelOk(string Queue, ushort Channel, string ConsumerTag);
+
+/// <summary>
+/// Gives a consumer more room: sent by the channel as it writes deliveries of a no-ack or unlimited
+/// consumer to the socket, so the queue never runs further ahead of the client than a window.
+/// </summary>
+public sealed record ConsumerCredit(string Queue, ChannelRef Channel, string ConsumerTag, int Credit) : IQueueCommand;
+
+/// <summary>
+/// A message for a consumer (<paramref name="ConsumerTag"/> set) or a basic.get (tag null).
+/// <paramref name="Sequence"/> names the message in the queue; the channel maps its delivery tag to it.
+/// </summary>
+public sealed record QueueDelivery(string Queue, ushort Channel, string? ConsumerTag, long Sequence, bool Redelivered, AmqpMessage Message, uint MessageCount);
+
+/// <summary>Settles deliveries of one channel by sequence.</summary>
+public sealed record SettleMessages(string Queue, ChannelRef Channel, long[] Sequences, Settlement Settlement) : IQueueCommand;
+
+/// <summary>basic.get: answers a <see cref="QueueDelivery"/> with a null tag, or <see cref="GetEmpty"/>.</summary>
+public sealed record GetMessage(string Queue, ChannelRef Channel, bool NoAck) : IQueueCommand;
+
+public sealed record GetEmpty(string Queue, ushort Channel);
+
+/// <summary>Drops every ready message; answers <see cref="QueuePurged"/>.</summary>
+public sealed record PurgeQueue(string Queue) : IQueueCommand;
+
+public sealed record QueuePurged(string Queue, uint MessageCount);
+
+/// <summary>
+/// Deletes the queue's content and stops the entity: consumers get <see cref="ConsumerCancelled"/>.
+/// Answers <see cref="QueueContentDeleted"/> or, when a condition fails, <see cref="QueueDeleteRefused"/>.
+/// </summary>
+public sealed record DeleteQueueContent(string Queue, bool IfUnused, bool IfEmpty) : IQueueCommand;
+
+public sealed record QueueContentDeleted(string Queue, uint MessageCount);
+
+public sealed record QueueDeleteRefused(string Queue, string ReplyText);
+
+/// <summary>The queue cancelled this consumer (queue deleted): the channel sends basic.cancel to the client.</summary>
+public sealed record ConsumerCancelled(string Queue, ushort Channel, string ConsumerTag);
+
+/// <summary>
+/// A channel closed: its consumers are removed and its unacknowledged deliveries requeued. A connection
+/// that dies is noticed by death watch to the same effect.
+/// </summary>
+public sealed record ChannelClosed(string Queue, ChannelRef Channel) : IQueueCommand;
+
+/// <summary>
+/// Sent by a queue to the topology owner when the queue should go away by itself: an auto-delete queue
+/// lost its last consumer, or an <c>x-expires</c> queue stayed unused for its whole period.
+/// </summary>
+public sealed record QueueUnused(string Queue);
