@@ -1,5 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using Broker.Actors.Amqp;
+using Broker.Actors.Amqp.Topology;
 using Broker.Actors.Configuration;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
@@ -10,12 +12,14 @@ namespace Broker.Actors;
 public sealed class BrokerServices
 {
     public const string SessionTypeName = "session";
+    public const string QueueTypeName = "amqp-queue";
 
     private readonly Lazy<IActorRef> _sessionRegion;
     private readonly Lazy<IActorRef> _retainedRegion;
     private readonly Lazy<MessageRouter> _router;
+    private readonly Lazy<IActorRef> _queueRegion;
 
-    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes)
+    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes, AmqpTopology? amqpTopology = null)
     {
         Settings = settings;
         SessionIndex = sessionIndex;
@@ -23,7 +27,10 @@ public sealed class BrokerServices
         // Resolved on first use: remembered sessions may start (and publish wills) while the regions are still being started.
         _sessionRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(SessionTypeName));
         _retainedRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(RetainedStoreActor.TypeName));
-        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, _retainedRegion.Value));
+        _queueRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(QueueTypeName));
+        AmqpTopology = amqpTopology;
+        AmqpRouter = amqpTopology is null ? null : new AmqpTopicRouter(amqpTopology, () => _queueRegion.Value);
+        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, _retainedRegion.Value, AmqpRouter));
     }
 
     public BrokerSettings Settings { get; }
@@ -37,4 +44,12 @@ public sealed class BrokerServices
     public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;
     public MessageRouter Router => _router.Value;
+
+    /// <summary>This node's replica of the AMQP exchanges, queues and bindings (null where AMQP is not started).</summary>
+    public AmqpTopology? AmqpTopology { get; }
+
+    /// <summary>Carries MQTT publishes on to AMQP queues bound to amq.topic.</summary>
+    public AmqpTopicRouter? AmqpRouter { get; }
+
+    public IActorRef QueueRegion => _queueRegion.Value;
 }

@@ -23,6 +23,7 @@ public sealed partial class NodeProcess : IDisposable
     public int Pid => _process.Id;
     public int MqttPort { get; private set; }
     public int AdminPort { get; private set; }
+    public int AmqpPort { get; private set; }
 
     /// <summary>Port of the node's Akka remoting (what other nodes use as a seed).</summary>
     public int RemotePort { get; private set; }
@@ -47,6 +48,7 @@ public sealed partial class NodeProcess : IDisposable
         psi.Environment["BROKER_HOST"] = "127.0.0.1";
         psi.Environment["BROKER_MQTT_PORT"] = "0";
         psi.Environment["BROKER_ADMIN_PORT"] = "0";
+        psi.Environment["BROKER_AMQP_PORT"] = "0";
         psi.Environment["BROKER_REMOTE_PORT"] = "0";
         psi.Environment["BROKER_SEED_NODES"] = "";
         psi.Environment["BROKER_DATA_DIR"] = dataDir;
@@ -85,6 +87,11 @@ public sealed partial class NodeProcess : IDisposable
         {
             MqttPort = int.Parse(mqtt.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         }
+        var amqp = AmqpLine().Match(line);
+        if (amqp.Success)
+        {
+            AmqpPort = int.Parse(amqp.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
         var admin = AdminLine().Match(line);
         if (admin.Success)
         {
@@ -103,6 +110,9 @@ public sealed partial class NodeProcess : IDisposable
 
     [GeneratedRegex(@"MQTT listener on [^:]+:(\d+)")]
     private static partial Regex MqttLine();
+
+    [GeneratedRegex(@"AMQP listener on [^:]+:(\d+)")]
+    private static partial Regex AmqpLine();
 
     [GeneratedRegex(@"admin HTTP on http://[^:]+:(\d+)")]
     private static partial Regex AdminLine();

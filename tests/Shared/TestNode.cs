@@ -19,6 +19,7 @@ public sealed class TestNode : IAsyncDisposable
     public BrokerNode Node { get; }
     public string DataDir { get; }
     public int MqttPort => Node.MqttPort;
+    public int AmqpPort => Node.AmqpPort;
     public string AdminUrl => Node.AdminUrl;
 
     public string Name => Node.Settings.NodeName;
@@ -69,6 +70,7 @@ public sealed class TestNode : IAsyncDisposable
               node-name = "{{nodeName}}"
               host = "127.0.0.1"
               mqtt-port = 0
+              amqp-port = 0
               admin-port = 0
               remote-port = 0
               seed-nodes = "{{seeds}}"

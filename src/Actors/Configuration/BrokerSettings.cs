@@ -27,6 +27,12 @@ public sealed record BrokerSettings
     public required TimeSpan ConnectTimeout { get; init; }
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int SnapshotEvery { get; init; }
+    public required string AmqpUsers { get; init; }
+    public required string AmqpLoopbackUsers { get; init; }
+    public required uint AmqpFrameMax { get; init; }
+    public required TimeSpan AmqpHeartbeat { get; init; }
+    public required ulong AmqpMaxMessageSize { get; init; }
+    public required int AmqpConsumerWindow { get; init; }
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
 
@@ -63,6 +69,12 @@ public sealed record BrokerSettings
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
+            AmqpUsers = b.GetString("amqp.users", "guest:guest"),
+            AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),
+            AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
+            AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
+            AmqpMaxMessageSize = (ulong)b.GetLong("amqp.max-message-size", 134217728),
+            AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
     }
 }

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Broker.Actors.Amqp;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
 using Broker.Actors.Sessions;
@@ -11,7 +12,7 @@ namespace Broker.Actors.Routing;
 /// hands retained messages to the retained store. Each target answers the sender with <see cref="DeliverAck"/>
 /// carrying <c>correlation</c> once the message is durable; correlation 0 asks for no answer (QoS 0).
 /// </summary>
-public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore)
+public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore, AmqpTopicRouter? amqp = null)
 {
     public readonly record struct RouteResult(int Sessions, int Acks);
 
@@ -19,7 +20,12 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
     /// Sends the message to every target. <paramref name="sent"/>, when given, receives each message sent
     /// keyed by its <see cref="DeliverAck.Target"/>, so the caller can send it again if its node fails.
     /// </summary>
-    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<string, object>? sent = null)
+    /// <remarks>
+    /// With <paramref name="toAmqp"/> the message also goes to AMQP queues bound to <c>amq.topic</c>; they count
+    /// as sessions in the result and answer <see cref="Amqp.Enqueued"/> (by message id) instead of DeliverAck.
+    /// A message that came from AMQP is routed with it off, since its exchange already reached those queues.
+    /// </remarks>
+    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<string, object>? sent = null, bool toAmqp = true)
     {
         collector.Clear();
         trie.Match(message.Topic, collector);
@@ -37,6 +43,7 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
             sent?.Add(DeliverAck.RetainedTarget, store);
             acks++;
         }
-        return new RouteResult(collector.Count, acks);
+        var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent) : 0;
+        return new RouteResult(collector.Count + queues, acks + queues);
     }
 }

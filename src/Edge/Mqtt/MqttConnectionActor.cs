@@ -53,6 +53,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private readonly string _connectionId;
     private RouteCollector? _collector;
     private Dictionary<long, PendingPublish>? _pending;
+    private Dictionary<long, long>? _correlationByMessageId;
     private HashSet<ushort>? _qos2Routing;
     private HashSet<ushort>? _qos2Recorded;
     private HashSet<ushort>? _selfAcked;
@@ -206,6 +207,12 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case DeliverAck a:
                 OnDeliverAck(a);
+                break;
+            case Broker.Actors.Amqp.Enqueued e:
+                OnQueueAck(e.MessageId, e.Queue);
+                break;
+            case Broker.Actors.Amqp.QueueMissing e:
+                OnQueueAck(e.MessageId, e.Queue);
                 break;
             case SubscribeDone d when _phase == Phase.Connected:
                 Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
@@ -533,6 +540,11 @@ internal sealed class MqttConnectionActor : UntypedActor
             (_qos2Routing ??= []).Add(p.PacketIdentifier);
         }
         var pending = new PendingPublish(p.PacketIdentifier, qos, outstanding, routed.Sessions == 0);
+        if (routed.Sessions > _collector.Count)
+        {
+            // AMQP queues answer by message id.
+            (_correlationByMessageId ??= [])[msg.Id] = correlation;
+        }
         if (routed.Acks == 0)
         {
             Acknowledge(pending);
@@ -550,6 +562,24 @@ internal sealed class MqttConnectionActor : UntypedActor
         {
             _pending.Remove(ack.Correlation);
             Acknowledge(p);
+        }
+    }
+
+    private void OnQueueAck(long messageId, string queue)
+    {
+        if (_correlationByMessageId is null || !_correlationByMessageId.TryGetValue(messageId, out var correlation))
+        {
+            return;
+        }
+        if (_pending is null || !_pending.ContainsKey(correlation))
+        {
+            _correlationByMessageId.Remove(messageId);
+            return;
+        }
+        OnDeliverAck(new DeliverAck(correlation, Broker.Actors.Amqp.AmqpTopicRouter.TargetPrefix + queue));
+        if (!_pending.ContainsKey(correlation))
+        {
+            _correlationByMessageId.Remove(messageId);
         }
     }
 
@@ -581,6 +611,9 @@ internal sealed class MqttConnectionActor : UntypedActor
                         break;
                     case Broker.Actors.Retained.StoreRetained r:
                         _services.RetainedStore.Tell(r);
+                        break;
+                    case Broker.Actors.Amqp.Enqueue e:
+                        _services.AmqpRouter?.Resend(e, Self);
                         break;
                 }
             }

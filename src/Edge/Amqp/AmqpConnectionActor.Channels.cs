@@ -1,0 +1,1182 @@
+using System.Security.Cryptography;
+using Akka.Actor;
+using Broker.Actors.Amqp;
+using Broker.Actors.Amqp.Content;
+using Broker.Actors.Routing;
+
+namespace Broker.Edge.Amqp;
+
+internal sealed partial class AmqpConnectionActor
+{
+    /// <summary>A publish that waits for queues (and MQTT sessions) to say it is durable, for a confirm or a commit.</summary>
+    private sealed class PendingPublish(AmqpChannel channel, ulong seq, TxCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<string, object>? mqtt)
+    {
+        public readonly AmqpChannel Channel = channel;
+        public readonly ulong Seq = seq;
+        public readonly TxCommit? Tx = tx;
+        public readonly Enqueue Enqueue = enqueue;
+        public readonly HashSet<string> Queues = queues;
+        public readonly Dictionary<string, object>? Mqtt = mqtt;
+        public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
+        public int Attempts;
+
+        public bool Done => Queues.Count == 0 && (Mqtt is null || Mqtt.Count == 0);
+    }
+
+    /// <summary>A tx.commit in progress: commit-ok goes out when every publish of the transaction is durable.</summary>
+    private sealed class TxCommit(AmqpChannel channel)
+    {
+        public readonly AmqpChannel Channel = channel;
+        public int Outstanding;
+        public bool Routed;
+    }
+
+    /// <summary>An answer for a channel's synchronous method, run on the actor's thread.</summary>
+    private sealed record ChannelReply(AmqpChannel Channel, Action<object?> Continue, object? Result);
+
+    private sealed record RetryTick
+    {
+        public static readonly RetryTick Instance = new();
+    }
+
+    /// <summary>Sharding may drop a message while a shard moves, so anything unanswered is sent again (queues recognise copies by message id).</summary>
+    private const long FirstRetryMs = 3000;
+    private const long MaxRetryMs = 30000;
+    private const int MaxAttempts = 8;
+
+    /// <summary>Deliveries of a window-paced consumer written before their credit goes back to the queue.</summary>
+    private const int CreditBatch = 100;
+
+    /// <summary>Above this many unsent bytes the client is not reading: credit is held back until it catches up.</summary>
+    private const long MaxPendingBytes = 4 * 1024 * 1024;
+
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Dictionary<long, PendingPublish> _pending = new();
+    private readonly HashSet<string> _routeSet = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _queueEntities = new(StringComparer.Ordinal);
+    private RouteCollector? _collector;
+    private ICancelable? _retryTick;
+    private bool _creditHeld;
+
+    private ChannelRef RefOf(AmqpChannel channel) => new(Self, channel.Number);
+
+    // ------------------------------------------------------------------ channel input
+
+    private void OnChannelInput(ushort number, object item)
+    {
+        if (_phase != Phase.Open)
+        {
+            if (_phase != Phase.Closing)
+            {
+                CloseConnection(AmqpReplyCode.ChannelError, "CHANNEL_ERROR - channel frame before connection.open", 0, 0);
+            }
+            return;
+        }
+        if (!_channels.TryGetValue(number, out var channel))
+        {
+            if (item is AmqpInboundMethod { Method: ChannelOpen })
+            {
+                if (number > _channelMax)
+                {
+                    CloseConnection(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - channel number {number} above channel_max {_channelMax}", 20, 10);
+                    return;
+                }
+                _channels[number] = new AmqpChannel(number);
+                Send(number, new ChannelOpenOk([]));
+                return;
+            }
+            if (item is AmqpInboundMethod { Method: ChannelCloseOk })
+            {
+                return;
+            }
+            CloseConnection(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - expected 'channel.open' on channel {number}", 0, 0);
+            return;
+        }
+        if (channel.Closing)
+        {
+            switch (item)
+            {
+                case AmqpInboundMethod { Method: ChannelCloseOk }:
+                    _channels.Remove(number);
+                    break;
+                case AmqpInboundMethod { Method: ChannelClose }:
+                    // Both sides closed at once: each answers the other.
+                    Send(number, new ChannelCloseOk());
+                    _channels.Remove(number);
+                    break;
+            }
+            return;
+        }
+        if (channel.Busy)
+        {
+            (channel.Backlog ??= new Queue<object>()).Enqueue(item);
+            return;
+        }
+        Process(channel, item);
+    }
+
+    private void Drain(AmqpChannel channel)
+    {
+        while (!channel.Busy && !channel.Closing && channel.Backlog is { Count: > 0 } backlog && _phase == Phase.Open)
+        {
+            Process(channel, backlog.Dequeue());
+        }
+    }
+
+    private void Process(AmqpChannel channel, object item)
+    {
+        if (item is AmqpInboundPublish publish)
+        {
+            OnPublish(channel, publish);
+            return;
+        }
+        var method = ((AmqpInboundMethod)item).Method;
+        switch (method)
+        {
+            case BasicAck ack:
+                Settle(channel, ack.DeliveryTag, ack.Multiple, Settlement.Ack, method);
+                return;
+            case BasicNack nack:
+                Settle(channel, nack.DeliveryTag, nack.Multiple, nack.Requeue ? Settlement.Requeue : Settlement.Discard, method);
+                return;
+            case BasicReject reject:
+                Settle(channel, reject.DeliveryTag, false, reject.Requeue ? Settlement.Requeue : Settlement.Discard, method);
+                return;
+            case BasicQos qos:
+                OnQos(channel, qos);
+                return;
+            case BasicConsume consume:
+                OnConsume(channel, consume);
+                return;
+            case BasicCancel cancel:
+                OnCancel(channel, cancel);
+                return;
+            case BasicGet get:
+                OnGet(channel, get);
+                return;
+            case BasicRecover recover:
+                RequeueAll(channel);
+                Send(channel.Number, new BasicRecoverOk());
+                return;
+            case BasicRecoverAsync:
+                RequeueAll(channel);
+                return;
+            case ChannelOpen:
+                CloseConnection(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - second 'channel.open' seen on channel {channel.Number}", 20, 10);
+                return;
+            case ChannelClose:
+                ReleaseChannel(channel);
+                _channels.Remove(channel.Number);
+                Send(channel.Number, new ChannelCloseOk());
+                return;
+            case ChannelCloseOk:
+                return;
+            case ChannelFlow flow:
+                channel.FlowActive = flow.Active;
+                Send(channel.Number, new ChannelFlowOk(flow.Active));
+                WriteHeld(channel);
+                return;
+            case ExchangeDeclare declare:
+                OnExchangeDeclare(channel, declare);
+                return;
+            case ExchangeDelete delete:
+                AskTopology(channel, new DeleteExchange(delete.Exchange, delete.IfUnused), method, _ =>
+                {
+                    if (!delete.NoWait)
+                    {
+                        Send(channel.Number, new ExchangeDeleteOk());
+                    }
+                });
+                return;
+            case ExchangeBind bind:
+                AskTopology(channel, new Bind(new BindingDefinition(bind.Source, bind.Destination, true, bind.RoutingKey, RawArguments(bind.Arguments))), method, _ =>
+                {
+                    if (!bind.NoWait)
+                    {
+                        Send(channel.Number, new ExchangeBindOk());
+                    }
+                });
+                return;
+            case ExchangeUnbind unbind:
+                AskTopology(channel, new Unbind(new BindingDefinition(unbind.Source, unbind.Destination, true, unbind.RoutingKey, RawArguments(unbind.Arguments))), method, _ =>
+                {
+                    if (!unbind.NoWait)
+                    {
+                        Send(channel.Number, new ExchangeUnbindOk());
+                    }
+                });
+                return;
+            case QueueDeclare declare:
+                OnQueueDeclare(channel, declare);
+                return;
+            case QueueBind bind:
+                OnQueueBind(channel, bind);
+                return;
+            case QueueUnbind unbind:
+            {
+                var queue = unbind.Queue.Length == 0 ? channel.LastQueue ?? "" : unbind.Queue;
+                AskTopology(channel, new Unbind(new BindingDefinition(unbind.Exchange, queue, false, unbind.RoutingKey, RawArguments(unbind.Arguments))), method, _ =>
+                    Send(channel.Number, new QueueUnbindOk()));
+                return;
+            }
+            case QueuePurge purge:
+                OnQueuePurge(channel, purge);
+                return;
+            case QueueDelete delete:
+                OnQueueDelete(channel, delete);
+                return;
+            case ConfirmSelect select:
+                if (channel.Tx)
+                {
+                    ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, "PRECONDITION_FAILED - cannot switch from tx to confirm mode", 85, 10);
+                    return;
+                }
+                channel.Confirm = true;
+                channel.Unconfirmed ??= [];
+                if (!select.NoWait)
+                {
+                    Send(channel.Number, new ConfirmSelectOk());
+                }
+                return;
+            case TxSelect:
+                if (channel.Confirm)
+                {
+                    ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, "PRECONDITION_FAILED - cannot switch from confirm to tx mode", 90, 10);
+                    return;
+                }
+                channel.Tx = true;
+                Send(channel.Number, new TxSelectOk());
+                return;
+            case TxCommit:
+                OnCommit(channel);
+                return;
+            case TxRollback:
+                if (!channel.Tx)
+                {
+                    ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, "PRECONDITION_FAILED - channel is not transactional", 90, 30);
+                    return;
+                }
+                channel.TxPublishes = null;
+                channel.TxSettles = null;
+                Send(channel.Number, new TxRollbackOk());
+                return;
+            default:
+                CloseConnection(AmqpReplyCode.CommandInvalid,
+                    $"COMMAND_INVALID - method {method.ClassId}.{method.MethodId} is not allowed from a client on a channel", method.ClassId, method.MethodId);
+                return;
+        }
+    }
+
+    /// <summary>A channel error: channel.close with the code; the channel's deliveries go back to their queues and the connection carries on.</summary>
+    private void ChannelError(ushort number, ushort code, string text, ushort classId, ushort methodId)
+    {
+        if (!_channels.TryGetValue(number, out var channel) || channel.Closing)
+        {
+            return;
+        }
+        ReleaseChannel(channel);
+        channel.Closing = true;
+        channel.Backlog = null;
+        Send(number, new ChannelClose(code, Truncate(text), classId, methodId));
+    }
+
+    /// <summary>Gives back what the channel holds: its queues requeue its unacknowledged deliveries and drop its consumers.</summary>
+    private void ReleaseChannel(AmqpChannel channel)
+    {
+        foreach (var queue in channel.Queues)
+        {
+            _amqp.QueueRegion.Tell(new ChannelClosed(queue, RefOf(channel)));
+        }
+        channel.Queues.Clear();
+        channel.Consumers.Clear();
+        channel.Unacked.Clear();
+        channel.Held = null;
+        channel.TxPublishes = null;
+        channel.TxSettles = null;
+        channel.Busy = false;
+        List<long>? done = null;
+        foreach (var (id, pending) in _pending)
+        {
+            if (pending.Channel == channel)
+            {
+                (done ??= []).Add(id);
+            }
+        }
+        if (done is not null)
+        {
+            foreach (var id in done)
+            {
+                _pending.Remove(id);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ asynchronous steps
+
+    /// <summary>Makes the channel wait for <paramref name="task"/>; <paramref name="then"/> runs on the actor with its result.</summary>
+    private void Await(AmqpChannel channel, Task<object> task, Action<object?> then)
+    {
+        channel.Busy = true;
+        task.PipeTo(Self, success: r => new ChannelReply(channel, then, r), failure: ex => new ChannelReply(channel, then, ex));
+    }
+
+    private void OnChannelReply(ChannelReply reply)
+    {
+        var channel = reply.Channel;
+        if (!_channels.TryGetValue(channel.Number, out var current) || current != channel || channel.Closing || _phase != Phase.Open)
+        {
+            return;
+        }
+        channel.Busy = false;
+        reply.Continue(reply.Result);
+        Drain(channel);
+    }
+
+    /// <summary>Asks through a shard region, asking again when no answer comes (the region may drop a message while a shard moves).</summary>
+    private static async Task<object> AskRetrying(IActorRef region, object message, int attempts = 3)
+    {
+        for (var i = 1; ; i++)
+        {
+            try
+            {
+                return await region.Ask<object>(message, AskTimeout).ConfigureAwait(false);
+            }
+            catch (AskTimeoutException) when (i < attempts)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a change to the topology owner. On success the channel waits until this node's replica has the
+    /// change, so the client's next publish here already routes by it; a refusal closes the channel.
+    /// </summary>
+    private void AskTopology(AmqpChannel channel, ITopologyCommand command, AmqpMethod method, Action<object> then)
+    {
+        Await(channel, AskRetrying(_amqp.TopologyOwner, command), result =>
+        {
+            long version;
+            switch (result)
+            {
+                case TopologyRefused refused:
+                    ChannelError(channel.Number, refused.ReplyCode, refused.ReplyText, method.ClassId, method.MethodId);
+                    return;
+                case TopologyOk ok:
+                    version = ok.Version;
+                    break;
+                case QueueDeclared declared:
+                    version = declared.Version;
+                    break;
+                case QueueDeleted deleted:
+                    version = deleted.Version;
+                    break;
+                default:
+                    ChannelError(channel.Number, AmqpReplyCode.InternalError, "INTERNAL_ERROR - the topology did not answer in time", method.ClassId, method.MethodId);
+                    return;
+            }
+            var wait = _amqp.Topology.WaitForVersionAsync(version);
+            if (wait.IsCompletedSuccessfully)
+            {
+                then(result);
+                return;
+            }
+            Await(channel, wait.ContinueWith(_ => result, TaskScheduler.Default), r => then(r!));
+        });
+    }
+
+    private static byte[] RawArguments(FieldTable arguments) => arguments.Count == 0 ? [] : FieldTableCodec.Write(arguments);
+
+    // ------------------------------------------------------------------ exchanges and queues
+
+    private void OnExchangeDeclare(AmqpChannel channel, ExchangeDeclare declare)
+    {
+        ExchangeKind kind;
+        switch (declare.Type)
+        {
+            case "direct": kind = ExchangeKind.Direct; break;
+            case "fanout": kind = ExchangeKind.Fanout; break;
+            case "topic": kind = ExchangeKind.Topic; break;
+            case "headers": kind = ExchangeKind.Headers; break;
+            default:
+                if (!declare.Passive)
+                {
+                    CloseConnection(AmqpReplyCode.CommandInvalid, $"COMMAND_INVALID - unknown exchange type '{declare.Type}'", 40, 10);
+                    return;
+                }
+                kind = ExchangeKind.Direct;
+                break;
+        }
+        var definition = new ExchangeDefinition(declare.Exchange, kind, declare.Durable, declare.AutoDelete, declare.Internal);
+        AskTopology(channel, new DeclareExchange(definition, declare.Passive), declare, _ =>
+        {
+            if (!declare.NoWait)
+            {
+                Send(channel.Number, new ExchangeDeclareOk());
+            }
+        });
+    }
+
+    private bool LockedByOther(QueueDefinition definition) => definition.ExclusiveOwner is { } owner && owner != _connectionId;
+
+    private static string LockedText(string queue) =>
+        $"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.";
+
+    private static string NoQueueText(string queue) => $"NOT_FOUND - no queue '{queue}' in vhost '/'";
+
+    private static string NewName(string prefix) =>
+        prefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private void OnQueueDeclare(AmqpChannel channel, QueueDeclare declare)
+    {
+        var name = declare.Queue;
+        if (name.Length == 0)
+        {
+            if (declare.Passive)
+            {
+                name = channel.LastQueue ?? "";
+            }
+            else
+            {
+                name = NewName("amq.gen-");
+            }
+        }
+        else if (!declare.Passive && name.StartsWith("amq.", StringComparison.Ordinal))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.AccessRefused, $"ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'", 50, 10);
+            return;
+        }
+        var arguments = QueueArgumentParser.Parse(declare.Arguments, name, out var error);
+        if (error is not null)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, error, 50, 10);
+            return;
+        }
+        var definition = new QueueDefinition(name, declare.Durable, declare.AutoDelete, declare.Exclusive ? _connectionId : null, arguments!);
+        AskTopology(channel, new DeclareQueue(definition, declare.Passive, Self), declare, result =>
+        {
+            var declared = ((QueueDeclared)result).Definition;
+            if (LockedByOther(declared))
+            {
+                ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(name), 50, 10);
+                return;
+            }
+            Await(channel, AskRetrying(_amqp.QueueRegion, new EnsureQueue(declared)), ready =>
+            {
+                if (ready is not QueueReady r)
+                {
+                    ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{name}' did not answer in time", 50, 10);
+                    return;
+                }
+                channel.LastQueue = name;
+                if (!declare.NoWait)
+                {
+                    Send(channel.Number, new QueueDeclareOk(name, r.MessageCount, r.ConsumerCount));
+                }
+            });
+        });
+    }
+
+    private void OnQueueBind(AmqpChannel channel, QueueBind bind)
+    {
+        var queue = bind.Queue.Length == 0 ? channel.LastQueue : bind.Queue;
+        if (queue is null)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.NotFound, "NOT_FOUND - no previously declared queue", 50, 20);
+            return;
+        }
+        var key = bind.Queue.Length == 0 && bind.RoutingKey.Length == 0 ? queue : bind.RoutingKey;
+        if (_amqp.Topology.View.TryGetQueue(queue, out var definition) && LockedByOther(definition))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(queue), 50, 20);
+            return;
+        }
+        AskTopology(channel, new Bind(new BindingDefinition(bind.Exchange, queue, false, key, RawArguments(bind.Arguments))), bind, _ =>
+        {
+            if (!bind.NoWait)
+            {
+                Send(channel.Number, new QueueBindOk());
+            }
+        });
+    }
+
+    /// <summary>The queue a method names (or the channel's last declared one), checked to exist and not be another connection's exclusive queue.</summary>
+    private string? ResolveQueue(AmqpChannel channel, string named, AmqpMethod method)
+    {
+        var queue = named.Length == 0 ? channel.LastQueue : named;
+        if (queue is null)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.NotFound, "NOT_FOUND - no previously declared queue", method.ClassId, method.MethodId);
+            return null;
+        }
+        if (!_amqp.Topology.View.TryGetQueue(queue, out var definition))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.NotFound, NoQueueText(queue), method.ClassId, method.MethodId);
+            return null;
+        }
+        if (LockedByOther(definition))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(queue), method.ClassId, method.MethodId);
+            return null;
+        }
+        return queue;
+    }
+
+    private void OnQueuePurge(AmqpChannel channel, QueuePurge purge)
+    {
+        var queue = ResolveQueue(channel, purge.Queue, purge);
+        if (queue is null)
+        {
+            return;
+        }
+        Await(channel, AskRetrying(_amqp.QueueRegion, new PurgeQueue(queue)), result =>
+        {
+            if (result is not QueuePurged purged)
+            {
+                ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{queue}' did not answer in time", 50, 30);
+                return;
+            }
+            if (!purge.NoWait)
+            {
+                Send(channel.Number, new QueuePurgeOk(purged.MessageCount));
+            }
+        });
+    }
+
+    private void OnQueueDelete(AmqpChannel channel, QueueDelete delete)
+    {
+        var queue = delete.Queue.Length == 0 ? channel.LastQueue ?? "" : delete.Queue;
+        if (_amqp.Topology.View.TryGetQueue(queue, out var definition) && LockedByOther(definition))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(queue), 50, 40);
+            return;
+        }
+        AskTopology(channel, new DeleteQueue(queue, delete.IfUnused, delete.IfEmpty), delete, result =>
+        {
+            if (!delete.NoWait)
+            {
+                Send(channel.Number, new QueueDeleteOk(((QueueDeleted)result).MessageCount));
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------ publish
+
+    private static long NextMessageId()
+    {
+        long id;
+        do
+        {
+            id = Random.Shared.NextInt64();
+        }
+        while (id == 0);
+        return id;
+    }
+
+    private void OnPublish(AmqpChannel channel, AmqpInboundPublish publish)
+    {
+        var method = publish.Method;
+        if (method.Immediate)
+        {
+            CloseConnection(AmqpReplyCode.NotImplemented, "NOT_IMPLEMENTED - immediate=true", 60, 40);
+            return;
+        }
+        var view = _amqp.Topology.View;
+        if (!view.TryGetExchange(method.Exchange, out var exchange))
+        {
+            ChannelError(channel.Number, AmqpReplyCode.NotFound, $"NOT_FOUND - no exchange '{method.Exchange}' in vhost '/'", 60, 40);
+            return;
+        }
+        if (exchange.Internal)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.AccessRefused, $"ACCESS_REFUSED - cannot publish to internal exchange '{method.Exchange}' in vhost '/'", 60, 40);
+            return;
+        }
+        long expiresAt = 0;
+        string? expiration;
+        try
+        {
+            expiration = BasicPropertiesCodec.ReadExpiration(publish.Properties);
+        }
+        catch (AmqpFormatException ex)
+        {
+            CloseConnection(AmqpReplyCode.SyntaxError, $"SYNTAX_ERROR - malformed content header: {ex.Message}", 60, 40);
+            return;
+        }
+        if (expiration is not null)
+        {
+            if (!long.TryParse(expiration, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ttl))
+            {
+                ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, $"PRECONDITION_FAILED - invalid expiration '{expiration}'", 60, 40);
+                return;
+            }
+            expiresAt = UnixNowMs + ttl;
+        }
+        if (channel.Tx)
+        {
+            (channel.TxPublishes ??= []).Add(publish);
+            return;
+        }
+        Route(channel, publish, expiresAt, null);
+    }
+
+    private void Route(AmqpChannel channel, AmqpInboundPublish publish, long expiresAt, TxCommit? tx)
+    {
+        var method = publish.Method;
+        var queues = _routeSet;
+        queues.Clear();
+        _amqp.Topology.View.Route(method.Exchange, method.RoutingKey, publish.Properties, queues);
+        var persistent = BasicPropertiesCodec.IsPersistent(publish.Properties);
+        var message = new AmqpMessage(method.Exchange, method.RoutingKey, publish.Properties, publish.Body, persistent, expiresAt, NextMessageId());
+        var track = channel.Confirm || tx is not null;
+        var seq = channel.Confirm ? ++channel.PublishSeq : 0;
+        Dictionary<string, object>? mqtt = null;
+        var mqttTargets = 0;
+        if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id) is { } forMqtt)
+        {
+            mqtt = track && forMqtt.Qos > 0 ? new Dictionary<string, object>(StringComparer.Ordinal) : null;
+            var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), mqtt is null ? 0 : message.Id, Self, mqtt, toAmqp: false);
+            mqttTargets = routed.Sessions;
+        }
+        if (queues.Count == 0 && mqttTargets == 0)
+        {
+            if (method.Mandatory)
+            {
+                SendContent(channel.Number, new BasicReturn(AmqpReplyCode.NoRoute, "NO_ROUTE", method.Exchange, method.RoutingKey), publish.Properties, publish.Body);
+            }
+            if (channel.Confirm)
+            {
+                SendConfirms(channel);
+            }
+            return;
+        }
+        var enqueue = new Enqueue("", message, track);
+        foreach (var queue in queues)
+        {
+            _amqp.QueueRegion.Tell(enqueue with { Queue = queue }, Self);
+        }
+        if (track && (queues.Count > 0 || mqtt is { Count: > 0 }))
+        {
+            _pending[message.Id] = new PendingPublish(channel, seq, tx, enqueue, new HashSet<string>(queues, StringComparer.Ordinal), mqtt);
+            if (seq > 0)
+            {
+                channel.Unconfirmed!.Add(seq);
+            }
+            if (tx is not null)
+            {
+                tx.Outstanding++;
+            }
+            EnsureRetryTick();
+        }
+        else if (channel.Confirm)
+        {
+            SendConfirms(channel);
+        }
+    }
+
+    /// <summary>Acknowledges, in one basic.ack with <c>multiple</c> where it can, every publish up to the oldest one still outstanding.</summary>
+    private void SendConfirms(AmqpChannel channel)
+    {
+        var upTo = channel.ConfirmableUpTo;
+        if (upTo > channel.ConfirmedUpTo)
+        {
+            Send(channel.Number, new BasicAck(upTo, upTo - channel.ConfirmedUpTo > 1));
+            channel.ConfirmedUpTo = upTo;
+        }
+    }
+
+    private void OnEnqueued(long messageId, string queue)
+    {
+        if (_pending.TryGetValue(messageId, out var pending) && pending.Queues.Remove(queue) && pending.Done)
+        {
+            Complete(messageId, pending, ack: true);
+        }
+    }
+
+    private void OnMqttAck(Broker.Actors.Sessions.DeliverAck ack)
+    {
+        if (_pending.TryGetValue(ack.Correlation, out var pending) && pending.Mqtt is { } mqtt && mqtt.Remove(ack.Target) && pending.Done)
+        {
+            Complete(ack.Correlation, pending, ack: true);
+        }
+    }
+
+    private void Complete(long messageId, PendingPublish pending, bool ack)
+    {
+        _pending.Remove(messageId);
+        var channel = pending.Channel;
+        if (!_channels.TryGetValue(channel.Number, out var current) || current != channel || channel.Closing)
+        {
+            return;
+        }
+        if (pending.Seq > 0)
+        {
+            if (!ack)
+            {
+                Send(channel.Number, new BasicNack(pending.Seq, false, false));
+            }
+            channel.Unconfirmed!.Remove(pending.Seq);
+            SendConfirms(channel);
+        }
+        if (pending.Tx is { } tx && --tx.Outstanding == 0 && tx.Routed)
+        {
+            FinishCommit(tx);
+        }
+    }
+
+    private void EnsureRetryTick()
+    {
+        _retryTick ??= Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
+    }
+
+    private void OnRetryTick()
+    {
+        var now = Environment.TickCount64;
+        List<(long, PendingPublish)>? failed = null;
+        foreach (var (id, pending) in _pending)
+        {
+            if (now < pending.NextRetryAt)
+            {
+                continue;
+            }
+            if (++pending.Attempts >= MaxAttempts)
+            {
+                (failed ??= []).Add((id, pending));
+                continue;
+            }
+            pending.NextRetryAt = now + Math.Min(MaxRetryMs, FirstRetryMs << pending.Attempts);
+            foreach (var queue in pending.Queues)
+            {
+                _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
+            }
+            if (pending.Mqtt is { } mqtt)
+            {
+                foreach (var deliver in mqtt.Values)
+                {
+                    (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
+                        .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
+                }
+            }
+        }
+        if (failed is not null)
+        {
+            foreach (var (id, pending) in failed)
+            {
+                _log.Warning("AMQP publish {0} not confirmed by {1} after {2} attempts: nacked", id, string.Join(", ", pending.Queues), pending.Attempts);
+                Complete(id, pending, ack: false);
+            }
+        }
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (!consumer.Registered && now - consumer.SentAt >= FirstRetryMs)
+                {
+                    SendConsume(channel, consumer);
+                }
+            }
+        }
+        if (_creditHeld)
+        {
+            ReturnHeldCredit();
+        }
+        if (_pending.Count == 0 && !_creditHeld && !AnyUnregisteredConsumer())
+        {
+            _retryTick?.Cancel();
+            _retryTick = null;
+        }
+    }
+
+    private bool AnyUnregisteredConsumer()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (!consumer.Registered)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    private void OnCommit(AmqpChannel channel)
+    {
+        if (!channel.Tx)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, "PRECONDITION_FAILED - channel is not transactional", 90, 20);
+            return;
+        }
+        var publishes = channel.TxPublishes;
+        var settles = channel.TxSettles;
+        channel.TxPublishes = null;
+        channel.TxSettles = null;
+        if (settles is not null)
+        {
+            foreach (var (kind, tag, multiple) in settles)
+            {
+                ApplySettle(channel, tag, multiple, kind);
+            }
+        }
+        var tx = new TxCommit(channel);
+        if (publishes is not null)
+        {
+            foreach (var publish in publishes)
+            {
+                var expiration = BasicPropertiesCodec.ReadExpiration(publish.Properties);
+                var expiresAt = expiration is not null && long.TryParse(expiration, out var ttl) ? UnixNowMs + ttl : 0;
+                Route(channel, publish, expiresAt, tx);
+            }
+        }
+        tx.Routed = true;
+        if (tx.Outstanding == 0)
+        {
+            Send(channel.Number, new TxCommitOk());
+            return;
+        }
+        channel.Busy = true;
+    }
+
+    private void FinishCommit(TxCommit tx)
+    {
+        var channel = tx.Channel;
+        Send(channel.Number, new TxCommitOk());
+        channel.Busy = false;
+        Drain(channel);
+    }
+
+    // ------------------------------------------------------------------ consume and deliver
+
+    private void OnQos(AmqpChannel channel, BasicQos qos)
+    {
+        if (qos.PrefetchSize != 0)
+        {
+            CloseConnection(AmqpReplyCode.NotImplemented, $"NOT_IMPLEMENTED - prefetch_size!=0 ({qos.PrefetchSize})", 60, 10);
+            return;
+        }
+        if (qos.Global)
+        {
+            channel.GlobalPrefetch = qos.PrefetchCount;
+            WriteHeld(channel);
+        }
+        else
+        {
+            channel.ConsumerPrefetch = qos.PrefetchCount;
+        }
+        Send(channel.Number, new BasicQosOk());
+    }
+
+    private void OnConsume(AmqpChannel channel, BasicConsume consume)
+    {
+        var queue = ResolveQueue(channel, consume.Queue, consume);
+        if (queue is null)
+        {
+            return;
+        }
+        var tag = consume.ConsumerTag.Length == 0 ? NewName("amq.ctag-") : consume.ConsumerTag;
+        if (channel.Consumers.ContainsKey(tag))
+        {
+            CloseConnection(AmqpReplyCode.NotAllowed, $"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'", 60, 20);
+            return;
+        }
+        var prefetch = consume.NoAck ? (ushort)0 : channel.ConsumerPrefetch != 0 ? channel.ConsumerPrefetch : channel.GlobalPrefetch;
+        var consumer = new AmqpChannel.Consumer(tag, queue, consume.NoAck, prefetch, consume.Exclusive);
+        channel.Consumers[tag] = consumer;
+        channel.Queues.Add(queue);
+        SendConsume(channel, consumer);
+        EnsureRetryTick();
+        if (!consume.NoWait)
+        {
+            // consume-ok comes from the queue; the channel waits for it so its next method sees the consumer.
+            channel.Busy = true;
+            channel.AwaitingConsume = tag;
+        }
+    }
+
+    private void SendConsume(AmqpChannel channel, AmqpChannel.Consumer consumer)
+    {
+        consumer.SentAt = Environment.TickCount64;
+        _amqp.QueueRegion.Tell(new Consume(consumer.Queue, RefOf(channel), consumer.Tag, consumer.NoAck, consumer.Prefetch, consumer.Exclusive, _connectionId), Self);
+    }
+
+    private void OnConsumeOk(ConsumeOk ok, IActorRef queueEntity)
+    {
+        if (!_channels.TryGetValue(ok.Channel, out var channel) || channel.Closing || !channel.Consumers.TryGetValue(ok.ConsumerTag, out var consumer) || consumer.Registered)
+        {
+            return;
+        }
+        consumer.Registered = true;
+        if (!_queueEntities.TryGetValue(ok.Queue, out var known) || !known.Equals(queueEntity))
+        {
+            _queueEntities[ok.Queue] = queueEntity;
+            Context.Watch(queueEntity);
+        }
+        if (channel.AwaitingConsume == ok.ConsumerTag)
+        {
+            channel.AwaitingConsume = null;
+            channel.Busy = false;
+            Send(channel.Number, new BasicConsumeOk(ok.ConsumerTag));
+            Drain(channel);
+        }
+    }
+
+    private void OnConsumeRefused(ConsumeRefused refused)
+    {
+        if (!_channels.TryGetValue(refused.Channel, out var channel) || channel.Closing || !channel.Consumers.Remove(refused.ConsumerTag))
+        {
+            return;
+        }
+        if (channel.AwaitingConsume == refused.ConsumerTag)
+        {
+            channel.AwaitingConsume = null;
+            channel.Busy = false;
+        }
+        ChannelError(channel.Number, refused.ReplyCode, refused.ReplyText, 60, 20);
+    }
+
+    /// <summary>A queue entity stopped (its node died or its shard moved): its consumers register again with the new incarnation.</summary>
+    private void OnQueueTerminated(IActorRef entity)
+    {
+        string? queue = null;
+        foreach (var (name, actor) in _queueEntities)
+        {
+            if (actor.Equals(entity))
+            {
+                queue = name;
+                break;
+            }
+        }
+        if (queue is null)
+        {
+            return;
+        }
+        _queueEntities.Remove(queue);
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (consumer.Queue == queue && consumer.Registered)
+                {
+                    consumer.Registered = false;
+                    SendConsume(channel, consumer);
+                }
+            }
+        }
+        EnsureRetryTick();
+    }
+
+    private void OnCancel(AmqpChannel channel, BasicCancel cancel)
+    {
+        if (channel.Consumers.Remove(cancel.ConsumerTag, out var consumer))
+        {
+            _amqp.QueueRegion.Tell(new CancelConsumer(consumer.Queue, RefOf(channel), consumer.Tag), Self);
+        }
+        if (!cancel.NoWait)
+        {
+            Send(channel.Number, new BasicCancelOk(cancel.ConsumerTag));
+        }
+    }
+
+    private void OnConsumerCancelled(ConsumerCancelled cancelled)
+    {
+        if (!_channels.TryGetValue(cancelled.Channel, out var channel) || channel.Closing || !channel.Consumers.Remove(cancelled.ConsumerTag))
+        {
+            return;
+        }
+        if (_cancelNotify)
+        {
+            Send(channel.Number, new BasicCancel(cancelled.ConsumerTag, true));
+        }
+    }
+
+    private void OnGet(AmqpChannel channel, BasicGet get)
+    {
+        var queue = ResolveQueue(channel, get.Queue, get);
+        if (queue is null)
+        {
+            return;
+        }
+        channel.Queues.Add(queue);
+        Await(channel, AskRetrying(_amqp.QueueRegion, new GetMessage(queue, RefOf(channel), get.NoAck), attempts: 1), result =>
+        {
+            switch (result)
+            {
+                case QueueDelivery d:
+                    var tag = ++channel.DeliveryTag;
+                    if (!get.NoAck)
+                    {
+                        channel.Unacked[tag] = new AmqpChannel.Unacked(d.Queue, d.Sequence, null);
+                    }
+                    SendContent(channel.Number, new BasicGetOk(tag, d.Redelivered, d.Message.Exchange, d.Message.RoutingKey, d.MessageCount), d.Message.Properties, d.Message.Body);
+                    return;
+                case GetEmpty:
+                    Send(channel.Number, new BasicGetEmpty(""));
+                    return;
+                default:
+                    ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{queue}' did not answer in time", 60, 70);
+                    return;
+            }
+        });
+    }
+
+    private void OnDelivery(QueueDelivery delivery)
+    {
+        if (!_channels.TryGetValue(delivery.Channel, out var channel) || channel.Closing ||
+            delivery.ConsumerTag is null || !channel.Consumers.TryGetValue(delivery.ConsumerTag, out var consumer))
+        {
+            // For a channel or consumer that is gone: straight back to the queue.
+            if (delivery.ConsumerTag is not null)
+            {
+                _amqp.QueueRegion.Tell(new SettleMessages(delivery.Queue, new ChannelRef(Self, delivery.Channel), [delivery.Sequence], Settlement.Requeue));
+            }
+            return;
+        }
+        if (!channel.FlowActive || !consumer.NoAck && channel.GlobalPrefetch > 0 && channel.Unacked.Count >= channel.GlobalPrefetch || channel.Held is { Count: > 0 })
+        {
+            (channel.Held ??= new Queue<QueueDelivery>()).Enqueue(delivery);
+            return;
+        }
+        WriteDelivery(channel, consumer, delivery);
+    }
+
+    private void WriteDelivery(AmqpChannel channel, AmqpChannel.Consumer consumer, QueueDelivery delivery)
+    {
+        var tag = ++channel.DeliveryTag;
+        if (!consumer.NoAck)
+        {
+            channel.Unacked[tag] = new AmqpChannel.Unacked(delivery.Queue, delivery.Sequence, consumer.Tag);
+        }
+        var message = delivery.Message;
+        SendContent(channel.Number, new BasicDeliver(consumer.Tag, tag, delivery.Redelivered, message.Exchange, message.RoutingKey), message.Properties, message.Body);
+        if (consumer.Windowed && ++consumer.Unreported >= CreditBatch)
+        {
+            if (_transport.PendingBytes > MaxPendingBytes)
+            {
+                // The client is not reading: keep the credit until its socket drains.
+                _creditHeld = true;
+                EnsureRetryTick();
+                return;
+            }
+            _amqp.QueueRegion.Tell(new ConsumerCredit(consumer.Queue, RefOf(channel), consumer.Tag, consumer.Unreported));
+            consumer.Unreported = 0;
+        }
+    }
+
+    private void ReturnHeldCredit()
+    {
+        if (_transport.PendingBytes > MaxPendingBytes)
+        {
+            return;
+        }
+        _creditHeld = false;
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (consumer.Windowed && consumer.Unreported >= CreditBatch)
+                {
+                    _amqp.QueueRegion.Tell(new ConsumerCredit(consumer.Queue, RefOf(channel), consumer.Tag, consumer.Unreported));
+                    consumer.Unreported = 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>Writes deliveries held back by flow or the channel-wide prefetch while there is room again.</summary>
+    private void WriteHeld(AmqpChannel channel)
+    {
+        while (channel.FlowActive && channel.Held is { Count: > 0 } held)
+        {
+            var next = held.Peek();
+            if (next.ConsumerTag is null || !channel.Consumers.TryGetValue(next.ConsumerTag, out var consumer))
+            {
+                held.Dequeue();
+                _amqp.QueueRegion.Tell(new SettleMessages(next.Queue, RefOf(channel), [next.Sequence], Settlement.Requeue));
+                continue;
+            }
+            if (!consumer.NoAck && channel.GlobalPrefetch > 0 && channel.Unacked.Count >= channel.GlobalPrefetch)
+            {
+                return;
+            }
+            held.Dequeue();
+            WriteDelivery(channel, consumer, next);
+        }
+    }
+
+    // ------------------------------------------------------------------ acknowledgements
+
+    private void Settle(AmqpChannel channel, ulong tag, bool multiple, Settlement kind, AmqpMethod method)
+    {
+        if (tag != 0 || !multiple)
+        {
+            if (!channel.Unacked.ContainsKey(tag))
+            {
+                ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, $"PRECONDITION_FAILED - unknown delivery tag {tag}", method.ClassId, method.MethodId);
+                return;
+            }
+        }
+        if (channel.Tx)
+        {
+            (channel.TxSettles ??= []).Add((kind, tag, multiple));
+            return;
+        }
+        ApplySettle(channel, tag, multiple, kind);
+    }
+
+    private void ApplySettle(AmqpChannel channel, ulong tag, bool multiple, Settlement kind)
+    {
+        if (!multiple)
+        {
+            if (channel.Unacked.Remove(tag, out var one))
+            {
+                _amqp.QueueRegion.Tell(new SettleMessages(one.Queue, RefOf(channel), [one.Sequence], kind));
+            }
+        }
+        else
+        {
+            Dictionary<string, List<long>>? byQueue = null;
+            List<ulong>? tags = null;
+            foreach (var (t, unacked) in channel.Unacked)
+            {
+                if (tag != 0 && t > tag)
+                {
+                    break;
+                }
+                (tags ??= []).Add(t);
+                byQueue ??= new Dictionary<string, List<long>>(StringComparer.Ordinal);
+                if (!byQueue.TryGetValue(unacked.Queue, out var seqs))
+                {
+                    byQueue[unacked.Queue] = seqs = [];
+                }
+                seqs.Add(unacked.Sequence);
+            }
+            if (tags is not null)
+            {
+                foreach (var t in tags)
+                {
+                    channel.Unacked.Remove(t);
+                }
+            }
+            if (byQueue is not null)
+            {
+                foreach (var (queue, seqs) in byQueue)
+                {
+                    _amqp.QueueRegion.Tell(new SettleMessages(queue, RefOf(channel), seqs.ToArray(), kind));
+                }
+            }
+        }
+        WriteHeld(channel);
+    }
+
+    private void RequeueAll(AmqpChannel channel)
+    {
+        if (channel.Unacked.Count > 0)
+        {
+            ApplySettle(channel, 0, true, Settlement.Requeue);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+using Akka.Actor;
+using Broker.Actors.Amqp.Topology;
+
+namespace Broker.Edge.Amqp;
+
+/// <summary>What every AMQP connection of a node works with: the topology replica, the queue and topology regions, and the connection limits and users from cluster.hocon.</summary>
+internal sealed class AmqpServices(AmqpTopology topology, IActorRef queueRegion, IActorRef topologyOwner, AmqpUsers users, uint frameMax, TimeSpan heartbeat)
+{
+    public AmqpTopology Topology { get; } = topology;
+    public IActorRef QueueRegion { get; } = queueRegion;
+    public IActorRef TopologyOwner { get; } = topologyOwner;
+    public AmqpUsers Users { get; } = users;
+    public uint FrameMax { get; } = frameMax;
+    public TimeSpan Heartbeat { get; } = heartbeat;
+}

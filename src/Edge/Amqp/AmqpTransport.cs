@@ -1,0 +1,422 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+
+namespace Broker.Edge.Amqp;
+
+/// <summary>A method frame from the client, other than a basic.publish.</summary>
+internal sealed record AmqpInboundMethod(ushort Channel, AmqpMethod Method);
+
+/// <summary>A basic.publish with its content (header properties exactly as sent, and the whole body).</summary>
+internal sealed record AmqpInboundPublish(ushort Channel, BasicPublish Method, byte[] Properties, byte[] Body);
+
+/// <summary>The byte stream broke the protocol: the connection closes with <paramref name="Code"/> (501, 502, 505, 540…).</summary>
+internal sealed record AmqpTransportError(ushort Code, string Text, ushort ClassId = 0, ushort MethodId = 0);
+
+/// <summary>A publish whose body is larger than the configured maximum: a channel error (406), the connection lives on.</summary>
+internal sealed record AmqpContentTooLarge(ushort Channel, ulong Size);
+
+/// <summary>The first 8 bytes were the AMQP 0.9.1 protocol header.</summary>
+internal sealed record AmqpHeaderAccepted
+{
+    public static readonly AmqpHeaderAccepted Instance = new();
+}
+
+internal sealed record AmqpTransportClosed
+{
+    public static readonly AmqpTransportClosed Instance = new();
+}
+
+/// <summary>Nothing arrived from the client for two heartbeat intervals (or the handshake took too long).</summary>
+internal sealed record AmqpDeadlinePassed
+{
+    public static readonly AmqpDeadlinePassed Instance = new();
+}
+
+/// <summary>Nothing was sent for one heartbeat interval: the connection sends a heartbeat frame.</summary>
+internal sealed record AmqpHeartbeatDue
+{
+    public static readonly AmqpHeartbeatDue Instance = new();
+}
+
+/// <summary>
+/// One AMQP client socket. The read loop checks the protocol header, splits frames (refusing one larger
+/// than the negotiated frame_max before reading its payload), decodes methods and assembles each
+/// basic.publish with its content header and body frames, then tells the connection actor. Outbound frames
+/// are written by that actor into an in-memory pipe that a pump copies to the socket.
+/// </summary>
+internal sealed class AmqpTransport
+{
+    /// <summary>Before tune-ok, frames may be as large as the spec's minimum frame_max guarantees.</summary>
+    public const uint HandshakeFrameMax = 4096;
+
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
+    private static readonly StreamPipeReaderOptions ReaderOptions =
+        new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
+
+    private long _pendingBytes;
+    private int _closed;
+    private long _deadlineMs = long.MaxValue;
+    private long _receiveTimeoutMs;
+    private long _lastSentMs = Environment.TickCount64;
+    private long _heartbeatMs;
+    private uint _frameMax = HandshakeFrameMax;
+
+    public AmqpTransport(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
+    }
+
+    public string Remote { get; }
+
+    /// <summary>The client connects from this machine (the default guest user is accepted only then).</summary>
+    public bool IsLoopback { get; }
+
+    /// <summary>Largest frame the client may send, set by the actor once tune-ok is in.</summary>
+    public uint FrameMax
+    {
+        get => Volatile.Read(ref _frameMax);
+        set => Volatile.Write(ref _frameMax, value);
+    }
+
+    /// <summary>Largest body a publish may carry; bigger ones are refused with 406 without buffering them.</summary>
+    public ulong MaxMessageSize { get; init; } = 128UL * 1024 * 1024;
+
+    /// <summary>When the connection must next show activity (<see cref="Environment.TickCount64"/> ms).</summary>
+    public long DeadlineMs
+    {
+        get => Volatile.Read(ref _deadlineMs);
+        set => Volatile.Write(ref _deadlineMs, value);
+    }
+
+    /// <summary>
+    /// Heartbeats negotiated: the client must send something at least every two intervals, and we send a
+    /// heartbeat frame when we sent nothing for one interval. 0 turns both off.
+    /// </summary>
+    public void SetHeartbeat(TimeSpan interval)
+    {
+        var ms = (long)interval.TotalMilliseconds;
+        Volatile.Write(ref _heartbeatMs, ms);
+        Volatile.Write(ref _receiveTimeoutMs, ms * 2);
+        DeadlineMs = ms == 0 ? long.MaxValue : Environment.TickCount64 + ms * 2;
+    }
+
+    /// <summary>True once per passed deadline.</summary>
+    public bool TakeOverdue(long nowMs)
+    {
+        var deadline = Volatile.Read(ref _deadlineMs);
+        return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
+    }
+
+    /// <summary>True when a heartbeat interval passed since the last bytes went out.</summary>
+    public bool HeartbeatDue(long nowMs)
+    {
+        var interval = Volatile.Read(ref _heartbeatMs);
+        return interval > 0 && nowMs - Volatile.Read(ref _lastSentMs) >= interval;
+    }
+
+    /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
+    public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+
+    /// <summary>Where the connection actor (and only it) writes frames; <see cref="Flush"/> sends them.</summary>
+    public IBufferWriter<byte> Output => _output.Writer;
+
+    public void Flush()
+    {
+        var writer = _output.Writer;
+        var bytes = writer.UnflushedBytes;
+        if (bytes == 0 || Volatile.Read(ref _closed) != 0)
+        {
+            return;
+        }
+        Interlocked.Add(ref _pendingBytes, bytes);
+        Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+        try
+        {
+            // With pausing disabled the flush completes synchronously; it only wakes the pump.
+            var flush = writer.FlushAsync();
+            if (!flush.IsCompleted)
+            {
+                flush.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The pump stopped (socket gone) between the check above and the flush.
+        }
+    }
+
+    /// <summary>No more frames: the pump sends what is queued, then closes the socket.</summary>
+    public void CompleteOutput()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            _output.Writer.Complete();
+        }
+    }
+
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each method.</summary>
+    public async Task RunAsync(IActorRef connection, CancellationToken ct)
+    {
+        var pump = PumpAsync();
+        try
+        {
+            await ReadLoopAsync(connection, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer went away or the node is stopping: the actor learns it from AmqpTransportClosed.
+        }
+        finally
+        {
+            connection.Tell(AmqpTransportClosed.Instance);
+        }
+        if (await Task.WhenAny(pump, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false) != pump)
+        {
+            CompleteOutput();
+            _socket.Dispose();
+            await pump.ConfigureAwait(false);
+        }
+        _socket.Dispose();
+    }
+
+    /// <summary>A basic.publish whose header and body frames are still arriving.</summary>
+    private sealed class PendingContent(BasicPublish method)
+    {
+        public readonly BasicPublish Method = method;
+        public byte[]? Properties;
+        public byte[] Body = [];
+        public int Received;
+        public ulong DroppedSize;
+        public bool Dropping;
+    }
+
+    private async Task ReadLoopAsync(IActorRef connection, CancellationToken ct)
+    {
+        var input = PipeReader.Create(_stream, ReaderOptions);
+        var headerSeen = false;
+        var pending = new Dictionary<ushort, PendingContent>();
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (!headerSeen)
+                {
+                    if (!AmqpProtocolHeader.TryRead(ref buffer, out var valid))
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        if (result.IsCompleted)
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    if (!valid)
+                    {
+                        // The spec's answer to a header we do not speak: our own header, then close.
+                        Output.Write(AmqpProtocolHeader.Bytes);
+                        Flush();
+                        CompleteOutput();
+                        return;
+                    }
+                    headerSeen = true;
+                    connection.Tell(AmqpHeaderAccepted.Instance);
+                }
+                var any = false;
+                while (true)
+                {
+                    var status = AmqpFrameReader.TryRead(ref buffer, FrameMax, out var frame);
+                    if (status == AmqpFrameStatus.Incomplete)
+                    {
+                        break;
+                    }
+                    if (status != AmqpFrameStatus.Complete)
+                    {
+                        connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError,
+                            status == AmqpFrameStatus.TooLarge ? $"frame larger than frame_max {FrameMax}" : "frame end octet missing"));
+                        return;
+                    }
+                    any = true;
+                    if (!HandleFrame(connection, frame, pending))
+                    {
+                        return;
+                    }
+                }
+                if (any)
+                {
+                    var timeout = Volatile.Read(ref _receiveTimeoutMs);
+                    if (timeout > 0)
+                    {
+                        DeadlineMs = Environment.TickCount64 + timeout;
+                    }
+                }
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            await input.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Handles one frame; false when the connection must end (the actor was told why).</summary>
+    private bool HandleFrame(IActorRef connection, in AmqpFrame frame, Dictionary<ushort, PendingContent> pending)
+    {
+        switch (frame.Type)
+        {
+            case AmqpFrameType.Heartbeat:
+                if (frame.Channel != 0)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "heartbeat frame on a channel other than 0"));
+                    return false;
+                }
+                return true;
+            case AmqpFrameType.Method:
+            {
+                if (pending.ContainsKey(frame.Channel))
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.UnexpectedFrame, $"method frame on channel {frame.Channel} while content was expected"));
+                    return false;
+                }
+                AmqpMethod method;
+                try
+                {
+                    method = AmqpMethodCodec.Decode(frame.Payload);
+                }
+                catch (AmqpFormatException ex)
+                {
+                    connection.Tell(new AmqpTransportError(ex.ReplyCode, ex.Message));
+                    return false;
+                }
+                if (method is BasicPublish publish)
+                {
+                    pending[frame.Channel] = new PendingContent(publish);
+                }
+                else
+                {
+                    connection.Tell(new AmqpInboundMethod(frame.Channel, method));
+                }
+                return true;
+            }
+            case AmqpFrameType.Header:
+            {
+                if (!pending.TryGetValue(frame.Channel, out var content) || content.Properties is not null || content.Dropping)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.UnexpectedFrame, $"content header frame on channel {frame.Channel} without a publish"));
+                    return false;
+                }
+                if (!AmqpFrameWriter.TryReadContentHeader(frame.Payload, out var classId, out var bodySize, out var properties) || classId != 60)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "malformed content header frame"));
+                    return false;
+                }
+                if (bodySize > MaxMessageSize)
+                {
+                    // Read and drop the body frames so the connection stays usable; the channel gets the error.
+                    content.Dropping = true;
+                    content.DroppedSize = bodySize;
+                    content.Properties = [];
+                    connection.Tell(new AmqpContentTooLarge(frame.Channel, bodySize));
+                    if (bodySize == 0)
+                    {
+                        pending.Remove(frame.Channel);
+                    }
+                    return true;
+                }
+                content.Properties = properties.ToArray();
+                if (bodySize == 0)
+                {
+                    pending.Remove(frame.Channel);
+                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, []));
+                    return true;
+                }
+                // Allocated only now that the declared size passed the limit check.
+                content.Body = new byte[(int)bodySize];
+                return true;
+            }
+            case AmqpFrameType.Body:
+            {
+                if (!pending.TryGetValue(frame.Channel, out var content) || content.Properties is null)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.UnexpectedFrame, $"content body frame on channel {frame.Channel} without a content header"));
+                    return false;
+                }
+                var length = frame.Payload.Length;
+                if (content.Dropping)
+                {
+                    content.Received += (int)length;
+                    if ((ulong)content.Received >= content.DroppedSize)
+                    {
+                        pending.Remove(frame.Channel);
+                    }
+                    return true;
+                }
+                if (content.Received + length > content.Body.Length)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "content body larger than its header declared"));
+                    return false;
+                }
+                frame.Payload.CopyTo(content.Body.AsSpan(content.Received));
+                content.Received += (int)length;
+                if (content.Received == content.Body.Length)
+                {
+                    pending.Remove(frame.Channel);
+                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, content.Body));
+                }
+                return true;
+            }
+            default:
+                connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, $"unknown frame type {frame.Type}"));
+                return false;
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                foreach (var segment in buffer)
+                {
+                    await _stream.WriteAsync(segment).ConfigureAwait(false);
+                }
+                Interlocked.Add(ref _pendingBytes, -buffer.Length);
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            // Peer gone: nothing more can be sent.
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _closed, 1);
+            await reader.CompleteAsync().ConfigureAwait(false);
+            _stream.Dispose();
+        }
+    }
+}

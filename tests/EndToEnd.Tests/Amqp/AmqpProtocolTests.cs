@@ -1,0 +1,442 @@
+using System.Net.Sockets;
+using System.Text;
+using Broker.Tests.Shared;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
+namespace Broker.EndToEnd.Tests.Amqp;
+
+/// <summary>RabbitMQ.Client 7 against one in-process node: the connection and channel behaviour of AMQP 0.9.1.</summary>
+public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeFixture>
+{
+    private int Port => fixture.Node.AmqpPort;
+
+    private static string Name(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
+
+    [Fact]
+    public async Task A_wrong_protocol_header_gets_the_servers_header_and_the_socket_closes()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", Port);
+        await socket.SendAsync("AMQP\0\0\x0a\x00"u8.ToArray());
+        var buffer = new byte[16];
+        var read = 0;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(read), cts.Token);
+            if (n == 0)
+            {
+                break;
+            }
+            read += n;
+        }
+        Assert.Equal("AMQP\0\0\x09\x01"u8.ToArray(), buffer[..read]);
+    }
+
+    [Fact]
+    public async Task Bad_credentials_are_refused_with_access_refused()
+    {
+        var ex = await Assert.ThrowsAnyAsync<Exception>(() => AmqpTestClient.ConnectAsync(Port, user: "guest", password: "wrong"));
+        Assert.True(ex is AuthenticationFailureException or BrokerUnreachableException { InnerException: AuthenticationFailureException }, ex.ToString());
+    }
+
+    [Fact]
+    public async Task An_unknown_vhost_is_refused_with_530()
+    {
+        var ex = await Assert.ThrowsAnyAsync<Exception>(() => AmqpTestClient.ConnectAsync(Port, vhost: "other"));
+        Assert.Contains("530", ex.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_published_message_keeps_every_property_and_header_type()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port, "props");
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var headers = new Dictionary<string, object?>
+        {
+            ["string"] = Encoding.UTF8.GetBytes("text"),
+            ["int"] = 42,
+            ["long"] = 1L << 40,
+            ["bool"] = true,
+            ["double"] = 1.5,
+            ["float"] = 2.5f,
+            ["byte"] = (byte)7,
+            ["short"] = (short)-3,
+            ["decimal"] = 12.34m,
+            ["timestamp"] = new AmqpTimestamp(1_700_000_000),
+            ["nested"] = new Dictionary<string, object?> { ["inner"] = 1 },
+            ["array"] = new List<object?> { 1, Encoding.UTF8.GetBytes("two") },
+            ["void"] = null,
+            ["binary"] = new BinaryTableValue([1, 2, 3]),
+        };
+        var props = new BasicProperties
+        {
+            ContentType = "application/json",
+            ContentEncoding = "gzip",
+            Headers = headers,
+            DeliveryMode = DeliveryModes.Persistent,
+            Priority = 5,
+            CorrelationId = "corr",
+            ReplyTo = "reply",
+            Expiration = "60000",
+            MessageId = "mid",
+            Timestamp = new AmqpTimestamp(1_600_000_000),
+            Type = "type",
+            UserId = "guest",
+            AppId = "app",
+            ClusterId = "cluster",
+        };
+        await channel.BasicPublishAsync("", queue, false, props, "body"u8.ToArray());
+        var got = await GetAsync(channel, queue);
+        var p = got.BasicProperties;
+        Assert.Equal("body", Encoding.UTF8.GetString(got.Body.Span));
+        Assert.Equal(("application/json", "gzip", DeliveryModes.Persistent, (byte)5, "corr", "reply", "60000", "mid", 1_600_000_000L, "type", "guest", "app", "cluster"),
+            (p.ContentType, p.ContentEncoding, p.DeliveryMode, p.Priority, p.CorrelationId, p.ReplyTo, p.Expiration, p.MessageId, p.Timestamp.UnixTime, p.Type, p.UserId, p.AppId, p.ClusterId));
+        var h = p.Headers!;
+        Assert.Equal("text", Encoding.UTF8.GetString((byte[])h["string"]!));
+        Assert.Equal(42, h["int"]);
+        Assert.Equal(1L << 40, h["long"]);
+        Assert.Equal(true, h["bool"]);
+        Assert.Equal(1.5, h["double"]);
+        Assert.Equal(2.5f, h["float"]);
+        Assert.Equal((byte)7, h["byte"]);
+        Assert.Equal((short)-3, h["short"]);
+        Assert.Equal(12.34m, h["decimal"]);
+        Assert.Equal(new AmqpTimestamp(1_700_000_000), h["timestamp"]);
+        Assert.Equal(1, ((IDictionary<string, object?>)h["nested"]!)["inner"]);
+        var array = (IList<object?>)h["array"]!;
+        Assert.Equal(1, array[0]);
+        Assert.Equal("two", Encoding.UTF8.GetString((byte[])array[1]!));
+        Assert.True(h.ContainsKey("void"));
+        Assert.Null(h["void"]);
+        Assert.Equal(new byte[] { 1, 2, 3 }, ((BinaryTableValue)h["binary"]!).Bytes);
+    }
+
+    [Fact]
+    public async Task A_body_larger_than_frame_max_is_split_and_reassembled()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port, "big");
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var body = new byte[300_000];
+        Random.Shared.NextBytes(body);
+        await channel.BasicPublishAsync("", queue, body);
+        var got = await GetAsync(channel, queue);
+        Assert.Equal(body, got.Body.ToArray());
+    }
+
+    [Fact]
+    public async Task A_channel_error_closes_only_that_channel_and_the_connection_stays_usable()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port, "errors");
+        var channel = await connection.CreateChannelAsync();
+        var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => channel.QueueDeclarePassiveAsync(Name("missing")));
+        Assert.Equal(404, ex.ShutdownReason!.ReplyCode);
+        Assert.True(channel.IsClosed);
+        Assert.True(connection.IsOpen);
+        await using var again = await connection.CreateChannelAsync();
+        var queue = (await again.QueueDeclareAsync(exclusive: true)).QueueName;
+        await again.BasicPublishAsync("", queue, "still works"u8.ToArray());
+        Assert.Equal("still works", Encoding.UTF8.GetString((await GetAsync(again, queue)).Body.Span));
+    }
+
+    [Fact]
+    public async Task Redeclaring_an_exchange_with_another_type_is_a_406()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var exchange = Name("x");
+        await channel.ExchangeDeclareAsync(exchange, ExchangeType.Direct, autoDelete: true);
+        await using var second = await connection.CreateChannelAsync();
+        var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => second.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, autoDelete: true));
+        Assert.Equal(406, ex.ShutdownReason!.ReplyCode);
+        await channel.ExchangeDeleteAsync(exchange);
+    }
+
+    [Fact]
+    public async Task Publishing_to_a_missing_exchange_closes_the_channel_with_404()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        var channel = await connection.CreateChannelAsync();
+        await channel.BasicPublishAsync(Name("nowhere"), "k", "x"u8.ToArray());
+        await Wait.UntilAsync(() => Task.FromResult(channel.IsClosed), TimeSpan.FromSeconds(10), "channel closed");
+        Assert.Equal(404, channel.CloseReason!.ReplyCode);
+        Assert.True(connection.IsOpen);
+    }
+
+    [Fact]
+    public async Task An_exclusive_queue_is_locked_for_other_connections()
+    {
+        await using var owner = await AmqpTestClient.ConnectAsync(Port);
+        await using var ownerChannel = await owner.CreateChannelAsync();
+        var queue = Name("excl");
+        await ownerChannel.QueueDeclareAsync(queue, durable: false, exclusive: true, autoDelete: false);
+        await using var other = await AmqpTestClient.ConnectAsync(Port);
+        await using var otherChannel = await other.CreateChannelAsync();
+        var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => otherChannel.BasicConsumeAsync(queue, true, new RecordingConsumer(otherChannel)));
+        Assert.Equal(405, ex.ShutdownReason!.ReplyCode);
+    }
+
+    [Fact]
+    public async Task An_exclusive_queue_is_deleted_when_its_connection_closes()
+    {
+        var queue = Name("gone");
+        await using (var owner = await AmqpTestClient.ConnectAsync(Port))
+        {
+            await using var channel = await owner.CreateChannelAsync();
+            await channel.QueueDeclareAsync(queue, durable: false, exclusive: true, autoDelete: false);
+        }
+        await using var other = await AmqpTestClient.ConnectAsync(Port);
+        await Wait.UntilAsync(async () =>
+        {
+            await using var probe = await other.CreateChannelAsync();
+            try
+            {
+                await probe.QueueDeclarePassiveAsync(queue);
+                return false;
+            }
+            catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+            {
+                return true;
+            }
+        }, TimeSpan.FromSeconds(10), "exclusive queue deleted");
+    }
+
+    [Fact]
+    public async Task A_mandatory_publish_with_no_route_is_returned()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.ConfirmChannelAsync();
+        var returned = new TaskCompletionSource<ushort>(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.BasicReturnAsync += (_, e) =>
+        {
+            returned.TrySetResult(e.ReplyCode);
+            return Task.CompletedTask;
+        };
+        var ex = await Assert.ThrowsAsync<PublishException>(() => channel.PublishTextAsync("amq.direct", Name("nobody"), "lost?", mandatory: true).AsTask());
+        Assert.True(ex.IsReturn);
+        Assert.Equal(312, await returned.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Confirms_acknowledge_persistent_messages_in_a_durable_queue()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.ConfirmChannelAsync();
+        var queue = Name("durable");
+        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+        for (var i = 0; i < 200; i++)
+        {
+            await channel.PublishTextAsync("", queue, "m" + i, persistent: true);
+        }
+        var declared = await channel.QueueDeclarePassiveAsync(queue);
+        Assert.Equal(200u, declared.MessageCount);
+        await channel.QueueDeleteAsync(queue);
+    }
+
+    [Fact]
+    public async Task Prefetch_limits_unacknowledged_deliveries_exactly()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        for (var i = 0; i < 5; i++)
+        {
+            await channel.PublishTextAsync("", queue, "m" + i);
+        }
+        await channel.BasicQosAsync(0, 2, false);
+        var consumer = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, false, consumer);
+        var first = consumer.Next();
+        var second = consumer.Next();
+        Assert.Equal(("m0", "m1"), (first.Text, second.Text));
+        consumer.ExpectNothing(TimeSpan.FromMilliseconds(500));
+        await channel.BasicAckAsync(first.Tag, false);
+        Assert.Equal("m2", consumer.Next().Text);
+        consumer.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Consumers_of_one_queue_get_messages_round_robin()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var a = new RecordingConsumer(channel);
+        var b = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, true, a);
+        await channel.BasicConsumeAsync(queue, true, b);
+        for (var i = 0; i < 10; i++)
+        {
+            await channel.PublishTextAsync("", queue, "m" + i);
+        }
+        var got = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            got.Add(a.Next().Text);
+            got.Add(b.Next().Text);
+        }
+        Assert.Equal(10, got.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_nacked_message_is_requeued_and_redelivered()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        await channel.PublishTextAsync("", queue, "again");
+        var consumer = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, false, consumer);
+        var first = consumer.Next();
+        Assert.False(first.Redelivered);
+        await channel.BasicNackAsync(first.Tag, false, requeue: true);
+        var second = consumer.Next();
+        Assert.True(second.Redelivered);
+        Assert.Equal("again", second.Text);
+        await channel.BasicRejectAsync(second.Tag, requeue: false);
+        consumer.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Unacknowledged_deliveries_return_to_the_queue_when_the_consumers_connection_dies()
+    {
+        await using var keeper = await AmqpTestClient.ConnectAsync(Port);
+        await using var keeperChannel = await keeper.CreateChannelAsync();
+        var queue = Name("redeliver");
+        await keeperChannel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false);
+        await keeperChannel.PublishTextAsync("", queue, "one");
+        var first = await AmqpTestClient.ConnectAsync(Port);
+        var firstChannel = await first.CreateChannelAsync();
+        var firstConsumer = new RecordingConsumer(firstChannel);
+        await firstChannel.BasicConsumeAsync(queue, false, firstConsumer);
+        Assert.False(firstConsumer.Next().Redelivered);
+        first.Dispose(); // no close handshake: the socket just goes away
+        var second = new RecordingConsumer(keeperChannel);
+        await keeperChannel.BasicConsumeAsync(queue, false, second);
+        var again = second.Next(TimeSpan.FromSeconds(15));
+        Assert.True(again.Redelivered);
+        Assert.Equal("one", again.Text);
+        await keeperChannel.BasicAckAsync(again.Tag, false);
+        await keeperChannel.QueueDeleteAsync(queue);
+    }
+
+    [Fact]
+    public async Task Get_returns_messages_then_get_empty()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        await channel.PublishTextAsync("", queue, "a");
+        await channel.PublishTextAsync("", queue, "b");
+        var a = await GetAsync(channel, queue);
+        Assert.Equal(1u, a.MessageCount);
+        await channel.BasicAckAsync(a.DeliveryTag, false);
+        Assert.Equal("b", Encoding.UTF8.GetString((await GetAsync(channel, queue)).Body.Span));
+        Assert.Null(await channel.BasicGetAsync(queue, true));
+    }
+
+    [Fact]
+    public async Task Topic_fanout_and_headers_exchanges_route_by_their_rules()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var star = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var hash = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var headers = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        var fanout = Name("fan");
+        await channel.ExchangeDeclareAsync(fanout, ExchangeType.Fanout, autoDelete: true);
+        await channel.QueueBindAsync(star, "amq.topic", "sensors.*.temp");
+        await channel.QueueBindAsync(hash, "amq.topic", "sensors.#");
+        await channel.QueueBindAsync(hash, fanout, "");
+        await channel.QueueBindAsync(headers, "amq.headers", "", new Dictionary<string, object?> { ["x-match"] = "any", ["kind"] = "alarm", ["level"] = 3 });
+        await channel.PublishTextAsync("amq.topic", "sensors.a.temp", "t1");
+        await channel.PublishTextAsync("amq.topic", "sensors.a.b.temp", "t2");
+        await channel.PublishTextAsync(fanout, "ignored", "f1");
+        await channel.BasicPublishAsync("amq.headers", "", false, new BasicProperties { Headers = new Dictionary<string, object?> { ["level"] = 3 } }, "h1"u8.ToArray());
+        await channel.BasicPublishAsync("amq.headers", "", false, new BasicProperties { Headers = new Dictionary<string, object?> { ["level"] = 4 } }, "h2"u8.ToArray());
+        Assert.Equal(["t1"], await DrainAsync(channel, star));
+        Assert.Equal(["t1", "t2", "f1"], await DrainAsync(channel, hash));
+        Assert.Equal(["h1"], await DrainAsync(channel, headers));
+    }
+
+    [Fact]
+    public async Task Deleting_a_queue_cancels_its_consumers_and_reports_its_message_count()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = Name("del");
+        await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false);
+        await channel.PublishTextAsync("", queue, "x");
+        await channel.PublishTextAsync("", queue, "y");
+        await using var other = await connection.CreateChannelAsync();
+        var consumer = new RecordingConsumer(other);
+        await other.BasicQosAsync(0, 1, false);
+        await other.BasicConsumeAsync(queue, false, consumer);
+        consumer.Next();
+        var ifUnused = await Assert.ThrowsAsync<OperationInterruptedException>(async () =>
+        {
+            await using var probe = await connection.CreateChannelAsync();
+            await probe.QueueDeleteAsync(queue, ifUnused: true, ifEmpty: false);
+        });
+        Assert.Equal(406, ifUnused.ShutdownReason!.ReplyCode);
+        var count = await channel.QueueDeleteAsync(queue);
+        Assert.Equal(1u, count);
+        await consumer.Cancelled.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Transactions_publish_on_commit_and_drop_on_rollback()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        await channel.TxSelectAsync();
+        await channel.PublishTextAsync("", queue, "rolled back");
+        await channel.TxRollbackAsync();
+        await channel.PublishTextAsync("", queue, "committed");
+        Assert.Equal(0u, (await channel.QueueDeclarePassiveAsync(queue)).MessageCount);
+        await channel.TxCommitAsync();
+        Assert.Equal(1u, (await channel.QueueDeclarePassiveAsync(queue)).MessageCount);
+        var got = await GetAsync(channel, queue, noAck: false);
+        Assert.Equal("committed", Encoding.UTF8.GetString(got.Body.Span));
+        // An acknowledgement rolled back leaves the delivery unacknowledged: a second one in a commit takes effect.
+        await channel.BasicAckAsync(got.DeliveryTag, false);
+        await channel.TxRollbackAsync();
+        await channel.BasicAckAsync(got.DeliveryTag, false);
+        await channel.TxCommitAsync();
+        await channel.CloseAsync();
+        await using var check = await connection.CreateChannelAsync();
+        Assert.Null(await check.BasicGetAsync(queue, true));
+    }
+
+    private static async Task<BasicGetResult> GetAsync(IChannel channel, string queue, bool noAck = true)
+    {
+        BasicGetResult? result = null;
+        await Wait.UntilAsync(async () => (result = await channel.BasicGetAsync(queue, noAck)) is not null, TimeSpan.FromSeconds(10), $"a message in {queue}");
+        return result!;
+    }
+
+    private static async Task<List<string>> DrainAsync(IChannel channel, string queue)
+    {
+        var texts = new List<string>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+        while (DateTime.UtcNow < deadline)
+        {
+            var got = await channel.BasicGetAsync(queue, true);
+            if (got is null)
+            {
+                if (texts.Count > 0)
+                {
+                    break;
+                }
+                await Task.Delay(50);
+                continue;
+            }
+            texts.Add(Encoding.UTF8.GetString(got.Body.Span));
+        }
+        return texts;
+    }
+}
