@@ -71,8 +71,10 @@ public static class AmqpFrameReader
         {
             return AmqpFrameStatus.Incomplete;
         }
-        Span<byte> header = stackalloc byte[HeaderSize];
-        buffer.Slice(0, HeaderSize).CopyTo(header);
+        // Almost always the header sits in the first segment; copy only when it straddles two.
+        var first = buffer.FirstSpan;
+        Span<byte> copy = stackalloc byte[HeaderSize];
+        ReadOnlySpan<byte> header = first.Length >= HeaderSize ? first : Copy(buffer, copy);
         var type = header[0];
         if (type is not (AmqpFrameType.Method or AmqpFrameType.Header or AmqpFrameType.Body or AmqpFrameType.Heartbeat))
         {
@@ -89,14 +91,27 @@ public static class AmqpFrameReader
         {
             return AmqpFrameStatus.Incomplete;
         }
-        Span<byte> end = stackalloc byte[1];
-        buffer.Slice(HeaderSize + size, 1).CopyTo(end);
-        if (end[0] != FrameEnd)
+        var endAt = HeaderSize + size;
+        var end = endAt < first.Length ? first[(int)endAt] : ByteAt(buffer, endAt);
+        if (end != FrameEnd)
         {
             return AmqpFrameStatus.Malformed;
         }
         frame = new AmqpFrame(type, channel, buffer.Slice(HeaderSize, size));
         buffer = buffer.Slice(frameSize);
         return AmqpFrameStatus.Complete;
+    }
+
+    private static byte ByteAt(ReadOnlySequence<byte> buffer, long index)
+    {
+        Span<byte> one = stackalloc byte[1];
+        buffer.Slice(index, 1).CopyTo(one);
+        return one[0];
+    }
+
+    private static ReadOnlySpan<byte> Copy(ReadOnlySequence<byte> buffer, Span<byte> destination)
+    {
+        buffer.Slice(0, destination.Length).CopyTo(destination);
+        return destination;
     }
 }
