@@ -282,7 +282,7 @@ public sealed class TopologyOwner : UntypedPersistentActor
             case DeleteSnapshotsFailure f:
                 _log.Warning(f.Cause, "topology snapshot cleanup failed");
                 break;
-            case DeleteMessagesSuccess or DeleteSnapshotsSuccess or QueueContentDeleted or QueueDeleteRefused:
+            case DeleteMessagesSuccess or DeleteSnapshotsSuccess:
                 break;
             default:
                 Unhandled(message);
