@@ -25,4 +25,10 @@ public sealed class AmqpFormatException : FormatException
     public AmqpFormatException(string message, ushort replyCode) : base(message) => ReplyCode = replyCode;
 
     public ushort ReplyCode { get; } = SyntaxError;
+
+    /// <summary>The class of the method being decoded when known (0 otherwise): connection.close names it.</summary>
+    public ushort ClassId { get; init; }
+
+    /// <summary>The method being decoded when known (0 otherwise).</summary>
+    public ushort MethodId { get; init; }
 }

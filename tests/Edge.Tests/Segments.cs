@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace Broker.Edge.Tests.Mqtt;
+namespace Broker.Edge.Tests;
 
 /// <summary>Builds multi-segment <see cref="ReadOnlySequence{T}"/>s, as a pipe hands them out when data arrives in pieces.</summary>
 internal static class Segments
