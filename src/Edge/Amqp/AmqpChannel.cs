@@ -35,7 +35,7 @@ internal sealed class AmqpChannel(ushort number)
 
     public readonly Dictionary<string, Consumer> Consumers = new(StringComparer.Ordinal);
     public ulong DeliveryTag;
-    public readonly SortedDictionary<ulong, Unacked> Unacked = new();
+    public readonly SortedDictionary<ulong, Delivery> Unacked = new();
 
     /// <summary>Deliveries taken from queues but not written: the channel-wide prefetch is full or flow is off.</summary>
     public Queue<QueueDelivery>? Held;
@@ -67,7 +67,7 @@ internal sealed class AmqpChannel(ushort number)
         public bool Windowed => NoAck || Prefetch == 0;
     }
 
-    public readonly record struct Unacked(string Queue, long Sequence, string? ConsumerTag);
+    public readonly record struct Delivery(string Queue, long Sequence, string? ConsumerTag);
 
     /// <summary>The next acknowledgement to send for confirms: everything up to the oldest publish still outstanding.</summary>
     public ulong ConfirmableUpTo => Unconfirmed is { Count: > 0 } u ? u.Min - 1 : PublishSeq;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Akka.Actor;
+using Akka.Event;
 using Broker.Actors.Amqp;
 using Broker.Actors.Amqp.Content;
 using Broker.Actors.Routing;
@@ -9,11 +10,11 @@ namespace Broker.Edge.Amqp;
 internal sealed partial class AmqpConnectionActor
 {
     /// <summary>A publish that waits for queues (and MQTT sessions) to say it is durable, for a confirm or a commit.</summary>
-    private sealed class PendingPublish(AmqpChannel channel, ulong seq, TxCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<string, object>? mqtt)
+    private sealed class PendingPublish(AmqpChannel channel, ulong seq, PendingCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<string, object>? mqtt)
     {
         public readonly AmqpChannel Channel = channel;
         public readonly ulong Seq = seq;
-        public readonly TxCommit? Tx = tx;
+        public readonly PendingCommit? Tx = tx;
         public readonly Enqueue Enqueue = enqueue;
         public readonly HashSet<string> Queues = queues;
         public readonly Dictionary<string, object>? Mqtt = mqtt;
@@ -24,7 +25,7 @@ internal sealed partial class AmqpConnectionActor
     }
 
     /// <summary>A tx.commit in progress: commit-ok goes out when every publish of the transaction is durable.</summary>
-    private sealed class TxCommit(AmqpChannel channel)
+    private sealed class PendingCommit(AmqpChannel channel)
     {
         public readonly AmqpChannel Channel = channel;
         public int Outstanding;
@@ -83,7 +84,7 @@ internal sealed partial class AmqpConnectionActor
                     return;
                 }
                 _channels[number] = new AmqpChannel(number);
-                Send(number, new ChannelOpenOk([]));
+                Send(number, ChannelOpenOk.Instance);
                 return;
             }
             if (item is AmqpInboundMethod { Method: ChannelCloseOk })
@@ -102,7 +103,7 @@ internal sealed partial class AmqpConnectionActor
                     break;
                 case AmqpInboundMethod { Method: ChannelClose }:
                     // Both sides closed at once: each answers the other.
-                    Send(number, new ChannelCloseOk());
+                    Send(number, ChannelCloseOk.Instance);
                     _channels.Remove(number);
                     break;
             }
@@ -157,7 +158,7 @@ internal sealed partial class AmqpConnectionActor
                 return;
             case BasicRecover recover:
                 RequeueAll(channel);
-                Send(channel.Number, new BasicRecoverOk());
+                Send(channel.Number, BasicRecoverOk.Instance);
                 return;
             case BasicRecoverAsync:
                 RequeueAll(channel);
@@ -168,7 +169,7 @@ internal sealed partial class AmqpConnectionActor
             case ChannelClose:
                 ReleaseChannel(channel);
                 _channels.Remove(channel.Number);
-                Send(channel.Number, new ChannelCloseOk());
+                Send(channel.Number, ChannelCloseOk.Instance);
                 return;
             case ChannelCloseOk:
                 return;
@@ -185,7 +186,7 @@ internal sealed partial class AmqpConnectionActor
                 {
                     if (!delete.NoWait)
                     {
-                        Send(channel.Number, new ExchangeDeleteOk());
+                        Send(channel.Number, ExchangeDeleteOk.Instance);
                     }
                 });
                 return;
@@ -194,7 +195,7 @@ internal sealed partial class AmqpConnectionActor
                 {
                     if (!bind.NoWait)
                     {
-                        Send(channel.Number, new ExchangeBindOk());
+                        Send(channel.Number, ExchangeBindOk.Instance);
                     }
                 });
                 return;
@@ -203,7 +204,7 @@ internal sealed partial class AmqpConnectionActor
                 {
                     if (!unbind.NoWait)
                     {
-                        Send(channel.Number, new ExchangeUnbindOk());
+                        Send(channel.Number, ExchangeUnbindOk.Instance);
                     }
                 });
                 return;
@@ -217,7 +218,7 @@ internal sealed partial class AmqpConnectionActor
             {
                 var queue = unbind.Queue.Length == 0 ? channel.LastQueue ?? "" : unbind.Queue;
                 AskTopology(channel, new Unbind(new BindingDefinition(unbind.Exchange, queue, false, unbind.RoutingKey, RawArguments(unbind.Arguments))), method, _ =>
-                    Send(channel.Number, new QueueUnbindOk()));
+                    Send(channel.Number, QueueUnbindOk.Instance));
                 return;
             }
             case QueuePurge purge:
@@ -236,7 +237,7 @@ internal sealed partial class AmqpConnectionActor
                 channel.Unconfirmed ??= [];
                 if (!select.NoWait)
                 {
-                    Send(channel.Number, new ConfirmSelectOk());
+                    Send(channel.Number, ConfirmSelectOk.Instance);
                 }
                 return;
             case TxSelect:
@@ -246,7 +247,7 @@ internal sealed partial class AmqpConnectionActor
                     return;
                 }
                 channel.Tx = true;
-                Send(channel.Number, new TxSelectOk());
+                Send(channel.Number, TxSelectOk.Instance);
                 return;
             case TxCommit:
                 OnCommit(channel);
@@ -259,7 +260,7 @@ internal sealed partial class AmqpConnectionActor
                 }
                 channel.TxPublishes = null;
                 channel.TxSettles = null;
-                Send(channel.Number, new TxRollbackOk());
+                Send(channel.Number, TxRollbackOk.Instance);
                 return;
             default:
                 CloseConnection(AmqpReplyCode.CommandInvalid,
@@ -412,7 +413,7 @@ internal sealed partial class AmqpConnectionActor
         {
             if (!declare.NoWait)
             {
-                Send(channel.Number, new ExchangeDeclareOk());
+                Send(channel.Number, ExchangeDeclareOk.Instance);
             }
         });
     }
@@ -495,7 +496,7 @@ internal sealed partial class AmqpConnectionActor
         {
             if (!bind.NoWait)
             {
-                Send(channel.Number, new QueueBindOk());
+                Send(channel.Number, QueueBindOk.Instance);
             }
         });
     }
@@ -620,7 +621,7 @@ internal sealed partial class AmqpConnectionActor
         Route(channel, publish, expiresAt, null);
     }
 
-    private void Route(AmqpChannel channel, AmqpInboundPublish publish, long expiresAt, TxCommit? tx)
+    private void Route(AmqpChannel channel, AmqpInboundPublish publish, long expiresAt, PendingCommit? tx)
     {
         var method = publish.Method;
         var queues = _routeSet;
@@ -822,7 +823,7 @@ internal sealed partial class AmqpConnectionActor
                 ApplySettle(channel, tag, multiple, kind);
             }
         }
-        var tx = new TxCommit(channel);
+        var tx = new PendingCommit(channel);
         if (publishes is not null)
         {
             foreach (var publish in publishes)
@@ -835,16 +836,16 @@ internal sealed partial class AmqpConnectionActor
         tx.Routed = true;
         if (tx.Outstanding == 0)
         {
-            Send(channel.Number, new TxCommitOk());
+            Send(channel.Number, TxCommitOk.Instance);
             return;
         }
         channel.Busy = true;
     }
 
-    private void FinishCommit(TxCommit tx)
+    private void FinishCommit(PendingCommit tx)
     {
         var channel = tx.Channel;
-        Send(channel.Number, new TxCommitOk());
+        Send(channel.Number, TxCommitOk.Instance);
         channel.Busy = false;
         Drain(channel);
     }
@@ -867,7 +868,7 @@ internal sealed partial class AmqpConnectionActor
         {
             channel.ConsumerPrefetch = qos.PrefetchCount;
         }
-        Send(channel.Number, new BasicQosOk());
+        Send(channel.Number, BasicQosOk.Instance);
     }
 
     private void OnConsume(AmqpChannel channel, BasicConsume consume)
@@ -1009,12 +1010,12 @@ internal sealed partial class AmqpConnectionActor
                     var tag = ++channel.DeliveryTag;
                     if (!get.NoAck)
                     {
-                        channel.Unacked[tag] = new AmqpChannel.Unacked(d.Queue, d.Sequence, null);
+                        channel.Unacked[tag] = new AmqpChannel.Delivery(d.Queue, d.Sequence, null);
                     }
                     SendContent(channel.Number, new BasicGetOk(tag, d.Redelivered, d.Message.Exchange, d.Message.RoutingKey, d.MessageCount), d.Message.Properties, d.Message.Body);
                     return;
                 case GetEmpty:
-                    Send(channel.Number, new BasicGetEmpty(""));
+                    Send(channel.Number, BasicGetEmpty.Instance);
                     return;
                 default:
                     ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{queue}' did not answer in time", 60, 70);
@@ -1048,7 +1049,7 @@ internal sealed partial class AmqpConnectionActor
         var tag = ++channel.DeliveryTag;
         if (!consumer.NoAck)
         {
-            channel.Unacked[tag] = new AmqpChannel.Unacked(delivery.Queue, delivery.Sequence, consumer.Tag);
+            channel.Unacked[tag] = new AmqpChannel.Delivery(delivery.Queue, delivery.Sequence, consumer.Tag);
         }
         var message = delivery.Message;
         SendContent(channel.Number, new BasicDeliver(consumer.Tag, tag, delivery.Redelivered, message.Exchange, message.RoutingKey), message.Properties, message.Body);

@@ -184,7 +184,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             new("cluster_name", Encoding.UTF8.GetBytes(_services.NodeName)),
             new("capabilities", capabilities),
         ]);
-        Send(0, new ConnectionStart(0, 9, serverProperties, "PLAIN AMQPLAIN"u8.ToArray(), "en_US"u8.ToArray()));
+        Send(0, new ConnectionStart(0, 9, serverProperties, "PLAIN AMQPLAIN", "en_US"));
     }
 
     private void OnConnectionMethod(AmqpMethod method)
@@ -196,7 +196,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 Context.Stop(Self);
                 return;
             case (Phase.Closing, ConnectionClose):
-                Send(0, new ConnectionCloseOk());
+                Send(0, ConnectionCloseOk.Instance);
                 return;
             case (Phase.Closing, _):
                 return;
@@ -213,7 +213,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 // The client closes: answer, release everything, and let the client close the socket.
                 ReleaseAll();
                 _phase = Phase.Closing;
-                Send(0, new ConnectionCloseOk());
+                Send(0, ConnectionCloseOk.Instance);
                 _transport.Flush();
                 _transport.CompleteOutput();
                 Context.Stop(Self);
@@ -303,7 +303,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         }
         _phase = Phase.Open;
         _connectedAtUnixMs = UnixNowMs;
-        Send(0, new ConnectionOpenOk(""));
+        Send(0, ConnectionOpenOk.Instance);
         _services.SessionIndex.Tell(new IndexUpdate(ClientId, true, Self));
         _registered = true;
     }

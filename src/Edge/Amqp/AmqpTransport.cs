@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Broker.Actors.Amqp.Content;
 
 namespace Broker.Edge.Amqp;
 

@@ -6,12 +6,16 @@ using Akka.Configuration;
 using Akka.DistributedData;
 using Akka.Event;
 using Broker.Actors;
+using Broker.Actors.Amqp;
+using Broker.Actors.Amqp.Queues;
+using Broker.Actors.Amqp.Topology;
 using Broker.Actors.Configuration;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
 using Broker.Actors.Sessions;
 using Broker.AdminHttp;
 using Broker.AdminHttp.Sessions;
+using Broker.Edge.Amqp;
 using Broker.Edge.Mqtt;
 
 namespace Broker.Edge.Hosting;
@@ -24,11 +28,13 @@ namespace Broker.Edge.Hosting;
 public sealed class BrokerNode : IAsyncDisposable
 {
     private readonly MqttListener _mqtt;
+    private readonly AmqpListener _amqp;
     private readonly AdminServer _admin;
     private int _stopped;
 
-    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AdminServer admin)
+    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin)
     {
+        _amqp = amqp;
         System = system;
         Settings = settings;
         _mqtt = mqtt;
@@ -38,6 +44,7 @@ public sealed class BrokerNode : IAsyncDisposable
     public ActorSystem System { get; }
     public BrokerSettings Settings { get; }
     public int MqttPort => _mqtt.Endpoint.Port;
+    public int AmqpPort => _amqp.Endpoint.Port;
     public int AdminPort => _admin.Port;
     public string AdminUrl => $"http://{Settings.Host}:{AdminPort}";
 
@@ -72,9 +79,28 @@ public sealed class BrokerNode : IAsyncDisposable
             var index = system.ActorOf(SessionIndexActor.Props(settings.NodeName, settings.AdminQueryTimeout), SessionQueryService.IndexActorName);
             var trie = new SubscriptionTrie();
             var routes = system.ActorOf(RouteReplicator.Props(trie), RouteReplicator.Name);
-            var services = new BrokerServices(system, settings, trie, index, routes);
+            var topology = new AmqpTopology();
+            var services = new BrokerServices(system, settings, trie, index, routes, topology);
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithRole("broker");
+            // AMQP: one queue entity per queue, and one topology owner for the cluster whose changes every
+            // node's replica applies. The two regions name each other, so each finds the other by name.
+            var ownerForwarder = system.ActorOf(RegionForwarder.Props(TopologyOwner.TypeName), "amqp-topology-owner");
+            var queueRegion = await sharding.StartAsync(
+                QueueActor.TypeName,
+                QueueActor.Props(QueueSettings.From(settings), ownerForwarder, new DeadLetterPublisher(topology, () => services.QueueRegion)),
+                shardingSettings,
+                new QueueMessageExtractor(),
+                sharding.DefaultShardAllocationStrategy(shardingSettings),
+                QueueHandOff.Instance).ConfigureAwait(false);
+            var ownerRegion = await sharding.StartAsync(
+                TopologyOwner.TypeName,
+                TopologyOwner.Props(queueRegion, settings.SnapshotEvery),
+                shardingSettings.WithRememberEntities(false),
+                new TopologyMessageExtractor(),
+                sharding.DefaultShardAllocationStrategy(shardingSettings),
+                TopologyHandOff.Instance).ConfigureAwait(false);
+            system.ActorOf(TopologyReplica.Props(topology, ownerRegion), TopologyReplica.Name);
             await sharding.StartAsync(
                 RetainedStoreActor.TypeName,
                 Props.Create(() => new RetainedStoreActor()),
@@ -97,14 +123,23 @@ public sealed class BrokerNode : IAsyncDisposable
             await routes.Ask<FlushRoutes>(FlushRoutes.Instance, TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
             system.Log.Info("{0} sessions recovered", recovered);
 
+            // The AMQP listener opens once this node routes by the cluster's exchanges and bindings.
+            if (await Task.WhenAny(topology.Synced, Task.Delay(TimeSpan.FromSeconds(30), ct)).ConfigureAwait(false) != topology.Synced)
+            {
+                system.Log.Warning("no AMQP topology from its owner within 30 s; the AMQP listener opens anyway and routes once it arrives");
+            }
             var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services);
+            var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
+                AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
+            var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices);
+            system.Log.Info("AMQP listener on {0}", amqp.Endpoint);
             system.ActorOf(MemberRemovedWatcher.Props(() => mqtt.Broadcast(RedeliverPending.Instance)), "member-removed");
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout,
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
-            return new BrokerNode(system, settings, mqtt, admin);
+            return new BrokerNode(system, settings, mqtt, amqp, admin);
         }
         catch
         {
@@ -123,7 +158,7 @@ public sealed class BrokerNode : IAsyncDisposable
         {
             return;
         }
-        await _mqtt.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        await Task.WhenAll(_mqtt.StopAsync(TimeSpan.FromSeconds(5)), _amqp.StopAsync(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
         await _admin.DisposeAsync().ConfigureAwait(false);
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);
         await System.WhenTerminated.ConfigureAwait(false);

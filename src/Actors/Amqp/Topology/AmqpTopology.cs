@@ -10,8 +10,12 @@ public sealed class AmqpTopology
     // Waiters by the version they wait for; a version's waiters share one completion.
     private readonly SortedDictionary<long, TaskCompletionSource> _waiters = [];
     private TopologyView _view = TopologyView.Empty;
+    private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TopologyView View => Volatile.Read(ref _view);
+
+    /// <summary>Completes when the replica has applied its first view from the owner.</summary>
+    public Task Synced => _synced.Task;
 
     /// <summary>
     /// Completes once <see cref="View"/> is at <paramref name="version"/> or later: a channel answers a declare or
@@ -44,6 +48,7 @@ public sealed class AmqpTopology
     internal void Publish(TopologyView view)
     {
         Volatile.Write(ref _view, view);
+        _synced.TrySetResult();
         List<TaskCompletionSource>? done = null;
         lock (_gate)
         {
