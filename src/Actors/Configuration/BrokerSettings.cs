@@ -28,6 +28,9 @@ public sealed record BrokerSettings
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int SnapshotEvery { get; init; }
 
+    /// <summary>Deliveries an AMQP consumer without a prefetch limit may have outstanding before its channel grants more.</summary>
+    public int AmqpConsumerWindow { get; init; } = 1000;
+
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
 
     public static BrokerSettings From(Config config)
@@ -63,6 +66,7 @@ public sealed record BrokerSettings
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
+            AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
     }
 }
