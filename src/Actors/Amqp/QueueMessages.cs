@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Broker.Actors.Messages;
 
 namespace Broker.Actors.Amqp;
 
@@ -18,7 +19,7 @@ public sealed record AmqpMessage(
     long Id = 0);
 
 /// <summary>Every message for one queue entity carries the queue's name (vhost "/" only).</summary>
-public interface IQueueCommand
+public interface IQueueCommand : IBrokerSerializable
 {
     string Queue { get; }
 }
@@ -65,7 +66,7 @@ public sealed record EnsureQueue(QueueDefinition Definition) : IQueueCommand
     public string Queue => Definition.Name;
 }
 
-public sealed record QueueReady(string Queue, uint MessageCount, uint ConsumerCount);
+public sealed record QueueReady(string Queue, uint MessageCount, uint ConsumerCount) : IBrokerSerializable;
 
 /// <summary>
 /// Adds a message. With <paramref name="Confirm"/> the queue answers <see cref="Enqueued"/> once the message is
@@ -74,10 +75,10 @@ public sealed record QueueReady(string Queue, uint MessageCount, uint ConsumerCo
 public sealed record Enqueue(string Queue, AmqpMessage Message, bool Confirm) : IQueueCommand;
 
 /// <summary>Answer to a confirmed <see cref="Enqueue"/>.</summary>
-public sealed record Enqueued(string Queue, long MessageId);
+public sealed record Enqueued(string Queue, long MessageId) : IBrokerSerializable;
 
 /// <summary>The queue entity has no definition (deleted, or never declared): the message was not taken.</summary>
-public sealed record QueueMissing(string Queue, long MessageId);
+public sealed record QueueMissing(string Queue, long MessageId) : IBrokerSerializable;
 
 /// <summary>
 /// Registers a consumer. <paramref name="Prefetch"/> 0 means no per-consumer limit. Idempotent for the same
@@ -86,15 +87,18 @@ public sealed record QueueMissing(string Queue, long MessageId);
 /// </summary>
 public sealed record Consume(string Queue, ChannelRef Channel, string ConsumerTag, bool NoAck, ushort Prefetch, bool Exclusive, string? ConnectionId) : IQueueCommand;
 
-public sealed record ConsumeOk(string Queue, ushort Channel, string ConsumerTag);
+public sealed record ConsumeOk(string Queue, ushort Channel, string ConsumerTag) : IBrokerSerializable;
 
-/// <summary>405 when the queue has an exclusive consumer (or is exclusive to another connection); 403 otherwise.</summary>
-public sealed record ConsumeRefused(string Queue, ushort Channel, string ConsumerTag, ushort ReplyCode, string ReplyText);
+/// <summary>
+/// 405 when the queue is exclusive to another connection; 403 when an exclusive consumer holds it, or an
+/// exclusive consume meets other consumers (RabbitMQ's ACCESS_REFUSED "in exclusive use"); 404 when it does not exist.
+/// </summary>
+public sealed record ConsumeRefused(string Queue, ushort Channel, string ConsumerTag, ushort ReplyCode, string ReplyText) : IBrokerSerializable;
 
 /// <summary>Removes a consumer; unacknowledged deliveries stay with the channel until it settles them. Answers <see cref="CancelOk"/>.</summary>
 public sealed record CancelConsumer(string Queue, ChannelRef Channel, string ConsumerTag) : IQueueCommand;
 
-public sealed record CancelOk(string Queue, ushort Channel, string ConsumerTag);
+public sealed record CancelOk(string Queue, ushort Channel, string ConsumerTag) : IBrokerSerializable;
 
 /// <summary>
 /// Gives a consumer more room: sent by the channel as it writes deliveries of a no-ack or unlimited
@@ -106,7 +110,7 @@ public sealed record ConsumerCredit(string Queue, ChannelRef Channel, string Con
 /// A message for a consumer (<paramref name="ConsumerTag"/> set) or a basic.get (tag null).
 /// <paramref name="Sequence"/> names the message in the queue; the channel maps its delivery tag to it.
 /// </summary>
-public sealed record QueueDelivery(string Queue, ushort Channel, string? ConsumerTag, long Sequence, bool Redelivered, AmqpMessage Message, uint MessageCount);
+public sealed record QueueDelivery(string Queue, ushort Channel, string? ConsumerTag, long Sequence, bool Redelivered, AmqpMessage Message, uint MessageCount) : IBrokerSerializable;
 
 /// <summary>Settles deliveries of one channel by sequence.</summary>
 public sealed record SettleMessages(string Queue, ChannelRef Channel, long[] Sequences, Settlement Settlement) : IQueueCommand;
@@ -114,12 +118,12 @@ public sealed record SettleMessages(string Queue, ChannelRef Channel, long[] Seq
 /// <summary>basic.get: answers a <see cref="QueueDelivery"/> with a null tag, or <see cref="GetEmpty"/>.</summary>
 public sealed record GetMessage(string Queue, ChannelRef Channel, bool NoAck) : IQueueCommand;
 
-public sealed record GetEmpty(string Queue, ushort Channel);
+public sealed record GetEmpty(string Queue, ushort Channel) : IBrokerSerializable;
 
 /// <summary>Drops every ready message; answers <see cref="QueuePurged"/>.</summary>
 public sealed record PurgeQueue(string Queue) : IQueueCommand;
 
-public sealed record QueuePurged(string Queue, uint MessageCount);
+public sealed record QueuePurged(string Queue, uint MessageCount) : IBrokerSerializable;
 
 /// <summary>
 /// Deletes the queue's content and stops the entity: consumers get <see cref="ConsumerCancelled"/>.
@@ -127,12 +131,12 @@ public sealed record QueuePurged(string Queue, uint MessageCount);
 /// </summary>
 public sealed record DeleteQueueContent(string Queue, bool IfUnused, bool IfEmpty) : IQueueCommand;
 
-public sealed record QueueContentDeleted(string Queue, uint MessageCount);
+public sealed record QueueContentDeleted(string Queue, uint MessageCount) : IBrokerSerializable;
 
-public sealed record QueueDeleteRefused(string Queue, string ReplyText);
+public sealed record QueueDeleteRefused(string Queue, string ReplyText) : IBrokerSerializable;
 
 /// <summary>The queue cancelled this consumer (queue deleted): the channel sends basic.cancel to the client.</summary>
-public sealed record ConsumerCancelled(string Queue, ushort Channel, string ConsumerTag);
+public sealed record ConsumerCancelled(string Queue, ushort Channel, string ConsumerTag) : IBrokerSerializable;
 
 /// <summary>
 /// A channel closed: its consumers are removed and its unacknowledged deliveries requeued. A connection
@@ -144,4 +148,11 @@ public sealed record ChannelClosed(string Queue, ChannelRef Channel) : IQueueCom
 /// Sent by a queue to the topology owner when the queue should go away by itself: an auto-delete queue
 /// lost its last consumer, or an <c>x-expires</c> queue stayed unused for its whole period.
 /// </summary>
-public sealed record QueueUnused(string Queue);
+public sealed record QueueUnused(string Queue) : ITopologyCommand, IBrokerSerializable;
+
+/// <summary>
+/// The queue entity stopped while this consumer was registered (its shard moved to another node, or the
+/// node is leaving): the channel registers the consumer again by sending the same <see cref="Consume"/>.
+/// Deliveries not yet settled come back as redelivered only if they were journaled.
+/// </summary>
+public sealed record ConsumerMoved(string Queue, ushort Channel, string ConsumerTag) : IBrokerSerializable;

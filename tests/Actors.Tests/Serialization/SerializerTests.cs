@@ -2,6 +2,8 @@ using System.Collections.Immutable;
 using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
+using Broker.Actors.Amqp;
+using Broker.Actors.Amqp.Queues;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
@@ -142,6 +144,77 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         {
             yield return sample;
         }
+        foreach (var sample in QueueSamples())
+        {
+            yield return sample;
+        }
+    }
+
+    private static readonly AmqpMessage FullAmqp = new("amq.topic", "k\u00fc.#", [0xFF, 0xFC, 0x0A, 0x74, 0x65, 0x78, 0x74], [0x00, 0xFF, 0x10], true,
+        1_800_000_000_123, -7_000_000_000_000_000_001);
+
+    private static readonly AmqpMessage BareAmqp = new("", "", [0x00, 0x00], [], false);
+
+    private static readonly QueueDefinition FullQueue = new("q\u00e9", true, true, "conn-7", new QueueArguments(60_000, 3_600_000, 10, "dlx", "dead"));
+
+    private static readonly QueueDefinition BareQueue = new("q", false, false, null, QueueArguments.None);
+
+    private static IEnumerable<object> QueueSamples()
+    {
+        yield return new EnsureQueue(FullQueue);
+        yield return new EnsureQueue(BareQueue with { Arguments = new QueueArguments(MaxLength: 0, DeadLetterExchange: "") });
+        yield return new QueueReady("q", uint.MaxValue, 3);
+        yield return new Enqueue("q", FullAmqp, true);
+        yield return new Enqueue("q", BareAmqp, false);
+        yield return new Enqueued("q", long.MinValue);
+        yield return new QueueMissing("q", 7);
+        yield return new ConsumeOk("q", 65535, "amq.ctag-1");
+        yield return new ConsumeRefused("q", 1, "t", 403, "queue 'q' in vhost '/' in exclusive use");
+        yield return new CancelOk("q", 2, "t");
+        yield return new QueueDelivery("q", 3, "t", 42, true, FullAmqp, 10);
+        yield return new QueueDelivery("q", 3, null, 1, false, BareAmqp, 0);
+        yield return new GetEmpty("q", 9);
+        yield return new PurgeQueue("q");
+        yield return new QueuePurged("q", 5);
+        yield return new DeleteQueueContent("q", true, false);
+        yield return new QueueContentDeleted("q", 0);
+        yield return new QueueDeleteRefused("q", "queue 'q' in vhost '/' not empty");
+        yield return new ConsumerCancelled("q", 1, "t");
+        yield return new ConsumerMoved("q", 1, "t");
+        yield return new QueueUnused("q");
+        yield return new QueueInitialized(FullQueue);
+        yield return new QueueInitialized(BareQueue);
+        yield return new MessageEnqueued(5, 1_700_000_000_000, FullAmqp);
+        yield return new MessagesRemoved([1, 2, 3, 1_000_000, 7, long.MaxValue, 0]);
+        yield return new MessagesRemoved([]);
+        yield return QueueDestroyed.Instance;
+        yield return new QueueSnapshot(FullQueue, 99, [new MessageEnqueued(5, 1, FullAmqp), new MessageEnqueued(98, 2, BareAmqp)], [5, -3, long.MaxValue]);
+        yield return new QueueSnapshot(BareQueue, 1, [], []);
+    }
+
+    /// <summary>Queue messages that name a channel, and with it the connection actor: they need an actor system to round-trip.</summary>
+    public static IEnumerable<object> ChannelSamples(IActorRef connection)
+    {
+        var channel = new ChannelRef(connection, 65535);
+        yield return new Consume("q", channel, "amq.ctag-\u00e9", true, 100, true, "conn-1");
+        yield return new Consume("q", channel with { Channel = 1 }, "", false, 0, false, null);
+        yield return new CancelConsumer("q", channel, "t");
+        yield return new ConsumerCredit("q", channel, "t", int.MaxValue);
+        yield return new SettleMessages("q", channel, [10, 11, 9, 1_000_000_000_000], Settlement.Discard);
+        yield return new SettleMessages("q", channel, [], Settlement.Ack);
+        yield return new SettleMessages("q", channel, [1], Settlement.Requeue);
+        yield return new GetMessage("q", channel, true);
+        yield return new ChannelClosed("q", channel);
+    }
+
+    public static TheoryData<int> ChannelSampleIndexes()
+    {
+        var data = new TheoryData<int>();
+        for (var i = 0; i < ChannelSamples(ActorRefs.Nobody).Count(); i++)
+        {
+            data.Add(i);
+        }
+        return data;
     }
 
     public static TheoryData<int> SampleIndexes()
@@ -187,7 +260,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
             .Order(StringComparer.Ordinal)
             .ToArray();
         // Connect and ResumeSession carry an actor reference and have their own test below.
-        var covered = Samples().Select(s => s.GetType().Name).Append(nameof(Connect)).Append(nameof(ResumeSession))
+        var covered = Samples().Concat(ChannelSamples(ActorRefs.Nobody)).Select(s => s.GetType().Name)
+            .Append(nameof(Connect)).Append(nameof(ResumeSession))
             .Concat(Amqp.Topology.TopologySerializerTests.WithActorReferences).Distinct().Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(expected, covered);
     }
@@ -195,7 +269,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Every_type_has_its_own_manifest()
     {
-        var byType = Samples().GroupBy(s => s.GetType()).ToDictionary(g => g.Key, g => SerializerFor(g.First()).Manifest(g.First()));
+        var byType = Samples().Concat(ChannelSamples(ActorRefs.Nobody)).GroupBy(s => s.GetType()).ToDictionary(g => g.Key, g => SerializerFor(g.First()).Manifest(g.First()));
         Assert.Equal(byType.Count, byType.Values.Distinct(StringComparer.Ordinal).Count());
     }
 
@@ -231,6 +305,50 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(original, copy);
         copy.Connection.Tell("ping");
         probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
+    }
+
+    [Theory]
+    [MemberData(nameof(ChannelSampleIndexes))]
+    public void Queue_message_round_trips_with_its_channel_connection(int index)
+    {
+        var probe = CreateTestProbe("amqp-connection");
+        var original = ChannelSamples(probe.Ref).ElementAt(index);
+        var serializer = SerializerFor(original);
+        var manifest = serializer.Manifest(original);
+        Assert.StartsWith("Q:", manifest, StringComparison.Ordinal);
+
+        var bytes = serializer.ToBinary(original);
+        var copy = serializer.FromBinary(bytes, manifest);
+
+        Assert.IsType(original.GetType(), copy);
+        Assert.Equal(WithRefsAsPaths(original), WithRefsAsPaths(copy));
+        Assert.Equal(bytes, serializer.ToBinary(copy));
+        var channel = Assert.IsType<ChannelRef>(copy.GetType().GetProperty(nameof(Consume.Channel))!.GetValue(copy));
+        Assert.Equal(probe.Ref, channel.Connection);
+        channel.Connection.Tell("ping");
+        probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void Queue_manifests_start_with_Q()
+    {
+        foreach (var sample in QueueSamples().Concat(ChannelSamples(ActorRefs.Nobody)))
+        {
+            Assert.StartsWith("Q:", SerializerFor(sample).Manifest(sample), StringComparison.Ordinal);
+        }
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions RefsAsPaths = new() { Converters = { new ActorRefAsPath() } };
+
+    private static string WithRefsAsPaths(object value) => value.GetType().Name + System.Text.Json.JsonSerializer.Serialize(value, value.GetType(), RefsAsPaths);
+
+    private sealed class ActorRefAsPath : System.Text.Json.Serialization.JsonConverter<IActorRef>
+    {
+        public override IActorRef Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+            throw new NotSupportedException();
+
+        public override void Write(System.Text.Json.Utf8JsonWriter writer, IActorRef value, System.Text.Json.JsonSerializerOptions options) =>
+            writer.WriteStringValue(value.Path.ToStringWithUid());
     }
 
     [Fact]

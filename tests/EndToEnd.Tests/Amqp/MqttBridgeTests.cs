@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Broker.Tests.Shared;
 using MQTTnet;
+using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using RabbitMQ.Client;
 
@@ -30,7 +31,7 @@ public sealed class MqttBridgeTests(NodeFixture fixture) : IClassFixture<NodeFix
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
             .WithContentType("text/plain")
             .WithCorrelationData("c-1"u8.ToArray())
-            .WithUserProperty("unit", "celsius")
+            .WithUserProperty("unit", "celsius"u8.ToArray().AsMemory())
             .Build();
         var ack = await mqtt.Client.PublishAsync(message);
         Assert.True(ack.IsSuccess);

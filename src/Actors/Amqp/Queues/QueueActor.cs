@@ -1,0 +1,514 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+
+namespace Broker.Actors.Amqp.Queues;
+
+/// <summary>Stop message of a queue entity (shard hand-off and passivation): it stops once its journal writes are done.</summary>
+public sealed record QueueHandOff
+{
+    public static readonly QueueHandOff Instance = new();
+}
+
+/// <summary>
+/// One AMQP queue, sharded by name (entity type <see cref="TypeName"/>). Decisions come from
+/// <see cref="QueueState"/>; this actor journals what must survive (the definition, persistent messages of a
+/// durable queue and their removal), confirms publishes once they are durable, and carries out the effects.
+/// Writes are asynchronous, so publishes that arrive while one is in flight are written together.
+/// </summary>
+public sealed class QueueActor : ReceivePersistentActor, IWithTimers
+{
+    public const string TypeName = "amqp-queue";
+
+    private sealed record FlushRemovals
+    {
+        public static readonly FlushRemovals Instance = new();
+    }
+
+    private sealed record ExpiryDue
+    {
+        public static readonly ExpiryDue Instance = new();
+    }
+
+    private sealed record UnusedDue
+    {
+        public static readonly UnusedDue Instance = new();
+    }
+
+    private const string ExpiryTimer = "expiry";
+    private const string UnusedTimer = "unused";
+    private static readonly long MaxTimerDelayMs = (long)TimeSpan.FromDays(1).TotalMilliseconds;
+
+    private readonly QueueSettings _settings;
+    private readonly IActorRef _topologyOwner;
+    private readonly IDeadLetterPublisher _deadLetters;
+    private readonly QueueState _state;
+    private readonly IActorRef _self;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<IActorRef> _watched = [];
+    private readonly List<long> _removals = [];
+    private bool _flushQueued;
+    private int _pendingWrites;
+    private int _sinceSnapshot;
+    private long _expiryTimerAt;
+    private bool _ending;
+    private bool _passivating;
+
+    /// <param name="topologyOwner">Receives <see cref="QueueUnused"/> (the topology region, or a test probe).</param>
+    /// <param name="deadLetters">Routes dead-lettered messages to the queue's dead-letter exchange.</param>
+    public static Props Props(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters) =>
+        Akka.Actor.Props.Create(() => new QueueActor(settings, topologyOwner, deadLetters));
+
+    public QueueActor(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters)
+    {
+        _settings = settings;
+        _topologyOwner = topologyOwner;
+        _deadLetters = deadLetters;
+        _self = Self;
+        var name = Uri.UnescapeDataString(Self.Path.Name);
+        PersistenceId = "amqp-queue-" + name;
+        _state = new QueueState(name, new Effects(this), settings.ConsumerWindow, settings.RecentIds);
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is QueueSnapshot s)
+            {
+                _state.RestoreSnapshot(s);
+            }
+        });
+        Recover<IQueueEvent>(e =>
+        {
+            _state.Recover(e);
+            _sinceSnapshot++;
+        });
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+
+        // A deleted queue's entity is ending: commands belong to the next incarnation. Until Passivate is sent
+        // they wait here; after that the shard buffers them and starts the next incarnation with them.
+        Command<IQueueCommand>(Hold, _ => _ending);
+        Command<EnsureQueue>(OnEnsure);
+        Command<Enqueue>(OnEnqueue);
+        Command<Consume>(OnConsume);
+        Command<ConsumerCredit>(c =>
+        {
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.Credit(c.Channel, c.ConsumerTag, c.Credit, now);
+                ArmExpiry(now);
+            }
+        });
+        Command<SettleMessages>(m =>
+        {
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.Settle(m.Channel, m.Sequences, m.Settlement, now);
+                ArmExpiry(now);
+            }
+        });
+        Command<CancelConsumer>(c =>
+        {
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.Cancel(c.Channel, c.ConsumerTag, now);
+                ArmExpiry(now);
+            }
+            Sender.Tell(new CancelOk(c.Queue, c.Channel.Channel, c.ConsumerTag));
+        });
+        Command<ChannelClosed>(c =>
+        {
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.ChannelClosed(c.Channel, now);
+                ArmExpiry(now);
+            }
+        });
+        Command<GetMessage>(OnGet);
+        Command<PurgeQueue>(OnPurge);
+        Command<DeleteQueueContent>(OnDelete);
+        Command<Terminated>(t =>
+        {
+            _watched.Remove(t.ActorRef);
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.ConnectionLost(t.ActorRef, now);
+                ArmExpiry(now);
+            }
+        });
+        Command<FlushRemovals>(_ =>
+        {
+            _flushQueued = false;
+            WriteRemovals(null);
+        });
+        Command<ExpiryDue>(_ =>
+        {
+            _expiryTimerAt = 0;
+            if (_state.Exists)
+            {
+                var now = Now;
+                _state.ExpireHeads(now);
+                ArmExpiry(now);
+            }
+        });
+        Command<UnusedDue>(_ => OnUnusedDue());
+        Command<ReceiveTimeout>(_ =>
+        {
+            if (!_state.Exists && !_ending && _pendingWrites == 0)
+            {
+                _ending = true;
+                Passivate();
+            }
+        });
+        Command<QueueHandOff>(_ =>
+        {
+            Timers.CancelAll();
+            WriteRemovals(null);
+            DeferAsync(0, _ => Context.Stop(Self));
+        });
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            DeleteMessages(s.Metadata.SequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
+        });
+        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "queue {0}: snapshot failed", _state.Name));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning(f.Cause, "queue {0}: journal cleanup failed", _state.Name));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "queue {0}: snapshot cleanup failed", _state.Name));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public override string PersistenceId { get; }
+
+    private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private void OnRecovered()
+    {
+        var now = Now;
+        _state.CompleteRecovery(now);
+        if (!_state.Exists)
+        {
+            Context.SetReceiveTimeout(_settings.IdleWithoutQueue);
+            return;
+        }
+        ArmExpiry(now);
+        ArmUnused();
+    }
+
+    private void Hold(IQueueCommand command)
+    {
+        if (_passivating)
+        {
+            Context.Parent.Forward(command);
+        }
+        else
+        {
+            Stash.Stash();
+        }
+    }
+
+    private void OnEnsure(EnsureQueue e)
+    {
+        Context.SetReceiveTimeout(null);
+        var changed = _state.Define(e.Definition, Now);
+        var reply = new QueueReady(_state.Name, (uint)_state.ReadyCount, (uint)_state.ConsumerCount);
+        if (changed)
+        {
+            var sender = Sender;
+            Write(new QueueInitialized(e.Definition), () => sender.Tell(reply));
+        }
+        else
+        {
+            ReplyAfterWrites(Sender, reply);
+        }
+        ArmUnused();
+    }
+
+    private void OnEnqueue(Enqueue e)
+    {
+        var message = e.Message;
+        if (!_state.Exists)
+        {
+            if (e.Confirm)
+            {
+                Sender.Tell(new QueueMissing(e.Queue, message.Id));
+            }
+            return;
+        }
+        if (_state.Holds(message.Id))
+        {
+            // A copy sent again (its confirm was late or lost in a shard move): confirm once the first is durable.
+            if (e.Confirm)
+            {
+                ReplyAfterWrites(Sender, new Enqueued(e.Queue, message.Id));
+            }
+            return;
+        }
+        var now = Now;
+        var entry = _state.Enqueue(message, now);
+        if (entry.Persisted)
+        {
+            var written = new MessageEnqueued(entry.Sequence, entry.EnqueuedAtUnixMs, message);
+            if (e.Confirm)
+            {
+                var sender = Sender;
+                Write(written, () => sender.Tell(new Enqueued(e.Queue, message.Id)));
+            }
+            else
+            {
+                Write(written, null);
+            }
+        }
+        else if (e.Confirm)
+        {
+            ReplyAfterWrites(Sender, new Enqueued(e.Queue, message.Id));
+        }
+        ArmExpiry(now);
+    }
+
+    private void OnConsume(Consume c)
+    {
+        if (!_state.Exists)
+        {
+            Sender.Tell(new ConsumeRefused(c.Queue, c.Channel.Channel, c.ConsumerTag, 404, $"no queue '{c.Queue}' in vhost '/'"));
+            return;
+        }
+        var now = Now;
+        var reply = _state.Consume(c, now);
+        // consume-ok first: the channel must know the tag before the first delivery for it arrives.
+        Sender.Tell(reply);
+        if (reply is ConsumeOk)
+        {
+            Watch(c.Channel.Connection);
+            _state.Dispatch(now);
+            ArmExpiry(now);
+        }
+    }
+
+    private void OnGet(GetMessage g)
+    {
+        if (!_state.Exists)
+        {
+            Sender.Tell(new GetEmpty(g.Queue, g.Channel.Channel));
+            return;
+        }
+        var now = Now;
+        if (_state.Get(g.Channel, g.NoAck, now) is { } delivery)
+        {
+            if (!g.NoAck)
+            {
+                Watch(g.Channel.Connection);
+            }
+            Sender.Tell(delivery);
+        }
+        else
+        {
+            Sender.Tell(new GetEmpty(g.Queue, g.Channel.Channel));
+        }
+        ArmExpiry(now);
+    }
+
+    private void OnPurge(PurgeQueue p)
+    {
+        var reply = new QueuePurged(p.Queue, _state.Exists ? (uint)_state.Purge() : 0);
+        if (_removals.Count > 0)
+        {
+            var sender = Sender;
+            WriteRemovals(() => sender.Tell(reply));
+        }
+        else
+        {
+            ReplyAfterWrites(Sender, reply);
+        }
+    }
+
+    private void OnDelete(DeleteQueueContent d)
+    {
+        if (!_state.Exists)
+        {
+            Sender.Tell(new QueueContentDeleted(d.Queue, 0));
+            return;
+        }
+        if (_state.DeleteRefusal(d.IfUnused, d.IfEmpty) is { } refusal)
+        {
+            Sender.Tell(new QueueDeleteRefused(d.Queue, refusal));
+            return;
+        }
+        var reply = new QueueContentDeleted(d.Queue, (uint)_state.Delete());
+        _removals.Clear();
+        Timers.CancelAll();
+        _expiryTimerAt = 0;
+        _ending = true;
+        var sender = Sender;
+        Write(QueueDestroyed.Instance, () =>
+        {
+            sender.Tell(reply);
+            // The marker stays, so whatever the deletes leave behind (or a snapshot still being saved) is
+            // forgotten on replay; only the space is reclaimed here.
+            var marker = LastSequenceNr;
+            if (marker > 1)
+            {
+                DeleteMessages(marker - 1);
+            }
+            DeleteSnapshots(new SnapshotSelectionCriteria(marker));
+            Passivate();
+        });
+    }
+
+    private void OnUnusedDue()
+    {
+        if (_state.Definition?.Arguments.ExpiresMs is not { } expires)
+        {
+            return;
+        }
+        var wait = expires;
+        if (_state.ConsumerCount == 0)
+        {
+            var idle = Now - _state.LastUsedUnixMs;
+            if (idle >= expires)
+            {
+                // Told again every period until the owner deletes the queue, in case the first was lost.
+                _topologyOwner.Tell(new QueueUnused(_state.Name));
+            }
+            else
+            {
+                wait = expires - idle;
+            }
+        }
+        Timers.StartSingleTimer(UnusedTimer, UnusedDue.Instance, Delay(wait));
+    }
+
+    private void Watch(IActorRef connection)
+    {
+        if (_watched.Add(connection))
+        {
+            Context.Watch(connection);
+        }
+    }
+
+    private void ArmExpiry(long now)
+    {
+        var at = _state.HeadExpiry;
+        if (at == 0 || (_expiryTimerAt != 0 && _expiryTimerAt <= at))
+        {
+            return;
+        }
+        _expiryTimerAt = at;
+        // A message expires once the clock passes its expiry, hence the extra millisecond.
+        Timers.StartSingleTimer(ExpiryTimer, ExpiryDue.Instance, Delay(at - now + 1));
+    }
+
+    private void ArmUnused()
+    {
+        if (_state.Definition?.Arguments.ExpiresMs is { } expires && !Timers.IsTimerActive(UnusedTimer))
+        {
+            Timers.StartSingleTimer(UnusedTimer, UnusedDue.Instance, Delay(expires));
+        }
+    }
+
+    private static TimeSpan Delay(long ms) => TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, MaxTimerDelayMs));
+
+    private void Write(IQueueEvent e, Action? then)
+    {
+        _pendingWrites++;
+        PersistAsync(e, _ =>
+        {
+            _pendingWrites--;
+            _sinceSnapshot++;
+            then?.Invoke();
+            MaybeSnapshot();
+        });
+    }
+
+    /// <summary>Answers now, or after the writes in flight when there are any, so answers keep the order of the commands.</summary>
+    private void ReplyAfterWrites(IActorRef to, object reply)
+    {
+        if (_pendingWrites == 0)
+        {
+            to.Tell(reply);
+        }
+        else
+        {
+            DeferAsync(reply, r => to.Tell(r));
+        }
+    }
+
+    /// <summary>
+    /// Removals are collected and journaled by one <see cref="FlushRemovals"/> sent to itself: by the time it
+    /// arrives, the acknowledgements that were waiting in the mailbox have joined the same event.
+    /// </summary>
+    private void AddRemoval(long sequence)
+    {
+        _removals.Add(sequence);
+        if (!_flushQueued)
+        {
+            _flushQueued = true;
+            _self.Tell(FlushRemovals.Instance);
+        }
+    }
+
+    private void WriteRemovals(Action? then)
+    {
+        if (_removals.Count == 0)
+        {
+            then?.Invoke();
+            return;
+        }
+        var removed = new MessagesRemoved([.. _removals]);
+        _removals.Clear();
+        Write(removed, then);
+    }
+
+    private void MaybeSnapshot()
+    {
+        // Only when no write is in flight does the state's journaled part equal the journal up to LastSequenceNr.
+        // A large queue snapshots less often, so the cost of writing it out stays proportional to the events it saves replaying.
+        if (_pendingWrites == 0 && !_ending && _state.Exists && _sinceSnapshot >= Math.Max(_settings.SnapshotEvery, _state.PersistedCount))
+        {
+            _sinceSnapshot = 0;
+            SaveSnapshot(_state.ToSnapshot());
+        }
+    }
+
+    private void Passivate()
+    {
+        Context.Parent.Tell(new Passivate(QueueHandOff.Instance));
+        _passivating = true;
+        foreach (var envelope in Stash.ClearStash())
+        {
+            Context.Parent.Tell(envelope.Message, envelope.Sender);
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // Stopped with consumers (hand-off, node leaving, failure): their channels register them again wherever
+        // the queue starts next.
+        foreach (var (channel, tag) in _state.Consumers)
+        {
+            channel.Connection.Tell(new ConsumerMoved(_state.Name, channel.Channel, tag));
+        }
+        base.PostStop();
+    }
+
+    private sealed class Effects(QueueActor actor) : IQueueEffects
+    {
+        public void Send(IActorRef connection, object message) => connection.Tell(message, actor._self);
+
+        public void Removed(long sequence) => actor.AddRemoval(sequence);
+
+        public void DeadLetter(AmqpMessage message, string reason)
+        {
+            var arguments = actor._state.Definition!.Arguments;
+            actor._deadLetters.Publish(message, actor._state.Name, reason, arguments.DeadLetterExchange!, arguments.DeadLetterRoutingKey ?? message.RoutingKey);
+        }
+
+        public void Unused() => actor._topologyOwner.Tell(new QueueUnused(actor._state.Name));
+    }
+}
