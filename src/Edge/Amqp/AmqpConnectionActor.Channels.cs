@@ -430,23 +430,9 @@ internal sealed partial class AmqpConnectionActor
 
     private void OnQueueDeclare(AmqpChannel channel, QueueDeclare declare)
     {
-        var name = declare.Queue;
-        if (name.Length == 0)
-        {
-            if (declare.Passive)
-            {
-                name = channel.LastQueue ?? "";
-            }
-            else
-            {
-                name = NewName("amq.gen-");
-            }
-        }
-        else if (!declare.Passive && name.StartsWith("amq.", StringComparison.Ordinal))
-        {
-            ChannelError(channel.Number, AmqpReplyCode.AccessRefused, $"ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'", 50, 10);
-            return;
-        }
+        // An empty name asks for a server-named queue ("amq.gen-…", chosen by the topology owner); a passive
+        // declare with an empty name means the channel's last declared queue.
+        var name = declare.Queue.Length == 0 && declare.Passive ? channel.LastQueue ?? "" : declare.Queue;
         var arguments = QueueArgumentParser.Parse(declare.Arguments, name, out var error);
         if (error is not null)
         {
@@ -459,20 +445,20 @@ internal sealed partial class AmqpConnectionActor
             var declared = ((QueueDeclared)result).Definition;
             if (LockedByOther(declared))
             {
-                ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(name), 50, 10);
+                ChannelError(channel.Number, AmqpReplyCode.ResourceLocked, LockedText(declared.Name), 50, 10);
                 return;
             }
             Await(channel, AskRetrying(_amqp.QueueRegion, new EnsureQueue(declared)), ready =>
             {
                 if (ready is not QueueReady r)
                 {
-                    ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{name}' did not answer in time", 50, 10);
+                    ChannelError(channel.Number, AmqpReplyCode.InternalError, $"INTERNAL_ERROR - queue '{declared.Name}' did not answer in time", 50, 10);
                     return;
                 }
-                channel.LastQueue = name;
+                channel.LastQueue = declared.Name;
                 if (!declare.NoWait)
                 {
-                    Send(channel.Number, new QueueDeclareOk(name, r.MessageCount, r.ConsumerCount));
+                    Send(channel.Number, new QueueDeclareOk(declared.Name, r.MessageCount, r.ConsumerCount));
                 }
             });
         });

@@ -44,7 +44,11 @@ public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeF
     [Fact]
     public async Task An_unknown_vhost_is_refused_with_530()
     {
-        var ex = await Assert.ThrowsAnyAsync<Exception>(() => AmqpTestClient.ConnectAsync(Port, vhost: "other"));
+        var ex = await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            var connection = await AmqpTestClient.ConnectAsync(Port, vhost: "other");
+            throw new InvalidOperationException($"connected: open={connection.IsOpen} reason={connection.CloseReason}");
+        });
         Assert.Contains("530", ex.ToString(), StringComparison.Ordinal);
     }
 
@@ -215,7 +219,7 @@ public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeF
             returned.TrySetResult(e.ReplyCode);
             return Task.CompletedTask;
         };
-        var ex = await Assert.ThrowsAsync<PublishException>(() => channel.PublishTextAsync("amq.direct", Name("nobody"), "lost?", mandatory: true).AsTask());
+        var ex = await Assert.ThrowsAnyAsync<PublishException>(() => channel.PublishTextAsync("amq.direct", Name("nobody"), "lost?", mandatory: true).AsTask());
         Assert.True(ex.IsReturn);
         Assert.Equal(312, await returned.Task.WaitAsync(TimeSpan.FromSeconds(10)));
     }
@@ -331,7 +335,7 @@ public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeF
         var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
         await channel.PublishTextAsync("", queue, "a");
         await channel.PublishTextAsync("", queue, "b");
-        var a = await GetAsync(channel, queue);
+        var a = await GetAsync(channel, queue, noAck: false);
         Assert.Equal(1u, a.MessageCount);
         await channel.BasicAckAsync(a.DeliveryTag, false);
         Assert.Equal("b", Encoding.UTF8.GetString((await GetAsync(channel, queue)).Body.Span));
