@@ -254,7 +254,7 @@ public sealed class QueueState
     }
 
     /// <summary>Settles deliveries of one channel; sequences not outstanding on that channel are ignored.</summary>
-    public void Settle(ChannelRef channel, IReadOnlyList<long> sequences, Settlement settlement, long now)
+    public void Settle(ChannelRef channel, ReadOnlySpan<long> sequences, Settlement settlement, long now)
     {
         if (!_channels.TryGetValue(channel, out var deliveries))
         {
