@@ -33,7 +33,7 @@ public sealed partial class BrokerSerializer
         CancelOk => "Q:Y",
         DeleteQueueContent => "Q:Z",
         QueueInitialized => "Q:1",
-        MessageEnqueued => "Q:2",
+        MessagesEnqueued => "Q:2",
         MessagesRemoved => "Q:3",
         QueueDestroyed => "Q:4",
         QueueSnapshot => "Q:5",
@@ -119,8 +119,8 @@ public sealed partial class BrokerSerializer
             case QueueInitialized e:
                 WriteDefinition(w, e.Definition);
                 break;
-            case MessageEnqueued e:
-                WriteEnqueued(w, e);
+            case MessagesEnqueued e:
+                WriteList(w, e.Messages, WriteEnqueued);
                 break;
             case MessagesRemoved e:
                 WriteSequences(w, e.Sequences);
@@ -163,7 +163,7 @@ public sealed partial class BrokerSerializer
         "Q:Y" => new CancelOk(r.ReadString(), r.ReadUInt16(), r.ReadString()),
         "Q:Z" => new DeleteQueueContent(r.ReadString(), r.ReadBoolean(), r.ReadBoolean()),
         "Q:1" => new QueueInitialized(ReadDefinition(r)),
-        "Q:2" => ReadEnqueued(r),
+        "Q:2" => new MessagesEnqueued([.. ReadList(r, ReadEnqueued) ?? []]),
         "Q:3" => new MessagesRemoved(ReadSequences(r)),
         "Q:4" => QueueDestroyed.Instance,
         "Q:5" => new QueueSnapshot(ReadDefinition(r), r.ReadInt64(), ReadList(r, ReadEnqueued) ?? [], ReadList(r, rr => rr.ReadInt64()) ?? []),

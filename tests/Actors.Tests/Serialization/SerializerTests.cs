@@ -184,7 +184,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new QueueUnused("q");
         yield return new QueueInitialized(FullQueue);
         yield return new QueueInitialized(BareQueue);
-        yield return new MessageEnqueued(5, 1_700_000_000_000, FullAmqp);
+        yield return new MessagesEnqueued([new MessageEnqueued(5, 1_700_000_000_000, FullAmqp), new MessageEnqueued(6, 1_700_000_000_001, BareAmqp)]);
+        yield return new MessagesEnqueued([]);
         yield return new MessagesRemoved([1, 2, 3, 1_000_000, 7, long.MaxValue, 0]);
         yield return new MessagesRemoved([]);
         yield return QueueDestroyed.Instance;

@@ -107,6 +107,7 @@ public class ConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(10), s.ConnectTimeout);
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);
+        Assert.Equal(1000, s.AmqpConsumerWindow);
     }
 
     [Fact]

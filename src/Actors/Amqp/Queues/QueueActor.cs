@@ -15,15 +15,17 @@ public sealed record QueueHandOff
 /// One AMQP queue, sharded by name (entity type <see cref="TypeName"/>). Decisions come from
 /// <see cref="QueueState"/>; this actor journals what must survive (the definition, persistent messages of a
 /// durable queue and their removal), confirms publishes once they are durable, and carries out the effects.
-/// Writes are asynchronous, so publishes that arrive while one is in flight are written together.
+/// Enqueues and removals are gathered into one event per pass over the mailbox (<see cref="FlushWrites"/>)
+/// and written asynchronously; events issued while a write is under way go out together with the next one,
+/// so a burst of confirmed publishes costs a few journal round trips, not one per message.
 /// </summary>
 public sealed class QueueActor : ReceivePersistentActor, IWithTimers
 {
     public const string TypeName = "amqp-queue";
 
-    private sealed record FlushRemovals
+    private sealed record FlushWrites
     {
-        public static readonly FlushRemovals Instance = new();
+        public static readonly FlushWrites Instance = new();
     }
 
     private sealed record ExpiryDue
@@ -40,6 +42,10 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
     private const string UnusedTimer = "unused";
     private static readonly long MaxTimerDelayMs = (long)TimeSpan.FromDays(1).TotalMilliseconds;
 
+    /// <summary>A batch of enqueues is written once it holds this many messages or bytes, even with more waiting in the mailbox.</summary>
+    private const int MaxBatchMessages = 512;
+    private const int MaxBatchBytes = 1 << 20;
+
     private readonly QueueSettings _settings;
     private readonly IActorRef _topologyOwner;
     private readonly IDeadLetterPublisher _deadLetters;
@@ -47,7 +53,10 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
     private readonly IActorRef _self;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _watched = [];
+    private readonly List<MessageEnqueued> _enqueues = [];
+    private readonly List<(IActorRef To, object Reply)> _afterEnqueues = [];
     private readonly List<long> _removals = [];
+    private int _enqueuedBytes;
     private bool _flushQueued;
     private int _pendingWrites;
     private int _sinceSnapshot;
@@ -80,7 +89,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Recover<IQueueEvent>(e =>
         {
             _state.Recover(e);
-            _sinceSnapshot++;
+            _sinceSnapshot += Weight(e);
         });
         Recover<RecoveryCompleted>(_ => OnRecovered());
 
@@ -140,10 +149,10 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
                 ArmExpiry(now);
             }
         });
-        Command<FlushRemovals>(_ =>
+        Command<FlushWrites>(_ =>
         {
             _flushQueued = false;
-            WriteRemovals(null);
+            WriteBatches(null);
         });
         Command<ExpiryDue>(_ =>
         {
@@ -167,7 +176,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<QueueHandOff>(_ =>
         {
             Timers.CancelAll();
-            WriteRemovals(null);
+            WriteBatches(null);
             DeferAsync(0, _ => Context.Stop(Self));
         });
         Command<SaveSnapshotSuccess>(s =>
@@ -254,15 +263,19 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         var entry = _state.Enqueue(message, now);
         if (entry.Persisted)
         {
-            var written = new MessageEnqueued(entry.Sequence, entry.EnqueuedAtUnixMs, message);
+            _enqueues.Add(new MessageEnqueued(entry.Sequence, entry.EnqueuedAtUnixMs, message));
+            _enqueuedBytes += message.Body.Length + message.Properties.Length;
             if (e.Confirm)
             {
-                var sender = Sender;
-                Write(written, () => sender.Tell(new Enqueued(e.Queue, message.Id)));
+                _afterEnqueues.Add((Sender, new Enqueued(e.Queue, message.Id)));
+            }
+            if (_enqueues.Count >= MaxBatchMessages || _enqueuedBytes >= MaxBatchBytes)
+            {
+                WriteBatches(null);
             }
             else
             {
-                Write(written, null);
+                ScheduleFlush();
             }
         }
         else if (e.Confirm)
@@ -317,15 +330,8 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
     private void OnPurge(PurgeQueue p)
     {
         var reply = new QueuePurged(p.Queue, _state.Exists ? (uint)_state.Purge() : 0);
-        if (_removals.Count > 0)
-        {
-            var sender = Sender;
-            WriteRemovals(() => sender.Tell(reply));
-        }
-        else
-        {
-            ReplyAfterWrites(Sender, reply);
-        }
+        var sender = Sender;
+        WriteBatches(() => sender.Tell(reply));
     }
 
     private void OnDelete(DeleteQueueContent d)
@@ -340,8 +346,9 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
             Sender.Tell(new QueueDeleteRefused(d.Queue, refusal));
             return;
         }
+        // Writes of the content so far go first: their confirms are due, and the marker must follow them.
+        WriteBatches(null);
         var reply = new QueueContentDeleted(d.Queue, (uint)_state.Delete());
-        _removals.Clear();
         Timers.CancelAll();
         _expiryTimerAt = 0;
         _ending = true;
@@ -420,56 +427,98 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         PersistAsync(e, _ =>
         {
             _pendingWrites--;
-            _sinceSnapshot++;
+            _sinceSnapshot += Weight(e);
             then?.Invoke();
             MaybeSnapshot();
         });
     }
 
-    /// <summary>Answers now, or after the writes in flight when there are any, so answers keep the order of the commands.</summary>
+    /// <summary>How much replay an event saves once a snapshot covers it: the messages it names.</summary>
+    private static int Weight(IQueueEvent e) => e switch
+    {
+        MessagesEnqueued m => m.Messages.Length,
+        MessagesRemoved r => Math.Max(1, r.Sequences.Length),
+        _ => 1,
+    };
+
+    /// <summary>Answers once every write before it is durable, so answers keep the order of the commands.</summary>
     private void ReplyAfterWrites(IActorRef to, object reply)
     {
-        if (_pendingWrites == 0)
+        if (_enqueues.Count > 0)
         {
-            to.Tell(reply);
+            _afterEnqueues.Add((to, reply));
         }
-        else
+        else if (_pendingWrites > 0)
         {
             DeferAsync(reply, r => to.Tell(r));
         }
+        else
+        {
+            to.Tell(reply);
+        }
     }
 
-    /// <summary>
-    /// Removals are collected and journaled by one <see cref="FlushRemovals"/> sent to itself: by the time it
-    /// arrives, the acknowledgements that were waiting in the mailbox have joined the same event.
-    /// </summary>
     private void AddRemoval(long sequence)
     {
         _removals.Add(sequence);
+        ScheduleFlush();
+    }
+
+    /// <summary>
+    /// Enqueues and removals are collected and journaled when a <see cref="FlushWrites"/> sent to itself arrives:
+    /// by then the publishes and acknowledgements that were waiting in the mailbox have joined the same events.
+    /// </summary>
+    private void ScheduleFlush()
+    {
         if (!_flushQueued)
         {
             _flushQueued = true;
-            _self.Tell(FlushRemovals.Instance);
+            _self.Tell(FlushWrites.Instance);
         }
     }
 
-    private void WriteRemovals(Action? then)
+    /// <summary>Journals the collected enqueues, then the collected removals (which may name them), then runs <paramref name="then"/>.</summary>
+    private void WriteBatches(Action? then)
     {
-        if (_removals.Count == 0)
+        if (_enqueues.Count > 0)
         {
-            then?.Invoke();
-            return;
+            var enqueued = new MessagesEnqueued([.. _enqueues]);
+            var replies = _afterEnqueues.ToArray();
+            _enqueues.Clear();
+            _afterEnqueues.Clear();
+            _enqueuedBytes = 0;
+            Write(enqueued, () =>
+            {
+                foreach (var (to, reply) in replies)
+                {
+                    to.Tell(reply);
+                }
+            });
         }
-        var removed = new MessagesRemoved([.. _removals]);
-        _removals.Clear();
-        Write(removed, then);
+        if (_removals.Count > 0)
+        {
+            var removed = new MessagesRemoved([.. _removals]);
+            _removals.Clear();
+            Write(removed, null);
+        }
+        if (then is not null)
+        {
+            if (_pendingWrites > 0)
+            {
+                DeferAsync(then, t => t());
+            }
+            else
+            {
+                then();
+            }
+        }
     }
 
     private void MaybeSnapshot()
     {
         // Only when no write is in flight does the state's journaled part equal the journal up to LastSequenceNr.
         // A large queue snapshots less often, so the cost of writing it out stays proportional to the events it saves replaying.
-        if (_pendingWrites == 0 && !_ending && _state.Exists && _sinceSnapshot >= Math.Max(_settings.SnapshotEvery, _state.PersistedCount))
+        if (_pendingWrites == 0 && _enqueues.Count == 0 && !_ending && _state.Exists && _sinceSnapshot >= Math.Max(_settings.SnapshotEvery, _state.PersistedCount))
         {
             _sinceSnapshot = 0;
             SaveSnapshot(_state.ToSnapshot());

@@ -8,8 +8,11 @@ public interface IQueueEvent : IBrokerSerializable;
 /// <summary>The queue exists with this definition; journaled for every queue, durable or not, so it survives a move to another node.</summary>
 public sealed record QueueInitialized(QueueDefinition Definition) : IQueueEvent;
 
-/// <summary>A persistent message entered a durable queue.</summary>
-public sealed record MessageEnqueued(long Sequence, long EnqueuedAtUnixMs, AmqpMessage Message) : IQueueEvent;
+/// <summary>Persistent messages entered a durable queue (those that arrived while the previous write was under way, in order).</summary>
+public sealed record MessagesEnqueued(MessageEnqueued[] Messages) : IQueueEvent;
+
+/// <summary>A persistent message in a durable queue, as <see cref="MessagesEnqueued"/> and <see cref="QueueSnapshot"/> hold it.</summary>
+public sealed record MessageEnqueued(long Sequence, long EnqueuedAtUnixMs, AmqpMessage Message);
 
 /// <summary>Journaled messages left the queue (acknowledged, consumed without ack, purged, expired, dropped or dead-lettered).</summary>
 public sealed record MessagesRemoved(long[] Sequences) : IQueueEvent;

@@ -49,7 +49,7 @@ public sealed class QueuedMessage
 /// The state of one AMQP queue: ready messages, consumers with their credit, unacknowledged deliveries per
 /// channel. Decisions change it in place (a queue may hold 100k messages; copying is not an option) and report
 /// what they cause through <see cref="IQueueEffects"/>, so the logic runs in tests without an actor system.
-/// The owner journals <see cref="MessageEnqueued"/> for messages that come back <see cref="QueuedMessage.Persisted"/>.
+/// The owner journals <see cref="MessagesEnqueued"/> for messages that come back <see cref="QueuedMessage.Persisted"/>.
 /// </summary>
 public sealed class QueueState
 {
@@ -254,7 +254,7 @@ public sealed class QueueState
     }
 
     /// <summary>Settles deliveries of one channel; sequences not outstanding on that channel are ignored.</summary>
-    public void Settle(ChannelRef channel, IReadOnlyList<long> sequences, Settlement settlement, long now)
+    public void Settle(ChannelRef channel, ReadOnlySpan<long> sequences, Settlement settlement, long now)
     {
         if (!_channels.TryGetValue(channel, out var deliveries))
         {
@@ -397,10 +397,14 @@ public sealed class QueueState
             case QueueInitialized i:
                 Definition = i.Definition;
                 break;
-            case MessageEnqueued m:
-                (_recovering ??= [])[m.Sequence] = m;
-                NextSequence = Math.Max(NextSequence, m.Sequence + 1);
-                Remember(m.Message.Id);
+            case MessagesEnqueued batch:
+                _recovering ??= [];
+                foreach (var m in batch.Messages)
+                {
+                    _recovering[m.Sequence] = m;
+                    NextSequence = Math.Max(NextSequence, m.Sequence + 1);
+                    Remember(m.Message.Id);
+                }
                 break;
             case MessagesRemoved r when _recovering is not null:
                 foreach (var sequence in r.Sequences)

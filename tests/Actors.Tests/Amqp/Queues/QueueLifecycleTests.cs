@@ -114,6 +114,20 @@ public sealed class QueueLifecycleTests : QueueTestKit
     }
 
     [Fact]
+    public async Task Consumers_are_told_to_register_again_when_the_entity_hands_off()
+    {
+        var def = Definition("moving");
+        var queue = await Declared(def);
+        var consumer = CreateTestProbe();
+        await Consume(queue, "moving", consumer, "c1", channel: 3);
+
+        await Stop(queue);
+
+        var moved = await consumer.ExpectMsgAsync<ConsumerMoved>(Timeout);
+        Assert.Equal(("moving", (ushort)3, "c1"), (moved.Queue, moved.Channel, moved.ConsumerTag));
+    }
+
+    [Fact]
     public async Task An_auto_delete_queue_reports_itself_unused_when_its_last_consumer_cancels()
     {
         var def = Definition("auto", autoDelete: true);
