@@ -922,7 +922,32 @@ internal sealed partial class AmqpConnectionActor
             channel.AwaitingConsume = null;
             channel.Busy = false;
         }
-        ChannelError(channel.Number, refused.ReplyCode, refused.ReplyText, 60, 20);
+        ChannelError(channel.Number, refused.ReplyCode, WithCodeName(refused.ReplyCode, refused.ReplyText), 60, 20);
+    }
+
+    /// <summary>RabbitMQ's reply texts start with the code's name; the queue entity leaves it to the channel.</summary>
+    private static string WithCodeName(ushort code, string text)
+    {
+        var name = code switch
+        {
+            AmqpReplyCode.NotFound => "NOT_FOUND",
+            AmqpReplyCode.AccessRefused => "ACCESS_REFUSED",
+            AmqpReplyCode.ResourceLocked => "RESOURCE_LOCKED",
+            AmqpReplyCode.PreconditionFailed => "PRECONDITION_FAILED",
+            _ => null,
+        };
+        return name is null || text.StartsWith(name, StringComparison.Ordinal) ? text : $"{name} - {text}";
+    }
+
+    /// <summary>The queue stopped with this consumer registered (hand-off, node leaving): register with its next incarnation.</summary>
+    private void OnConsumerMoved(ConsumerMoved moved)
+    {
+        if (_channels.TryGetValue(moved.Channel, out var channel) && !channel.Closing && channel.Consumers.TryGetValue(moved.ConsumerTag, out var consumer))
+        {
+            consumer.Registered = false;
+            SendConsume(channel, consumer);
+            EnsureRetryTick();
+        }
     }
 
     /// <summary>A queue entity stopped (its node died or its shard moved): its consumers register again with the new incarnation.</summary>

@@ -116,6 +116,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case ConsumerCancelled c:
                 OnConsumerCancelled(c);
                 return;
+            case ConsumerMoved moved:
+                OnConsumerMoved(moved);
+                return;
             case ChannelReply r:
                 OnChannelReply(r);
                 return;

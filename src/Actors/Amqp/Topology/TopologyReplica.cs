@@ -27,6 +27,8 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     // Set from a gap until the next snapshot or check: the changes behind a gap would each ask again otherwise.
     private bool _awaitingSnapshot;
+    // Until the first snapshot the replica asks as if it had nothing, so an owner still at version 0 answers too.
+    private bool _synced;
 
     public TopologyReplica(AmqpTopology topology, IActorRef ownerRegion, TimeSpan checkInterval)
     {
@@ -53,6 +55,7 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
         switch (message)
         {
             case TopologyChanged c when c.Version == current.Version + 1:
+                _synced = true;
                 _topology.Publish(current.Apply(c.Change));
                 break;
             case TopologyChanged c when c.Version > current.Version + 1:
@@ -67,8 +70,9 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
                 break;
             case TopologySnapshot s:
                 _awaitingSnapshot = false;
-                if (s.Version > current.Version)
+                if (s.Version > current.Version || !_synced)
                 {
+                    _synced = true;
                     _topology.Publish(TopologyView.FromSnapshot(s));
                 }
                 break;
@@ -83,5 +87,5 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
     }
 
     private void RequestSnapshot() =>
-        _owner.Tell(new TopologySyncRequest(Self, _topology.View.Version));
+        _owner.Tell(new TopologySyncRequest(Self, _synced ? _topology.View.Version : -1));
 }
