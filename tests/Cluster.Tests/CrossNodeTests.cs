@@ -5,6 +5,7 @@ using Broker.Tests.Shared;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using RabbitMQ.Client;
 
 namespace Broker.Cluster.Tests;
 
@@ -34,6 +35,53 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
             Assert.Equal("m" + i, sub.NextText());
         }
         sub.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Amqp_queues_declared_on_one_node_take_confirmed_publishes_from_another_and_deliver_on_a_third()
+    {
+        var queue = Ids.New("cross-q");
+        var exchange = Ids.New("cross-x");
+        await using var declarer = await AmqpTestClient.ConnectAsync(cluster.Nodes[0].AmqpPort);
+        await using (var channel = await declarer.CreateChannelAsync())
+        {
+            await channel.ExchangeDeclareAsync(exchange, "topic", durable: true);
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+            await channel.QueueBindAsync(queue, exchange, "orders.#");
+        }
+        await using var publisher = await AmqpTestClient.ConnectAsync(cluster.Nodes[1].AmqpPort);
+        await using var confirms = await publisher.ConfirmChannelAsync();
+        // The binding is known on every node once declare-ok came back: the first publish routes.
+        for (var i = 0; i < 20; i++)
+        {
+            await confirms.PublishTextAsync(exchange, "orders.eu", "m" + i, persistent: true);
+        }
+        await using var consumerConnection = await AmqpTestClient.ConnectAsync(cluster.Nodes[2].AmqpPort);
+        await using var consumerChannel = await consumerConnection.CreateChannelAsync();
+        var consumer = new RecordingConsumer(consumerChannel);
+        await consumerChannel.BasicConsumeAsync(queue, false, consumer);
+        for (var i = 0; i < 20; i++)
+        {
+            var d = consumer.Next();
+            Assert.Equal("m" + i, d.Text);
+            await consumerChannel.BasicAckAsync(d.Tag, false);
+        }
+        await consumerChannel.QueueDeleteAsync(queue);
+        await consumerChannel.ExchangeDeleteAsync(exchange);
+    }
+
+    [Fact]
+    public async Task An_mqtt_subscriber_on_one_node_gets_what_an_amqp_client_on_another_publishes_to_amq_topic()
+    {
+        var root = Ids.New("bridge").Replace("-", "", StringComparison.Ordinal);
+        await using var sub = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("sub"));
+        await sub.SubscribeAsync(root + "/+/temp");
+        await using var connection = await AmqpTestClient.ConnectAsync(cluster.Nodes[2].AmqpPort);
+        await using var channel = await connection.ConfirmChannelAsync();
+        await channel.PublishTextAsync("amq.topic", root + ".kitchen.temp", "21", persistent: true);
+        var m = sub.Next();
+        Assert.Equal(root + "/kitchen/temp", m.Topic);
+        Assert.Equal(MqttQualityOfServiceLevel.AtLeastOnce, m.QualityOfServiceLevel);
     }
 
     [Fact]
