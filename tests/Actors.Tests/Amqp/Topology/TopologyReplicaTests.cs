@@ -23,12 +23,23 @@ public sealed class TopologyReplicaTests() : Akka.TestKit.Xunit2.TestKit(Config)
         var replica = Sys.ActorOf(TopologyReplica.Props(_topology, owner.Ref, checkInterval ?? TimeSpan.FromHours(1)));
         var first = await owner.ExpectMsgAsync<TopologySyncRequest>(Timeout);
         Assert.Equal(replica, first.Replica);
-        Assert.Equal(0, first.Version);
+        // Nothing synced yet: the replica asks as if it had nothing, so an owner at version 0 answers too.
+        Assert.Equal(-1, first.Version);
         return (replica, owner);
     }
 
     private async Task AwaitVersionAsync(long version) =>
         await _topology.WaitForVersionAsync(version).WaitAsync(Timeout);
+
+    [Fact]
+    public async Task The_first_snapshot_counts_as_synced_even_at_version_0()
+    {
+        var (replica, _) = await StartAsync();
+        Assert.False(_topology.Synced.IsCompleted);
+        replica.Tell(new TopologySnapshot(0, [], [], []));
+        await _topology.Synced.WaitAsync(Timeout);
+        Assert.Equal(0, _topology.View.Version);
+    }
 
     [Fact]
     public async Task Consecutive_changes_are_applied_and_old_ones_ignored()
