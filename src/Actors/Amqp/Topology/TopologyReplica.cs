@@ -43,10 +43,22 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>Until the first snapshot arrives the replica asks every second: a node's listeners wait for it.</summary>
+    private static readonly TimeSpan FirstSyncInterval = TimeSpan.FromSeconds(1);
+
     protected override void PreStart()
     {
         RequestSnapshot();
-        Timers.StartPeriodicTimer(Check.Instance, Check.Instance, _checkInterval);
+        Timers.StartPeriodicTimer(Check.Instance, Check.Instance, _checkInterval < FirstSyncInterval ? _checkInterval : FirstSyncInterval);
+    }
+
+    private void MarkSynced()
+    {
+        if (!_synced)
+        {
+            _synced = true;
+            Timers.StartPeriodicTimer(Check.Instance, Check.Instance, _checkInterval);
+        }
     }
 
     protected override void OnReceive(object message)
@@ -55,7 +67,7 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
         switch (message)
         {
             case TopologyChanged c when c.Version == current.Version + 1:
-                _synced = true;
+                MarkSynced();
                 _topology.Publish(current.Apply(c.Change));
                 break;
             case TopologyChanged c when c.Version > current.Version + 1:
@@ -72,7 +84,7 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
                 _awaitingSnapshot = false;
                 if (s.Version > current.Version || !_synced)
                 {
-                    _synced = true;
+                    MarkSynced();
                     _topology.Publish(TopologyView.FromSnapshot(s));
                 }
                 break;
