@@ -444,3 +444,130 @@ public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeF
         return texts;
     }
 }
+
+/// <summary>Queue arguments and lifetimes: TTL, max length, dead-lettering, auto-delete, exchange-to-exchange bindings.</summary>
+public sealed class AmqpQueueFeatureTests(NodeFixture fixture) : IClassFixture<NodeFixture>
+{
+    private int Port => fixture.Node.AmqpPort;
+
+    private static string Name(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
+
+    [Fact]
+    public async Task An_expired_message_is_dead_lettered_with_an_x_death_header()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var dlx = Name("dlx");
+        await channel.ExchangeDeclareAsync(dlx, ExchangeType.Fanout, autoDelete: true);
+        var dead = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        await channel.QueueBindAsync(dead, dlx, "");
+        var source = Name("ttl");
+        await channel.QueueDeclareAsync(source, durable: false, exclusive: true, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-message-ttl"] = 100, ["x-dead-letter-exchange"] = dlx });
+        await channel.PublishTextAsync("", source, "short-lived");
+
+        var consumer = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(dead, true, consumer);
+        var got = consumer.Next();
+        Assert.Equal("short-lived", got.Text);
+        var deaths = (IList<object?>)got.Properties.Headers!["x-death"]!;
+        var death = (IDictionary<string, object?>)deaths[0]!;
+        Assert.Equal("expired", Encoding.UTF8.GetString((byte[])death["reason"]!));
+        Assert.Equal(source, Encoding.UTF8.GetString((byte[])death["queue"]!));
+        Assert.Equal(0u, (await channel.QueueDeclarePassiveAsync(source)).MessageCount);
+    }
+
+    [Fact]
+    public async Task A_rejected_message_goes_to_the_dead_letter_routing_key()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var parking = Name("parking");
+        await channel.QueueDeclareAsync(parking, durable: false, exclusive: true, autoDelete: false);
+        var work = Name("work");
+        await channel.QueueDeclareAsync(work, durable: false, exclusive: true, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = parking });
+        await channel.PublishTextAsync("", work, "poison");
+        var first = await channel.BasicGetAsync(work, false);
+        await channel.BasicRejectAsync(first!.DeliveryTag, requeue: false);
+        BasicGetResult? parked = null;
+        await Wait.UntilAsync(async () => (parked = await channel.BasicGetAsync(parking, true)) is not null, TimeSpan.FromSeconds(10), "dead-lettered message");
+        Assert.Equal("poison", Encoding.UTF8.GetString(parked!.Body.Span));
+    }
+
+    [Fact]
+    public async Task Max_length_drops_the_oldest_messages()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = Name("bounded");
+        await channel.QueueDeclareAsync(queue, durable: false, exclusive: true, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-max-length"] = 3 });
+        for (var i = 0; i < 5; i++)
+        {
+            await channel.PublishTextAsync("", queue, "m" + i);
+        }
+        var texts = new List<string>();
+        while (await channel.BasicGetAsync(queue, true) is { } got)
+        {
+            texts.Add(Encoding.UTF8.GetString(got.Body.Span));
+        }
+        Assert.Equal(["m2", "m3", "m4"], texts);
+    }
+
+    [Fact]
+    public async Task An_invalid_queue_argument_is_a_406()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => channel.QueueDeclareAsync(Name("bad"), false, true, false,
+            new Dictionary<string, object?> { ["x-message-ttl"] = Encoding.UTF8.GetBytes("soon") }));
+        Assert.Equal(406, ex.ShutdownReason!.ReplyCode);
+    }
+
+    [Fact]
+    public async Task An_auto_delete_queue_goes_when_its_last_consumer_cancels()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = Name("auto");
+        await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: true);
+        var tag = await channel.BasicConsumeAsync(queue, true, new RecordingConsumer(channel));
+        await channel.BasicCancelAsync(tag);
+        await Wait.UntilAsync(async () =>
+        {
+            await using var probe = await connection.CreateChannelAsync();
+            try
+            {
+                await probe.QueueDeclarePassiveAsync(queue);
+                return false;
+            }
+            catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+            {
+                return true;
+            }
+        }, TimeSpan.FromSeconds(10), "auto-delete queue deleted");
+    }
+
+    [Fact]
+    public async Task Exchange_to_exchange_bindings_route_through()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var front = Name("front");
+        var back = Name("back");
+        await channel.ExchangeDeclareAsync(front, ExchangeType.Topic, autoDelete: false);
+        await channel.ExchangeDeclareAsync(back, ExchangeType.Direct, autoDelete: false);
+        await channel.ExchangeBindAsync(back, front, "orders.*");
+        var queue = (await channel.QueueDeclareAsync(exclusive: true)).QueueName;
+        await channel.QueueBindAsync(queue, back, "orders.new");
+        await channel.PublishTextAsync(front, "orders.new", "through");
+        await channel.PublishTextAsync(front, "orders.old", "not bound at the back");
+        BasicGetResult? got = null;
+        await Wait.UntilAsync(async () => (got = await channel.BasicGetAsync(queue, true)) is not null, TimeSpan.FromSeconds(10), "routed message");
+        Assert.Equal("through", Encoding.UTF8.GetString(got!.Body.Span));
+        Assert.Null(await channel.BasicGetAsync(queue, true));
+        await channel.ExchangeDeleteAsync(front);
+        await channel.ExchangeDeleteAsync(back);
+    }
+}
