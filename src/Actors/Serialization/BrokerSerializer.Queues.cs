@@ -204,7 +204,7 @@ public sealed partial class BrokerSerializer
         return new AmqpMessage(exchange, routingKey, properties, body, (flags & 1) != 0, expires, id);
     }
 
-    // QueueDefinition: name, a flags byte (1 durable, 2 auto-delete, 4 exclusive owner follows), then the
+    // QueueDefinition (shared by queue and topology messages): name, a flags byte (1 durable, 2 auto-delete, 4 exclusive owner follows), then the
     // arguments: a flags byte (1 TTL, 2 expires, 4 max length, 8 DLX, 16 DLX routing key) and those present.
     private static void WriteDefinition(BinaryWriter w, QueueDefinition d)
     {

@@ -40,10 +40,10 @@ public sealed partial class BrokerSerializer
                 w.Write(d.Name); w.Write(d.IfUnused);
                 break;
             case DeclareQueue d:
-                WriteQueueDefinition(w, d.Definition); w.Write(d.Passive); WriteOptRef(w, d.Owner);
+                WriteDefinition(w, d.Definition); w.Write(d.Passive); WriteOptRef(w, d.Owner);
                 break;
             case QueueDeclared d:
-                WriteQueueDefinition(w, d.Definition); w.Write(d.Version);
+                WriteDefinition(w, d.Definition); w.Write(d.Version);
                 break;
             case DeleteQueue d:
                 w.Write(d.Name); w.Write(d.IfUnused); w.Write(d.IfEmpty); WriteOpt(w, d.ConnectionId);
@@ -96,8 +96,8 @@ public sealed partial class BrokerSerializer
     {
         "T:DE" => new DeclareExchange(ReadExchange(r), r.ReadBoolean()),
         "T:XE" => new DeleteExchange(r.ReadString(), r.ReadBoolean()),
-        "T:DQ" => new DeclareQueue(ReadQueueDefinition(r), r.ReadBoolean(), ReadOptRef(r)),
-        "T:QD" => new QueueDeclared(ReadQueueDefinition(r), r.ReadInt64()),
+        "T:DQ" => new DeclareQueue(ReadDefinition(r), r.ReadBoolean(), ReadOptRef(r)),
+        "T:QD" => new QueueDeclared(ReadDefinition(r), r.ReadInt64()),
         "T:XQ" => new DeleteQueue(r.ReadString(), r.ReadBoolean(), r.ReadBoolean(), ReadOpt(r)),
         "T:QX" => new QueueDeleted(r.ReadString(), r.ReadUInt32(), r.ReadInt64()),
         "T:B" => new Bind(ReadBinding(r), ReadOpt(r)),
@@ -141,49 +141,16 @@ public sealed partial class BrokerSerializer
     private static BindingDefinition ReadBinding(BinaryReader r) =>
         new(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadString(), ReadBytes(r));
 
-    // QueueDefinition: name, durable, auto-delete, exclusive owner (optional), then a flags byte saying which
-    // arguments follow: message TTL (1), expires (2), max length (4), dead-letter exchange (8), dead-letter key (16).
-    private static void WriteQueueDefinition(BinaryWriter w, QueueDefinition q)
-    {
-        w.Write(q.Name); w.Write(q.Durable); w.Write(q.AutoDelete); WriteOpt(w, q.ExclusiveOwner);
-        var a = q.Arguments;
-        w.Write((byte)((a.MessageTtlMs is null ? 0 : 1) | (a.ExpiresMs is null ? 0 : 2) | (a.MaxLength is null ? 0 : 4)
-            | (a.DeadLetterExchange is null ? 0 : 8) | (a.DeadLetterRoutingKey is null ? 0 : 16)));
-        if (a.MessageTtlMs is { } ttl) w.Write(ttl);
-        if (a.ExpiresMs is { } expires) w.Write(expires);
-        if (a.MaxLength is { } max) w.Write(max);
-        if (a.DeadLetterExchange is not null) w.Write(a.DeadLetterExchange);
-        if (a.DeadLetterRoutingKey is not null) w.Write(a.DeadLetterRoutingKey);
-    }
-
-    private static QueueDefinition ReadQueueDefinition(BinaryReader r)
-    {
-        var name = r.ReadString();
-        var durable = r.ReadBoolean();
-        var autoDelete = r.ReadBoolean();
-        var owner = ReadOpt(r);
-        var flags = r.ReadByte();
-        var arguments = flags == 0
-            ? QueueArguments.None
-            : new QueueArguments(
-                (flags & 1) != 0 ? r.ReadInt64() : null,
-                (flags & 2) != 0 ? r.ReadInt64() : null,
-                (flags & 4) != 0 ? r.ReadInt64() : null,
-                (flags & 8) != 0 ? r.ReadString() : null,
-                (flags & 16) != 0 ? r.ReadString() : null);
-        return new QueueDefinition(name, durable, autoDelete, owner, arguments);
-    }
-
     private static void WriteTopologySnapshot(BinaryWriter w, TopologySnapshot s)
     {
         w.Write(s.Version);
         WriteList(w, s.Exchanges, WriteExchange);
-        WriteList(w, s.Queues, WriteQueueDefinition);
+        WriteList(w, s.Queues, WriteDefinition);
         WriteList(w, s.Bindings, WriteBinding);
     }
 
     private static TopologySnapshot ReadTopologySnapshot(BinaryReader r) =>
-        new(r.ReadInt64(), ReadList(r, ReadExchange) ?? [], ReadList(r, ReadQueueDefinition) ?? [], ReadList(r, ReadBinding) ?? []);
+        new(r.ReadInt64(), ReadList(r, ReadExchange) ?? [], ReadList(r, ReadDefinition) ?? [], ReadList(r, ReadBinding) ?? []);
 
     // A change: one kind byte, then its fields.
     private static void WriteChange(BinaryWriter w, TopologyChange change)
@@ -197,7 +164,7 @@ public sealed partial class BrokerSerializer
                 w.Write((byte)2); w.Write(x.Name);
                 break;
             case QueueAdded q:
-                w.Write((byte)3); WriteQueueDefinition(w, q.Queue);
+                w.Write((byte)3); WriteDefinition(w, q.Queue);
                 break;
             case QueueRemoved q:
                 w.Write((byte)4); w.Write(q.Name);
@@ -217,7 +184,7 @@ public sealed partial class BrokerSerializer
     {
         1 => new ExchangeAdded(ReadExchange(r)),
         2 => new ExchangeRemoved(r.ReadString()),
-        3 => new QueueAdded(ReadQueueDefinition(r)),
+        3 => new QueueAdded(ReadDefinition(r)),
         4 => new QueueRemoved(r.ReadString()),
         5 => new BindingAdded(ReadBinding(r)),
         6 => new BindingRemoved(ReadBinding(r)),
