@@ -28,6 +28,9 @@ internal sealed class MqttConnectionActor : UntypedActor
         public readonly bool NoSubscribers = noSubscribers;
         public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
         public int Attempts;
+
+        /// <summary>Non-zero when AMQP queues were among the targets: they answer by this message id.</summary>
+        public long AmqpMessageId;
     }
 
     /// <summary>
@@ -544,6 +547,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         {
             // AMQP queues answer by message id.
             (_correlationByMessageId ??= [])[msg.Id] = correlation;
+            pending.AmqpMessageId = msg.Id;
         }
         if (routed.Acks == 0)
         {
@@ -561,25 +565,19 @@ internal sealed class MqttConnectionActor : UntypedActor
         if (_pending is not null && _pending.TryGetValue(ack.Correlation, out var p) && p.Outstanding.Remove(ack.Target) && p.Outstanding.Count == 0)
         {
             _pending.Remove(ack.Correlation);
+            if (p.AmqpMessageId != 0)
+            {
+                _correlationByMessageId?.Remove(p.AmqpMessageId);
+            }
             Acknowledge(p);
         }
     }
 
     private void OnQueueAck(long messageId, string queue)
     {
-        if (_correlationByMessageId is null || !_correlationByMessageId.TryGetValue(messageId, out var correlation))
+        if (_correlationByMessageId is not null && _correlationByMessageId.TryGetValue(messageId, out var correlation))
         {
-            return;
-        }
-        if (_pending is null || !_pending.ContainsKey(correlation))
-        {
-            _correlationByMessageId.Remove(messageId);
-            return;
-        }
-        OnDeliverAck(new DeliverAck(correlation, Broker.Actors.Amqp.AmqpTopicRouter.TargetPrefix + queue));
-        if (!_pending.ContainsKey(correlation))
-        {
-            _correlationByMessageId.Remove(messageId);
+            OnDeliverAck(new DeliverAck(correlation, Broker.Actors.Amqp.AmqpTopicRouter.TargetPrefix + queue));
         }
     }
 
