@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Broker.Edge.Hosting;
 using Broker.Actors.Amqp.Content;
 
 namespace Broker.Edge.Amqp;
@@ -53,14 +54,11 @@ internal sealed class AmqpTransport
     /// <summary>Before tune-ok, frames may be as large as the spec's minimum frame_max guarantees.</summary>
     public const uint HandshakeFrameMax = 4096;
 
-    private readonly Socket _socket;
     private readonly NetworkStream _stream;
-    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
+    private readonly SocketOutput _output;
     private static readonly StreamPipeReaderOptions ReaderOptions =
         new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
-    private long _pendingBytes;
-    private int _closed;
     private long _deadlineMs = long.MaxValue;
     private long _receiveTimeoutMs;
     private long _lastSentMs = Environment.TickCount64;
@@ -69,8 +67,8 @@ internal sealed class AmqpTransport
 
     public AmqpTransport(Socket socket)
     {
-        _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
+        _output = new SocketOutput(socket, _stream);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
         IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
     }
@@ -124,51 +122,28 @@ internal sealed class AmqpTransport
     }
 
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
-    public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+    public long PendingBytes => _output.PendingBytes;
 
     /// <summary>Where the connection actor (and only it) writes frames; <see cref="Flush"/> sends them.</summary>
     public IBufferWriter<byte> Output => _output.Writer;
 
     public void Flush()
     {
-        var writer = _output.Writer;
-        var bytes = writer.UnflushedBytes;
-        if (bytes == 0 || Volatile.Read(ref _closed) != 0)
+        if (_output.Flush() > 0)
         {
-            return;
-        }
-        Interlocked.Add(ref _pendingBytes, bytes);
-        Volatile.Write(ref _lastSentMs, Environment.TickCount64);
-        try
-        {
-            // With pausing disabled the flush completes synchronously; it only wakes the pump.
-            var flush = writer.FlushAsync();
-            if (!flush.IsCompleted)
-            {
-                flush.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // The pump stopped (socket gone) between the check above and the flush.
+            Volatile.Write(ref _lastSentMs, Environment.TickCount64);
         }
     }
 
     /// <summary>No more frames: the pump sends what is queued, then closes the socket.</summary>
-    public void CompleteOutput()
-    {
-        if (Interlocked.Exchange(ref _closed, 1) == 0)
-        {
-            _output.Writer.Complete();
-        }
-    }
+    public void CompleteOutput() => _output.Complete();
 
-    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+    public bool IsClosed => _output.IsClosed;
 
     /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each method.</summary>
     public async Task RunAsync(IActorRef connection, CancellationToken ct)
     {
-        var pump = PumpAsync();
+        var pump = _output.PumpAsync();
         try
         {
             await ReadLoopAsync(connection, ct).ConfigureAwait(false);
@@ -181,13 +156,7 @@ internal sealed class AmqpTransport
         {
             connection.Tell(AmqpTransportClosed.Instance);
         }
-        if (await Task.WhenAny(pump, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false) != pump)
-        {
-            CompleteOutput();
-            _socket.Dispose();
-            await pump.ConfigureAwait(false);
-        }
-        _socket.Dispose();
+        await _output.DrainAsync(pump).ConfigureAwait(false);
     }
 
     /// <summary>A basic.publish whose header and body frames are still arriving.</summary>
@@ -384,40 +353,6 @@ internal sealed class AmqpTransport
             default:
                 connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, $"unknown frame type {frame.Type}"));
                 return false;
-        }
-    }
-
-    private async Task PumpAsync()
-    {
-        var reader = _output.Reader;
-        try
-        {
-            while (true)
-            {
-                var result = await reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                foreach (var segment in buffer)
-                {
-                    await _stream.WriteAsync(segment).ConfigureAwait(false);
-                }
-                Interlocked.Add(ref _pendingBytes, -buffer.Length);
-                reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            // Peer gone: nothing more can be sent.
-        }
-        finally
-        {
-            Interlocked.Exchange(ref _closed, 1);
-            await reader.CompleteAsync().ConfigureAwait(false);
-            _stream.Dispose();
         }
     }
 }

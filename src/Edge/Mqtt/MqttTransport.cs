@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
+using Broker.Edge.Hosting;
 using MQTTnet.Adapter;
 using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
@@ -44,21 +45,17 @@ internal sealed record DeadlinePassed
 /// </summary>
 internal sealed class MqttTransport
 {
-    private readonly Socket _socket;
     private readonly NetworkStream _stream;
-    // Small segments: an idle connection keeps at most one, and bursts simply chain more of them.
-    private readonly Pipe _output = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
+    private readonly SocketOutput _output;
     private static readonly StreamPipeReaderOptions ReaderOptions =
         new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
-    private long _pendingBytes;
-    private int _closed;
     private long _deadlineMs = long.MaxValue;
 
     public MqttTransport(Socket socket)
     {
-        _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
+        _output = new SocketOutput(socket, _stream);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
     }
 
@@ -82,12 +79,12 @@ internal sealed class MqttTransport
     }
 
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
-    public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+    public long PendingBytes => _output.PendingBytes;
 
     /// <summary>Copies one encoded packet into the outbound pipe. Called only from the connection actor.</summary>
     public void Send(ArraySegment<byte> head, in ReadOnlySequence<byte> payload)
     {
-        if (Volatile.Read(ref _closed) != 0)
+        if (_output.IsClosed)
         {
             return;
         }
@@ -99,13 +96,7 @@ internal sealed class MqttTransport
             {
                 writer.Write(segment.Span);
             }
-            Interlocked.Add(ref _pendingBytes, head.Count + payload.Length);
-            // With pausing disabled the flush completes synchronously; it only wakes the pump.
-            var flush = writer.FlushAsync();
-            if (!flush.IsCompleted)
-            {
-                flush.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
-            }
+            _output.Flush();
         }
         catch (InvalidOperationException)
         {
@@ -117,25 +108,15 @@ internal sealed class MqttTransport
     public void SendRaw(byte[] bytes) => Send(new ArraySegment<byte>(bytes), ReadOnlySequence<byte>.Empty);
 
     /// <summary>No more packets: the pump sends what is queued, then closes the socket.</summary>
-    public void CompleteOutput()
-    {
-        if (Interlocked.Exchange(ref _closed, 1) == 0)
-        {
-            _output.Writer.Complete();
-        }
-    }
+    public void CompleteOutput() => _output.Complete();
 
     /// <summary>Closes the socket now, dropping whatever is not sent yet (a client that stopped reading).</summary>
-    public void Abort()
-    {
-        CompleteOutput();
-        _socket.Dispose();
-    }
+    public void Abort() => _output.Abort();
 
     /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each packet.</summary>
     public async Task RunAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
     {
-        var pump = PumpAsync();
+        var pump = _output.PumpAsync();
         try
         {
             await ReadLoopAsync(connection, maxPacketSize, ct).ConfigureAwait(false);
@@ -148,14 +129,7 @@ internal sealed class MqttTransport
         {
             connection.Tell(TransportClosed.Instance);
         }
-        // The actor completes the output when it stops; the pump then sends what is left and closes the
-        // socket. A client that stopped reading cannot hold the socket open for long.
-        if (await Task.WhenAny(pump, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false) != pump)
-        {
-            Abort();
-            await pump.ConfigureAwait(false);
-        }
-        _socket.Dispose();
+        await _output.DrainAsync(pump).ConfigureAwait(false);
     }
 
     private async Task ReadLoopAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
@@ -285,39 +259,5 @@ internal sealed class MqttTransport
         var cleanSession = (span[flagsAt] & 0x02) != 0;
         var idLength = (span[flagsAt + 3] << 8) | span[flagsAt + 4];
         return idLength == 0 && (!cleanSession || span[flagsAt - 1] == 3);
-    }
-
-    private async Task PumpAsync()
-    {
-        var reader = _output.Reader;
-        try
-        {
-            while (true)
-            {
-                var result = await reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                foreach (var segment in buffer)
-                {
-                    await _stream.WriteAsync(segment).ConfigureAwait(false);
-                }
-                Interlocked.Add(ref _pendingBytes, -buffer.Length);
-                reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            // Peer gone: nothing more can be sent.
-        }
-        finally
-        {
-            Interlocked.Exchange(ref _closed, 1);
-            await reader.CompleteAsync().ConfigureAwait(false);
-            _stream.Dispose();
-        }
     }
 }
