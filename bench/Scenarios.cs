@@ -44,10 +44,10 @@ internal static class Scenarios
             return [.. All];
         }
         var parts = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var picked = All.Concat(Special).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
+        var picked = All.Concat(Special).Concat(Amqp.All).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
         if (picked.Count == 0)
         {
-            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Select(s => s.Id))}");
+            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Concat(Amqp.All).Select(s => s.Id))}");
         }
         return picked;
     }
