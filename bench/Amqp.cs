@@ -110,6 +110,7 @@ internal static class Amqp
                 r.Extra["ack_every"] = o.AckEvery;
             }
 
+            var cpu = new CpuMeter(o.Pid);
             var start = Stopwatch.GetTimestamp();
             try
             {
@@ -128,6 +129,7 @@ internal static class Amqp
                 r.TimedOut = true;
             }
             Settle(r, receiver, pubs, start);
+            cpu.Record(r, r.Received);
             r.Error = pubs.Select(p => p.Error).FirstOrDefault(e => e is not null);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -426,6 +428,36 @@ internal static class Amqp
             }
             _unacked = 0;
             return Channel.BasicAckAsync(deliveryTag, ackEvery > 1, cancellationToken).AsTask();
+        }
+    }
+}
+
+/// <summary>
+/// CPU time of the broker and of this bench process over a run, per delivered message: tells a broker that is busy from
+/// one that waits. Erlang schedulers spin briefly before they sleep, which counts as CPU time of RabbitMQ's VM.
+/// </summary>
+internal sealed class CpuMeter(int pid)
+{
+    private readonly double? _broker = pid > 0 ? Scenarios.ReadCpuSeconds(pid) : null;
+    private readonly TimeSpan _bench = Process.GetCurrentProcess().TotalProcessorTime;
+    private readonly long _start = Stopwatch.GetTimestamp();
+
+    public void Record(RunResult r, long messages)
+    {
+        var seconds = Scenarios.Seconds(_start, Stopwatch.GetTimestamp());
+        var bench = (Process.GetCurrentProcess().TotalProcessorTime - _bench).TotalSeconds;
+        r.Extra["bench_cpu_pct"] = 100 * bench / seconds;
+        if (messages > 0)
+        {
+            r.Extra["bench_cpu_us_per_msg"] = bench * 1e6 / messages;
+        }
+        if (_broker is double before && Scenarios.ReadCpuSeconds(pid) is double after)
+        {
+            r.Extra["broker_cpu_pct"] = 100 * (after - before) / seconds;
+            if (messages > 0)
+            {
+                r.Extra["broker_cpu_us_per_msg"] = (after - before) * 1e6 / messages;
+            }
         }
     }
 }

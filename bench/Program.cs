@@ -50,7 +50,7 @@ static async Task<int> RunAsync(BenchOptions o)
 {
     var scenarios = Scenarios.Select(o.Scenario);
     // The first broker and any --also brokers; each run of each scenario goes to every one in turn, so drift on a
-    // shared machine hits them alike.
+    // shared machine hits them alike (run 1 starts with the first broker, run 2 with the second, ...).
     var targets = new List<(BenchOptions Options, BrokerResults Results)>();
     foreach (var t in (BenchOptions[])[o, .. o.Also.Select(o.For)])
     {
@@ -78,7 +78,8 @@ static async Task<int> RunAsync(BenchOptions o)
     {
         for (var run = 1; run <= o.Runs; run++)
         {
-            foreach (var (t, results) in targets)
+            // Every other run starts with another broker, so none is always the one measured right after a warm-up.
+            foreach (var (t, results) in targets.Skip((run - 1) % targets.Count).Concat(targets.Take((run - 1) % targets.Count)))
             {
                 var sr = results.Scenarios.FirstOrDefault(x => x.Id == s.Id);
                 if (sr is null)
