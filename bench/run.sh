@@ -171,14 +171,19 @@ start_rabbitmq() {
   ) >"$dir/stdout.log" 2>&1 &
   RMQ_PID=$!
   RMQ_BEAM_PID=""
+  # The script's other children are short-lived (command substitutions while it reads its environment): wait for
+  # the one that has become the VM.
   for _ in $(seq 1 100); do   # 10 s
     kill -0 "$RMQ_PID" 2>/dev/null || { echo "rabbitmq-server exited during start-up:" >&2; tail -30 "$dir/stdout.log" >&2; exit 1; }
-    RMQ_BEAM_PID="$(ps -o pid= --ppid "$RMQ_PID" | tr -d ' ' | head -1 || true)"
+    for child in $(ps -o pid= --ppid "$RMQ_PID" || true); do
+      [[ "$(cat "/proc/$child/comm" 2>/dev/null)" == beam.smp ]] && RMQ_BEAM_PID="$child"
+    done
     [[ -n "$RMQ_BEAM_PID" ]] && break
     sleep 0.1
   done
   [[ -n "$RMQ_BEAM_PID" ]] || { echo "no Erlang VM under rabbitmq-server (pid $RMQ_PID)" >&2; exit 1; }
   "${BENCH[@]}" wait-amqp "$RMQ_PORT" 90 || { echo "RabbitMQ not ready within 90 s:" >&2; tail -30 "$dir/stdout.log" >&2; exit 1; }
+  [[ "$(cat "/proc/$RMQ_BEAM_PID/comm" 2>/dev/null)" == beam.smp ]] || { echo "RabbitMQ's VM (pid $RMQ_BEAM_PID) is gone" >&2; exit 1; }
   echo "rabbitmq: pid $RMQ_PID (beam $RMQ_BEAM_PID), port $RMQ_PORT, $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true), folder $dir" >&2
 }
 
