@@ -62,6 +62,42 @@ internal sealed class BenchOptions
     /// <summary>Seconds after the kill within which every session must answer again.</summary>
     public int RecoveryTimeout { get; set; } = 60;
 
+    // AMQP scenarios (see Amqp.cs); they use --port as the AMQP port.
+    /// <summary>Messages per transient AMQP throughput run (2→2: both publishers together).</summary>
+    public int AmqpMessages { get; set; } = 100_000;
+    /// <summary>Messages per persistent AMQP throughput run (2→2: both publishers together).</summary>
+    public int AmqpPersistentMessages { get; set; } = 50_000;
+    /// <summary>basic.qos prefetch count of manual-ack consumers.</summary>
+    public int Prefetch { get; set; } = 100;
+    /// <summary>A manual-ack consumer acknowledges every Nth delivery (with multiple when N &gt; 1).</summary>
+    public int AckEvery { get; set; } = 1;
+    /// <summary>Publishes a confirming publisher may have unconfirmed.</summary>
+    public int ConfirmWindow { get; set; } = 500;
+    /// <summary>Messages a publisher without confirms may be ahead of its consumers' deliveries.</summary>
+    public int UnconfirmedWindow { get; set; } = 2000;
+    /// <summary>Seconds between opening the idle connections and reading the broker's RSS.</summary>
+    public int MemorySettle { get; set; } = 5;
+
+    /// <summary>Further brokers measured alternately with the first: every run of every scenario goes to each in turn.</summary>
+    public List<BenchTarget> Also { get; set; } = [];
+
+    /// <summary>These options aimed at another broker (one port for publishers and consumers).</summary>
+    public BenchOptions For(BenchTarget t)
+    {
+        var c = (BenchOptions)MemberwiseClone();
+        c.Name = t.Name;
+        c.Port = t.Port;
+        c.Pid = t.Pid;
+        c.Json = t.Json;
+        c.PubPorts = [];
+        c.SubPorts = [];
+        c.Also = [];
+        return c;
+    }
+
+    /// <summary>A copy to change for a warm-up or a sub-run.</summary>
+    public BenchOptions Copy() => (BenchOptions)MemberwiseClone();
+
     public int PubPort(int index) => PubPorts.Count == 0 ? Port : PubPorts[index % PubPorts.Count];
     public int SubPort(int index) => SubPorts.Count == 0 ? Port : SubPorts[index % SubPorts.Count];
 
@@ -118,6 +154,14 @@ internal sealed class BenchOptions
                 case "--rejoin-seconds": o.RejoinSeconds = NextInt(); break;
                 case "--recovery-timeout": o.RecoveryTimeout = NextInt(); break;
                 case "--reconnect-timeout": o.ReconnectTimeout = NextInt(); break;
+                case "--amqp-messages": o.AmqpMessages = NextInt(); break;
+                case "--amqp-persistent-messages": o.AmqpPersistentMessages = NextInt(); break;
+                case "--prefetch": o.Prefetch = NextInt(); break;
+                case "--ack-every": o.AckEvery = NextInt(); break;
+                case "--confirm-window": o.ConfirmWindow = NextInt(); break;
+                case "--unconfirmed-window": o.UnconfirmedWindow = NextInt(); break;
+                case "--memory-settle": o.MemorySettle = NextInt(); break;
+                case "--also": o.Also.Add(BenchTarget.Parse(Next())); break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }
@@ -132,6 +176,11 @@ internal sealed class BenchOptions
         if (o.FailoverSubscribers < 1 || o.FailoverRate < 1 || o.FailoverSettle < 0 || o.RejoinSeconds < 0 || o.RecoveryTimeout < 1 || o.ReconnectTimeout < 1)
         {
             throw new ArgumentException("failover subscribers, rate and recovery timeout must be >= 1, settle >= 0");
+        }
+        if (o.AmqpMessages < 2 || o.AmqpPersistentMessages < 2 || o.Prefetch is < 1 or > 65535 || o.AckEvery < 1
+            || o.AckEvery > o.Prefetch || o.ConfirmWindow < 1 || o.UnconfirmedWindow < 1 || o.MemorySettle < 0)
+        {
+            throw new ArgumentException("AMQP messages must be >= 2; prefetch 1..65535; 1 <= ack-every <= prefetch; windows >= 1");
         }
         if (o.Protocol is not ("5" or "3.1.1"))
         {
@@ -154,9 +203,31 @@ internal sealed class BenchOptions
                            [--restart-cmd "scripts/cluster.sh start 3"] [--restart-admin-port 8084]
                            [--failover-subscribers 50] [--failover-rate 100] [--failover-settle 5] [--rejoin-seconds 15]
                            [--recovery-timeout 60] [--reconnect-timeout 2]
+          AMQP 0.9.1 (not in "all"; --port is the AMQP port; --scenario amqp selects them all):
+                           [--amqp-messages 100000] [--amqp-persistent-messages 50000] [--prefetch 100] [--ack-every 1]
+                           [--confirm-window 500] [--unconfirmed-window 2000] [--memory-settle 5]
+          any scenarios, several brokers alternately (each run of each scenario goes to every broker in turn):
+                           --also NAME,PORT,PID,JSON [--also ...]   (PID 0 = none)
           Broker.Bench report A.json B.json [C.json...]   markdown table of A against B (ratio A/B), more columns for C...
           Broker.Bench report-failover F.json   markdown table of the failover runs in F
           Broker.Bench freeport                 print a free TCP port of 127.0.0.1
+          Broker.Bench wait-amqp PORT [SECONDS]  wait until guest/guest can open an AMQP connection on 127.0.0.1:PORT (default 60 s)
           Broker.Bench list [SPEC]              list the scenario ids SPEC selects (default all)
         """;
+}
+
+/// <summary>A broker measured alongside the first one of a run (<c>--also NAME,PORT,PID,JSON</c>).</summary>
+internal sealed record BenchTarget(string Name, int Port, int Pid, string? Json)
+{
+    public static BenchTarget Parse(string spec)
+    {
+        var parts = spec.Split(',', 4, StringSplitOptions.TrimEntries);
+        if (parts.Length < 3 || parts[0].Length == 0
+            || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535
+            || !int.TryParse(parts[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) || pid < 0)
+        {
+            throw new ArgumentException($"--also takes NAME,PORT,PID[,JSON], not '{spec}'");
+        }
+        return new BenchTarget(parts[0], port, pid, parts.Length == 4 && parts[3].Length > 0 ? parts[3] : null);
+    }
 }

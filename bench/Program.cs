@@ -12,6 +12,7 @@ try
         "report" when args.Length >= 3 => Report(args[1..]),
         "report-failover" when args.Length == 2 => ReportFailover(args[1]),
         "freeport" => FreePort(),
+        "wait-amqp" when args.Length is 2 or 3 => await WaitAmqpAsync(args[1..]),
         "list" => List(args.Length > 1 ? args[1] : "all"),
         _ => Usage(),
     };
@@ -48,75 +49,99 @@ static int List(string spec)
 static async Task<int> RunAsync(BenchOptions o)
 {
     var scenarios = Scenarios.Select(o.Scenario);
-    var results = new BrokerResults
+    // The first broker and any --also brokers; each run of each scenario goes to every one in turn, so drift on a
+    // shared machine hits them alike (run 1 starts with the first broker, run 2 with the second, ...).
+    var targets = new List<(BenchOptions Options, BrokerResults Results)>();
+    foreach (var t in (BenchOptions[])[o, .. o.Also.Select(o.For)])
     {
-        Name = o.Name, Host = o.Host, Port = o.Port, Pid = o.Pid, Started = DateTimeOffset.UtcNow, Options = o,
-    };
-    if (o.Append && o.Json is not null && File.Exists(o.Json))
-    {
-        // Add to the results of an earlier invocation (e.g. a scenario run on a freshly started broker).
-        results = JsonSerializer.Deserialize<BrokerResults>(await File.ReadAllTextAsync(o.Json).ConfigureAwait(false), Json.Options)
-            ?? throw new ArgumentException($"cannot read {o.Json}");
+        var results = new BrokerResults
+        {
+            Name = t.Name, Host = t.Host, Port = t.Port, Pid = t.Pid, Started = DateTimeOffset.UtcNow, Options = t,
+        };
+        if (t.Append && t.Json is not null && File.Exists(t.Json))
+        {
+            // Add to the results of an earlier invocation (e.g. a scenario run on a freshly started broker).
+            results = JsonSerializer.Deserialize<BrokerResults>(await File.ReadAllTextAsync(t.Json).ConfigureAwait(false), Json.Options)
+                ?? throw new ArgumentException($"cannot read {t.Json}");
+        }
+        targets.Add((t, results));
     }
     var session = Guid.NewGuid().ToString("N")[..8];
     if (o.Warmup > 0)
     {
-        // Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run.
-        var w = new BenchOptions
+        foreach (var (t, _) in targets)
         {
-            Host = o.Host, Port = o.Port, PubPorts = o.PubPorts, SubPorts = o.SubPorts, Protocol = o.Protocol, Window = o.Window, Idle = 2,
-            Messages = o.Warmup, MessagesQos1 = o.Warmup,
-        };
-        foreach (var s in Scenarios.Select("qos0-64,qos1-64"))
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
-            try
-            {
-                var r = await s.Run(w, $"{o.Name}-{session}-warmup-{s.Id}", cts.Token).WaitAsync(TimeSpan.FromSeconds(o.Timeout + 60)).ConfigureAwait(false);
-                Console.Error.WriteLine(Describe(o.Name + " warm-up", s, 1, 1, r));
-            }
-            catch (Exception e)
-            {
-                Console.Error.WriteLine($"[{o.Name} warm-up] {s.Id}: {e.GetType().Name}: {e.Message}");
-            }
+            await WarmUpAsync(t, session, amqp: scenarios.All(s => Amqp.All.Contains(s))).ConfigureAwait(false);
         }
     }
     foreach (var s in scenarios)
     {
-        var sr = results.Scenarios.FirstOrDefault(x => x.Id == s.Id);
-        if (sr is null)
-        {
-            sr = new ScenarioResult { Id = s.Id, Title = s.Title, Metrics = [.. s.Metrics] };
-            results.Scenarios.Add(sr);
-        }
         for (var run = 1; run <= o.Runs; run++)
         {
-            var tag = $"{o.Name}-{session}-{s.Id}-{sr.Runs.Count + 1}";
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
-            RunResult r;
-            try
+            // Every other run starts with another broker, so none is always the one measured right after a warm-up.
+            foreach (var (t, results) in targets.Skip((run - 1) % targets.Count).Concat(targets.Take((run - 1) % targets.Count)))
             {
-                // The scenario honours its token; the outer bound only guards against a hang in cleanup.
-                r = await s.Run(o, tag, cts.Token).WaitAsync(TimeSpan.FromSeconds(o.Timeout + 60)).ConfigureAwait(false);
+                var sr = results.Scenarios.FirstOrDefault(x => x.Id == s.Id);
+                if (sr is null)
+                {
+                    sr = new ScenarioResult { Id = s.Id, Title = s.Title, Metrics = [.. s.Metrics] };
+                    results.Scenarios.Add(sr);
+                }
+                var tag = $"{t.Name}-{session}-{s.Id}-{sr.Runs.Count + 1}";
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(t.Timeout));
+                RunResult r;
+                try
+                {
+                    // The scenario honours its token; the outer bound only guards against a hang in cleanup.
+                    r = await s.Run(t, tag, cts.Token).WaitAsync(TimeSpan.FromSeconds(t.Timeout + 60)).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    r = new RunResult { TimedOut = true, Error = "scenario did not return" };
+                }
+                catch (Exception e)
+                {
+                    r = new RunResult { Error = $"{e.GetType().Name}: {e.Message}", TimedOut = cts.IsCancellationRequested };
+                }
+                sr.Runs.Add(r);
+                Console.Error.WriteLine(Describe(t.Name, s, sr.Runs.Count, o.Runs, r));
+                await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             }
-            catch (TimeoutException)
-            {
-                r = new RunResult { TimedOut = true, Error = "scenario did not return" };
-            }
-            catch (Exception e)
-            {
-                r = new RunResult { Error = $"{e.GetType().Name}: {e.Message}", TimedOut = cts.IsCancellationRequested };
-            }
-            sr.Runs.Add(r);
-            Console.Error.WriteLine(Describe(o.Name, s, sr.Runs.Count, o.Runs, r));
-            await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         }
     }
-    if (o.Json is not null)
+    foreach (var (t, results) in targets.Where(x => x.Options.Json is not null))
     {
-        await File.WriteAllTextAsync(o.Json, JsonSerializer.Serialize(results, Json.Options)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(t.Json!, JsonSerializer.Serialize(results, Json.Options)).ConfigureAwait(false);
     }
     return 0;
+}
+
+// Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run.
+static async Task WarmUpAsync(BenchOptions o, string session, bool amqp)
+{
+    var w = o.Copy();
+    w.Idle = 2;
+    w.Messages = w.MessagesQos1 = w.AmqpMessages = w.AmqpPersistentMessages = o.Warmup;
+    foreach (var s in Scenarios.Select(amqp ? "amqp-transient-autoack-1to1,amqp-persistent-confirms-1to1" : "qos0-64,qos1-64"))
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
+        try
+        {
+            var r = await s.Run(w, $"{o.Name}-{session}-warmup-{s.Id}", cts.Token).WaitAsync(TimeSpan.FromSeconds(o.Timeout + 60)).ConfigureAwait(false);
+            Console.Error.WriteLine(Describe(o.Name + " warm-up", s, 1, 1, r));
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"[{o.Name} warm-up] {s.Id}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+}
+
+static async Task<int> WaitAmqpAsync(string[] args)
+{
+    var port = int.Parse(args[0], CultureInfo.InvariantCulture);
+    var seconds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 60;
+    return await Amqp.WaitReadyAsync("127.0.0.1", port, TimeSpan.FromSeconds(seconds)).ConfigureAwait(false) ? 0 : 1;
 }
 
 static string Describe(string name, Scenario s, int run, int runs, RunResult r)

@@ -15,10 +15,26 @@ internal static class Report
         var a = all[0];
         var b = all[1];
         var o = a.Options;
-        sb.Append(CultureInfo.InvariantCulture,
-            $"Runs per scenario: {all.SelectMany(x => x.Scenarios).Max(s => (int?)s.Runs.Count) ?? 0} (median shown). QoS 0 messages: {o.Messages:N0}, QoS 1 messages: {o.MessagesQos1:N0}, ");
-        sb.Append(CultureInfo.InvariantCulture,
-            $"publish window: {o.Window}, latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s, clients: {o.Clients:N0} (concurrency {o.Concurrency}), MQTT {o.Protocol}.\n\n");
+        var amqp = all.SelectMany(x => x.Scenarios).All(s => s.Id.StartsWith("amqp-", StringComparison.Ordinal));
+        var runs = all.SelectMany(x => x.Scenarios).Max(s => (int?)s.Runs.Count) ?? 0;
+        if (amqp)
+        {
+            sb.Append(CultureInfo.InvariantCulture,
+                $"Runs per scenario: {runs} (median shown). Transient messages: {o.AmqpMessages:N0}, persistent messages: {o.AmqpPersistentMessages:N0}, ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"{Amqp.BodySize}-byte bodies; unconfirmed publishers at most {o.UnconfirmedWindow:N0} messages ahead of deliveries; confirm window {o.ConfirmWindow:N0}; ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"manual ack: prefetch {o.Prefetch}, {(o.AckEvery == 1 ? "every delivery acknowledged" : $"multiple ack every {o.AckEvery}")}; ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s; idle connections: {o.Clients:N0} (concurrency {o.Concurrency}). RabbitMQ.Client 7.\n\n");
+        }
+        else
+        {
+            sb.Append(CultureInfo.InvariantCulture,
+                $"Runs per scenario: {runs} (median shown). QoS 0 messages: {o.Messages:N0}, QoS 1 messages: {o.MessagesQos1:N0}, ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"publish window: {o.Window}, latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s, clients: {o.Clients:N0} (concurrency {o.Concurrency}), MQTT {o.Protocol}.\n\n");
+        }
         sb.Append("| Scenario | Metric | ").AppendJoin(" | ", all.Select(x => x.Name))
           .Append(CultureInfo.InvariantCulture, $" | {a.Name}/{b.Name} | ")
           .AppendJoin(" | ", all.Select(x => $"Lost ({x.Name})")).Append(" | Notes |\n");
@@ -48,8 +64,16 @@ internal static class Report
                 }
             }
         }
-        sb.Append("\n↑ higher is better, ↓ lower is better. Lost = messages that were sent (QoS 0) or acknowledged to the publisher (QoS 1) ")
-          .Append("but never reached a subscriber, summed over all runs; for connect and memory it counts failed connections.\n");
+        if (amqp)
+        {
+            sb.Append("\n↑ higher is better, ↓ lower is better. Lost = messages published (transient) or confirmed to the publisher ")
+              .Append("(persistent) but never delivered to a consumer, summed over all runs; for idle memory it counts failed connections.\n");
+        }
+        else
+        {
+            sb.Append("\n↑ higher is better, ↓ lower is better. Lost = messages that were sent (QoS 0) or acknowledged to the publisher (QoS 1) ")
+              .Append("but never reached a subscriber, summed over all runs; for connect and memory it counts failed connections.\n");
+        }
         return sb.ToString();
     }
 
@@ -134,7 +158,7 @@ internal static class Report
         return MedianOf(s.Runs.Select(r => r.Metrics.TryGetValue(key, out var v) ? (double?)v : null));
     }
 
-    private static bool IsConnections(ScenarioResult s) => s.Id is "connect" or "memory";
+    private static bool IsConnections(ScenarioResult s) => s.Id is "connect" or "memory" or "amqp-idle-memory";
 
     private static string Lost(ScenarioResult? s)
     {

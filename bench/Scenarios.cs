@@ -44,10 +44,10 @@ internal static class Scenarios
             return [.. All];
         }
         var parts = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var picked = All.Concat(Special).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
+        var picked = All.Concat(Special).Concat(Amqp.All).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
         if (picked.Count == 0)
         {
-            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Select(s => s.Id))}");
+            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Concat(Amqp.All).Select(s => s.Id))}");
         }
         return picked;
     }
@@ -364,6 +364,23 @@ internal static class Scenarios
             }
         }
         throw new InvalidOperationException($"no VmRSS for pid {pid}");
+    }
+
+    /// <summary>CPU time (user + system) the process has used so far, from /proc/&lt;pid&gt;/stat; null when unreadable.</summary>
+    public static double? ReadCpuSeconds(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14, stime 15.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return ticks / 100.0; // USER_HZ
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
     }
 
     internal static double Seconds(long from, long to) => Math.Max(to - from, 1) / (double)Stopwatch.Frequency;

@@ -4,8 +4,11 @@
 #                     [--clients 2000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
 #        bench/run.sh --cluster [--runs 3] [--messages 50000] [--messages-qos1 20000] [--latency-seconds 5]
 #                     [--failover-runs 3] [--no-single] [--out DIR] [--no-build] [-- extra bench options]
+#        bench/run.sh --amqp [--runs 3] [--messages 100000] [--messages-persistent 50000] [--scenario amqp]
+#                     [--clients 1000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
 #   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
 #   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
+#   --amqp: the AMQP 0.9.1 scenarios against our node and a RabbitMQ from Debian, alternately in one run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +16,9 @@ RUNS=3
 MESSAGES=""
 MESSAGES_QOS1=""
 SCENARIO=""
-CLIENTS=2000
+CLIENTS=""
+MESSAGES_PERSISTENT=""
+AMQP=0
 LATENCY_SECONDS=""
 OUT=""
 BUILD=1
@@ -29,6 +34,8 @@ while [[ $# -gt 0 ]]; do
     --messages-qos1) MESSAGES_QOS1="$2"; shift 2 ;;
     --scenario) SCENARIO="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
+    --messages-persistent) MESSAGES_PERSISTENT="$2"; shift 2 ;;
+    --amqp) AMQP=1; shift ;;
     --latency-seconds) LATENCY_SECONDS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
@@ -36,16 +43,25 @@ while [[ $# -gt 0 ]]; do
     --failover-runs) FAILOVER_RUNS="$2"; shift 2 ;;
     --no-single) SINGLE=0; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-if [[ $CLUSTER == 1 ]]; then
+[[ $CLUSTER == 1 && $AMQP == 1 ]] && { echo "--cluster and --amqp do not go together" >&2; exit 2; }
+if [[ $AMQP == 1 ]]; then
+  : "${MESSAGES:=100000}" "${MESSAGES_PERSISTENT:=50000}" "${LATENCY_SECONDS:=10}" "${SCENARIO:=amqp}" "${CLIENTS:=1000}"
+  RABBITMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+  if [[ ! -x $RABBITMQ_SERVER ]]; then
+    # Only the package's files are used: the broker below is started by hand on its own ports, name and epmd.
+    echo "rabbitmq-server not installed: apt-get install -y rabbitmq-server" >&2
+    apt-get install -y rabbitmq-server >&2 || { echo "could not install rabbitmq-server" >&2; exit 1; }
+  fi
+elif [[ $CLUSTER == 1 ]]; then
   # Smaller counts than single-node runs: the whole cluster run (three configurations, fail-over) fits in ~15 min.
   : "${MESSAGES:=50000}" "${MESSAGES_QOS1:=20000}" "${LATENCY_SECONDS:=5}" "${SCENARIO:=qos0-64,qos1-64,fanin,fanout,latency}"
 else
-  : "${MESSAGES:=100000}" "${MESSAGES_QOS1:=50000}" "${LATENCY_SECONDS:=10}" "${SCENARIO:=all}"
+  : "${MESSAGES:=100000}" "${MESSAGES_QOS1:=50000}" "${LATENCY_SECONDS:=10}" "${SCENARIO:=all}" "${CLIENTS:=2000}"
   command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
 fi
 [[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/broker-bench.XXXXXX)"
@@ -64,6 +80,11 @@ EDGE_DLL="$ROOT/src/Edge/bin/Release/net10.0/Broker.Edge.dll"
 
 OURS_PID=""
 OURS_PORT=""
+OURS_AMQP_PORT=""
+RMQ_PID=""
+RMQ_BEAM_PID=""
+RMQ_PORT=""
+EPMD_PID=""
 MOSQ_PID=""
 MOSQ_PORT=""
 DATA_DIR=""
@@ -84,6 +105,7 @@ stop_pid() {
 stop_both() {
   stop_pid "$OURS_PID" "ours"
   stop_pid "$MOSQ_PID" "mosquitto"
+  stop_rabbitmq
   OURS_PID=""
   MOSQ_PID=""
   [[ -z "$DATA_DIR" ]] || rm -rf "$DATA_DIR"
@@ -112,14 +134,69 @@ start_ours() {
   ) >"$log" 2>&1 &
   OURS_PID=$!
   OURS_PORT=""
+  OURS_AMQP_PORT=""
   for _ in $(seq 1 600); do   # 60 s
     kill -0 "$OURS_PID" 2>/dev/null || { echo "our node exited during start-up:" >&2; tail -30 "$log" >&2; exit 1; }
     [[ -n "$OURS_PORT" ]] || OURS_PORT="$(sed -n 's/.*MQTT listener on 127\.0\.0\.1:\([0-9]\+\).*/\1/p' "$log" | head -1)"
-    if [[ -n "$OURS_PORT" ]] && grep -q ' ready' "$log"; then break; fi
+    [[ -n "$OURS_AMQP_PORT" ]] || OURS_AMQP_PORT="$(sed -n 's/.*AMQP listener on 127\.0\.0\.1:\([0-9]\+\).*/\1/p' "$log" | head -1)"
+    if [[ -n "$OURS_PORT" && -n "$OURS_AMQP_PORT" ]] && grep -q ' ready' "$log"; then break; fi
     sleep 0.1
   done
-  grep -q ' ready' "$log" && [[ -n "$OURS_PORT" ]] || { echo "our node not ready within 60 s:" >&2; tail -30 "$log" >&2; exit 1; }
-  echo "ours: pid $OURS_PID, port $OURS_PORT, log $log" >&2
+  grep -q ' ready' "$log" && [[ -n "$OURS_PORT" && -n "$OURS_AMQP_PORT" ]] \
+    || { echo "our node not ready within 60 s:" >&2; tail -30 "$log" >&2; exit 1; }
+  echo "ours: pid $OURS_PID, MQTT port $OURS_PORT, AMQP port $OURS_AMQP_PORT, log $log" >&2
+}
+
+# Starts RabbitMQ by hand (not as a system service) with a fresh folder: its own epmd on a free port, node
+# bench@localhost, AMQP on a free port of 127.0.0.1, no plugins; $1 names the folder. RMQ_PID is the
+# rabbitmq-server script (SIGTERM stops the broker), RMQ_BEAM_PID the Erlang VM whose RSS is measured.
+start_rabbitmq() {
+  local dir="$OUT/rabbitmq-$1" epmd_port dist_port
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  epmd_port="$("${BENCH[@]}" freeport)"
+  dist_port="$("${BENCH[@]}" freeport)"
+  RMQ_PORT="$("${BENCH[@]}" freeport)"
+  echo "[]." >"$dir/enabled_plugins"
+  printf '%s\n' "loopback_users.guest = true" "log.console = false" "log.file.level = warning" >"$dir/rabbitmq.conf"
+  epmd -port "$epmd_port" >"$dir/epmd.log" 2>&1 &
+  EPMD_PID=$!
+  (
+    # HOME holds the Erlang cookie this node creates.
+    export HOME="$dir" ERL_EPMD_PORT="$epmd_port" RABBITMQ_NODENAME=bench@localhost \
+           RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT" RABBITMQ_DIST_PORT="$dist_port" \
+           RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_CONFIG_FILE="$dir/rabbitmq" \
+           RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+    exec "$RABBITMQ_SERVER"
+  ) >"$dir/stdout.log" 2>&1 &
+  RMQ_PID=$!
+  RMQ_BEAM_PID=""
+  # The script's other children are short-lived (command substitutions while it reads its environment): wait for
+  # the one that has become the VM.
+  for _ in $(seq 1 100); do   # 10 s
+    kill -0 "$RMQ_PID" 2>/dev/null || { echo "rabbitmq-server exited during start-up:" >&2; tail -30 "$dir/stdout.log" >&2; exit 1; }
+    for child in $(ps -o pid= --ppid "$RMQ_PID" || true); do
+      [[ "$(cat "/proc/$child/comm" 2>/dev/null)" == beam.smp ]] && RMQ_BEAM_PID="$child"
+    done
+    [[ -n "$RMQ_BEAM_PID" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$RMQ_BEAM_PID" ]] || { echo "no Erlang VM under rabbitmq-server (pid $RMQ_PID)" >&2; exit 1; }
+  "${BENCH[@]}" wait-amqp "$RMQ_PORT" 90 || { echo "RabbitMQ not ready within 90 s:" >&2; tail -30 "$dir/stdout.log" >&2; exit 1; }
+  [[ "$(cat "/proc/$RMQ_BEAM_PID/comm" 2>/dev/null)" == beam.smp ]] || { echo "RabbitMQ's VM (pid $RMQ_BEAM_PID) is gone" >&2; exit 1; }
+  echo "rabbitmq: pid $RMQ_PID (beam $RMQ_BEAM_PID), port $RMQ_PORT, $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true), folder $dir" >&2
+}
+
+stop_rabbitmq() {
+  stop_pid "$RMQ_PID" "rabbitmq-server"
+  # The script stops its VM; should the VM outlive it, stop it too (if the pid is still that VM).
+  if [[ -n "$RMQ_BEAM_PID" && "$(cat "/proc/$RMQ_BEAM_PID/comm" 2>/dev/null)" == beam.smp ]]; then
+    stop_pid "$RMQ_BEAM_PID" "rabbitmq beam"
+  fi
+  stop_pid "$EPMD_PID" "epmd"
+  RMQ_PID=""
+  RMQ_BEAM_PID=""
+  EPMD_PID=""
 }
 
 # Starts mosquitto on a free port of 127.0.0.1 (no persistence, default queue and in-flight limits); $1 names its files.
@@ -235,6 +312,51 @@ run_cluster() {
     [[ -f "$OUT/failover.json" ]] && "${BENCH[@]}" report-failover "$OUT/failover.json"
   } | tee "$OUT/results.md"
 }
+
+# AMQP mode: our node and RabbitMQ started once for every scenario but idle memory, each run of each scenario
+# against both in turn (one bench process, --also); then idle memory on a fresh pair per run.
+run_amqp() {
+  local ids main_ids common
+  ids="$("${BENCH[@]}" list "$SCENARIO" | cut -f1 | grep '^amqp-' || true)"
+  [[ -n "$ids" ]] || { echo "no AMQP scenario in '$SCENARIO'" >&2; exit 2; }
+  main_ids="$(grep -vx amqp-idle-memory <<<"$ids" | paste -sd, - || true)"
+  common=(--amqp-messages "$MESSAGES" --amqp-persistent-messages "$MESSAGES_PERSISTENT" --clients "$CLIENTS"
+          --latency-seconds "$LATENCY_SECONDS" --append)
+  rm -f "$OUT/ours.json" "$OUT/rabbitmq.json" "$OUT/bench-amqp.log"
+
+  if [[ -n "$main_ids" ]]; then
+    start_ours amqp
+    start_rabbitmq amqp
+    # A longer warm-up than the MQTT mode's: our node's persistent path was still slower in the first runs after 5,000.
+    "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_AMQP_PORT" --pid "$OURS_PID" --name ours --json "$OUT/ours.json" \
+      --also "rabbitmq,$RMQ_PORT,$RMQ_BEAM_PID,$OUT/rabbitmq.json" --runs "$RUNS" --scenario "$main_ids" --warmup 20000 "${common[@]}" \
+      ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-amqp.log" >&2
+    stop_both
+  fi
+
+  # Idle memory: a freshly started pair for each run, since memory freed by earlier scenarios is reused and hides growth.
+  if grep -qx amqp-idle-memory <<<"$ids"; then
+    for r in $(seq 1 "$RUNS"); do
+      start_ours "amqp-memory-$r"
+      start_rabbitmq "amqp-memory-$r"
+      "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_AMQP_PORT" --pid "$OURS_PID" --name ours --json "$OUT/ours.json" \
+        --also "rabbitmq,$RMQ_PORT,$RMQ_BEAM_PID,$OUT/rabbitmq.json" --runs 1 --scenario amqp-idle-memory --warmup 0 "${common[@]}" \
+        ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-amqp.log" >&2
+      stop_both
+    done
+  fi
+
+  "${BENCH[@]}" report "$OUT/ours.json" "$OUT/rabbitmq.json" | tee "$OUT/results.md"
+}
+
+if [[ $AMQP == 1 ]]; then
+  start=$(date +%s)
+  load0="$(cut -d' ' -f1-3 /proc/loadavg)"
+  run_amqp
+  echo "AMQP bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    | tee -a "$OUT/results.md" >&2
+  exit 0
+fi
 
 if [[ $CLUSTER == 1 ]]; then
   start=$(date +%s)
