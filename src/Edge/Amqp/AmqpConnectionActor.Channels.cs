@@ -732,18 +732,7 @@ internal sealed partial class AmqpConnectionActor
                 continue;
             }
             pending.NextRetryAt = now + Math.Min(MaxRetryMs, FirstRetryMs << pending.Attempts);
-            foreach (var queue in pending.Queues)
-            {
-                _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
-            }
-            if (pending.Mqtt is { } mqtt)
-            {
-                foreach (var deliver in mqtt.Values)
-                {
-                    (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
-                        .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
-                }
-            }
+            Resend(pending);
         }
         if (failed is not null)
         {
@@ -771,6 +760,45 @@ internal sealed partial class AmqpConnectionActor
         {
             _retryTick?.Cancel();
             _retryTick = null;
+        }
+    }
+
+    /// <summary>Sends a publish again to every target that has not answered yet.</summary>
+    private void Resend(PendingPublish pending)
+    {
+        foreach (var queue in pending.Queues)
+        {
+            _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
+        }
+        if (pending.Mqtt is { } mqtt)
+        {
+            foreach (var deliver in mqtt.Values)
+            {
+                (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
+                    .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A member left the cluster: sharding now places its queue entities on the survivors, so what was sent to them
+    /// (publishes, consumer registrations) goes again now rather than at its next backed-off retry.
+    /// </summary>
+    private void OnMemberRemoved()
+    {
+        foreach (var pending in _pending.Values)
+        {
+            Resend(pending);
+        }
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (!consumer.Registered)
+                {
+                    SendConsume(channel, consumer);
+                }
+            }
         }
     }
 

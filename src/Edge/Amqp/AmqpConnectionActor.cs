@@ -128,6 +128,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case RetryTick:
                 OnRetryTick();
                 return;
+            case RedeliverPending:
+                OnMemberRemoved();
+                return;
             case AmqpHeaderAccepted:
                 OnHeader();
                 return;
