@@ -8,6 +8,9 @@ using Broker.Tests.Shared;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
 
 namespace Broker.Cluster.Tests;
 
@@ -411,4 +414,369 @@ public static class Admin
 public static class Clock
 {
     public static double Seconds(Stopwatch sw) => Math.Round(sw.Elapsed.TotalSeconds, 1);
+}
+
+/// <summary>One delivery an <see cref="AmqpChaosConsumer"/> got: the message number, its redelivered flag, and the order it arrived in among every consumer's deliveries.</summary>
+public readonly record struct AmqpReceipt(int Seq, bool Redelivered, long Order);
+
+/// <summary>
+/// A manual-ack consumer of one queue that reconnects (to a live node) whenever its connection or channel closes,
+/// and consumes the queue again. Every delivery is recorded, then acknowledged; the body is the message number.
+/// </summary>
+public sealed class AmqpChaosConsumer(string name, string queue, LivePorts ports, ushort prefetch) : IAsyncDisposable
+{
+    private static long _order;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _reconnect = new(0);
+    private readonly object _gate = new();
+    private IConnection? _connection;
+    private Task? _loop;
+    private int _reconnects;
+    private volatile bool _consuming;
+
+    public string Name => name;
+    public string Queue => queue;
+    public ConcurrentQueue<AmqpReceipt> Received { get; } = new();
+    public ConcurrentQueue<string> Events { get; } = new();
+
+    /// <summary>Connections that closed under the consumer (each followed by a reconnect).</summary>
+    public int Reconnects => Volatile.Read(ref _reconnects);
+
+    /// <summary>Whether the consumer is registered (consume-ok came) on a connection that is open.</summary>
+    public bool IsConsuming => _consuming;
+
+    public async Task StartAsync(int port)
+    {
+        await ConsumeAsync(port);
+        _loop = Task.Run(ReconnectLoopAsync);
+    }
+
+    private async Task ConsumeAsync(int port)
+    {
+        var connection = await AmqpTestClient.ConnectAsync(port, name);
+        try
+        {
+            var channel = await connection.CreateChannelAsync();
+            await channel.BasicQosAsync(0, prefetch, false);
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += async (_, e) =>
+            {
+                var seq = int.Parse(Encoding.UTF8.GetString(e.Body.Span), System.Globalization.CultureInfo.InvariantCulture);
+                Received.Enqueue(new AmqpReceipt(seq, e.Redelivered, Interlocked.Increment(ref _order)));
+                try
+                {
+                    await channel.BasicAckAsync(e.DeliveryTag, false);
+                }
+                catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
+                {
+                    // The connection went: the queue gives the delivery again.
+                }
+            };
+            AsyncEventHandler<ShutdownEventArgs> lost = (_, e) =>
+            {
+                Lost(connection, $"{e.Initiator} {e.ReplyCode} {e.ReplyText}");
+                return Task.CompletedTask;
+            };
+            connection.ConnectionShutdownAsync += lost;
+            channel.ChannelShutdownAsync += lost;
+            lock (_gate)
+            {
+                _connection = connection;
+            }
+            await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
+            _consuming = connection.IsOpen && channel.IsOpen;
+        }
+        catch
+        {
+            await CloseQuietlyAsync(connection);
+            throw;
+        }
+    }
+
+    private void Lost(IConnection connection, string why)
+    {
+        lock (_gate)
+        {
+            if (_stop.IsCancellationRequested || !ReferenceEquals(connection, _connection))
+            {
+                return;
+            }
+            _connection = null;
+        }
+        _consuming = false;
+        Interlocked.Increment(ref _reconnects);
+        Events.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {name} lost its connection: {why}");
+        _reconnect.Release();
+        _ = CloseQuietlyAsync(connection);
+    }
+
+    private async Task ReconnectLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await _reconnect.WaitAsync(_stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            while (!_stop.IsCancellationRequested && !_consuming)
+            {
+                var port = ports.Next();
+                try
+                {
+                    await ConsumeAsync(port);
+                    Events.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {name} consumes again through port {port}");
+                }
+                catch (Exception ex) when (!_stop.IsCancellationRequested)
+                {
+                    Events.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {name} could not consume through port {port}: {ex.GetType().Name} {ex.Message}");
+                    try
+                    {
+                        await Task.Delay(200, _stop.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private static async Task CloseQuietlyAsync(IConnection connection)
+    {
+        try
+        {
+            await connection.DisposeAsync();
+        }
+        catch (Exception)
+        {
+            // Already gone.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        IConnection? connection;
+        lock (_gate)
+        {
+            _stop.Cancel();
+            connection = _connection;
+            _connection = null;
+        }
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+        if (connection is not null)
+        {
+            await CloseQuietlyAsync(connection);
+        }
+        _stop.Dispose();
+        _reconnect.Dispose();
+    }
+}
+
+/// <summary>
+/// Publishes the numbers 0.. as persistent messages on a confirm channel at a steady pace, with up to a window of
+/// publishes awaiting their confirm. A publish that fails (connection or channel closed, nack, no confirm in time) is
+/// published again on a fresh channel; only numbers whose confirm arrived count as confirmed.
+/// </summary>
+public sealed class AmqpChaosPublisher(string name, string exchange, Func<int, string> routingKey, LivePorts ports, int window)
+{
+    private static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(40);
+    private readonly ConcurrentDictionary<int, long> _latency = new();
+    private readonly ConcurrentDictionary<int, (long Published, long Confirmed)> _times = new();
+    private int _retries;
+
+    /// <summary>Confirmed numbers, with the milliseconds from their first publish to their confirm.</summary>
+    public IReadOnlyDictionary<int, long> Confirmed => _latency;
+
+    /// <summary>When each confirmed number was first published and when its confirm came, as <see cref="Stopwatch.GetTimestamp"/>.</summary>
+    public IReadOnlyDictionary<int, (long Published, long Confirmed)> Times => _times;
+    public int Retries => Volatile.Read(ref _retries);
+    public ConcurrentQueue<string> Events { get; } = new();
+
+    public async Task RunAsync(int count, TimeSpan interval, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var firstPublished = new long[count];
+        var publishedAt = new long[count];
+        var todo = new SortedSet<int>(Enumerable.Range(0, count));
+        var inFlight = new List<(int Seq, Task Confirm)>();
+        var props = new BasicProperties { DeliveryMode = DeliveryModes.Persistent };
+        IConnection? connection = null;
+        IChannel? channel = null;
+        try
+        {
+            while (todo.Count > 0 || inFlight.Count > 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                var broken = false;
+                // Settle what has completed; a failure sends its number (and, as the channel goes, every other one) round again.
+                for (var i = inFlight.Count - 1; i >= 0; i--)
+                {
+                    var (seq, confirm) = inFlight[i];
+                    if (!confirm.IsCompleted)
+                    {
+                        continue;
+                    }
+                    inFlight.RemoveAt(i);
+                    if (confirm.IsCompletedSuccessfully)
+                    {
+                        _latency[seq] = clock.ElapsedMilliseconds - firstPublished[seq];
+                        _times[seq] = (publishedAt[seq], Stopwatch.GetTimestamp());
+                        continue;
+                    }
+                    broken = true;
+                    todo.Add(seq);
+                    Interlocked.Increment(ref _retries);
+                    var ex = confirm.Exception?.InnerException;
+                    Events.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {name} publish {seq} failed: {ex?.GetType().Name} {ex?.Message}");
+                }
+                if (broken && channel is not null)
+                {
+                    // The rest of this channel's publishes are abandoned and published again on the next one.
+                    foreach (var (seq, _) in inFlight)
+                    {
+                        todo.Add(seq);
+                    }
+                    inFlight.Clear();
+                    await CloseQuietlyAsync(channel);
+                    channel = null;
+                    await Task.Delay(200, ct);
+                }
+                var next = todo.Count > 0 ? todo.Min : -1;
+                var untilDue = next < 0 || firstPublished[next] != 0 ? TimeSpan.Zero : interval * next - clock.Elapsed;
+                if (next < 0 || untilDue > TimeSpan.Zero || inFlight.Count >= window)
+                {
+                    // Until a confirm completes, or the next number is due (at most 50 ms, to look again).
+                    var pause = Task.Delay(untilDue > TimeSpan.Zero ? TimeSpan.FromMilliseconds(Math.Min(50, Math.Ceiling(untilDue.TotalMilliseconds))) : TimeSpan.FromMilliseconds(50), ct);
+                    await Task.WhenAny(inFlight.Select(f => f.Confirm).Append(pause));
+                    continue;
+                }
+                try
+                {
+                    if (connection is not { IsOpen: true })
+                    {
+                        if (connection is not null)
+                        {
+                            await CloseQuietlyAsync(connection);
+                        }
+                        channel = null;
+                        connection = await AmqpTestClient.ConnectAsync(ports.Next(), name);
+                    }
+                    channel ??= await connection.ConfirmChannelAsync();
+                }
+                catch (Exception ex) when (!ct.IsCancellationRequested)
+                {
+                    Events.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {name} could not open a channel: {ex.GetType().Name} {ex.Message}");
+                    await Task.Delay(200, ct);
+                    continue;
+                }
+                todo.Remove(next);
+                if (firstPublished[next] == 0)
+                {
+                    firstPublished[next] = Math.Max(1, clock.ElapsedMilliseconds);
+                    publishedAt[next] = Stopwatch.GetTimestamp();
+                }
+                var body = Encoding.UTF8.GetBytes(next.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                inFlight.Add((next, PublishAsync(channel, routingKey(next), props, body, ct)));
+            }
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await CloseQuietlyAsync(connection);
+            }
+        }
+    }
+
+    private async Task PublishAsync(IChannel channel, string key, BasicProperties props, byte[] body, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(ConfirmTimeout);
+        await channel.BasicPublishAsync(exchange, key, false, props, body, timeout.Token);
+    }
+
+    private static async Task CloseQuietlyAsync(IAsyncDisposable disposable)
+    {
+        try
+        {
+            await disposable.DisposeAsync();
+        }
+        catch (Exception)
+        {
+            // Gone with its node.
+        }
+    }
+}
+
+/// <summary>What the consumers of each queue got of the confirmed messages routed to it.</summary>
+/// <param name="Reordered">
+/// Deliveries not flagged redelivered that came to a consumer after a later message: allowed only for messages that
+/// the broker had to send to their queue again (confirmed after more than <see cref="ResendAfterMs"/>).
+/// </param>
+/// <param name="ReorderedPromptly">Such deliveries of messages confirmed sooner: a broken order guarantee.</param>
+public sealed record AmqpChaosTally(int Confirmed, int Expected, int Lost, int Duplicates, int Redelivered, int Reordered, int ReorderedPromptly, string Detail)
+{
+    /// <summary>When the broker first sends an unconfirmed publish to its queue again.</summary>
+    public const long ResendAfterMs = 3000;
+
+    /// <param name="confirmed">confirmed message numbers with the milliseconds from publish to confirm.</param>
+    /// <param name="queuesOf">the queue indexes a message number is routed to.</param>
+    public static AmqpChaosTally Of(IReadOnlyDictionary<int, long> confirmed, Func<int, IEnumerable<int>> queuesOf, IReadOnlyList<AmqpChaosConsumer> consumers, IReadOnlyList<string> queues)
+    {
+        int expected = 0, lost = 0, duplicates = 0, redelivered = 0, reordered = 0, promptly = 0;
+        var detail = new StringBuilder();
+        for (var q = 0; q < queues.Count; q++)
+        {
+            var mine = consumers.Where(c => c.Queue == queues[q]).ToList();
+            var seen = new HashSet<int>();
+            foreach (var c in mine)
+            {
+                var highest = -1;
+                foreach (var r in c.Received.ToArray())
+                {
+                    if (!seen.Add(r.Seq))
+                    {
+                        duplicates++;
+                    }
+                    if (r.Redelivered)
+                    {
+                        redelivered++;
+                        continue;
+                    }
+                    if (r.Seq < highest)
+                    {
+                        reordered++;
+                        if (!confirmed.TryGetValue(r.Seq, out var latency) || latency < ResendAfterMs)
+                        {
+                            promptly++;
+                            detail.Append(c.Name).Append(" got ").Append(r.Seq).Append(" (not redelivered, confirmed in ").Append(latency)
+                                .Append(" ms) after ").Append(highest).Append('\n');
+                        }
+                    }
+                    highest = Math.Max(highest, r.Seq);
+                }
+            }
+            var due = confirmed.Keys.Where(s => queuesOf(s).Contains(q)).ToList();
+            expected += due.Count;
+            var missing = due.Where(s => !seen.Contains(s)).Order().ToList();
+            lost += missing.Count;
+            if (missing.Count > 0)
+            {
+                detail.Append(queues[q]).Append(" misses ").Append(missing.Count).Append(": ").AppendJoin(',', missing.Take(20)).Append('\n');
+            }
+        }
+        return new AmqpChaosTally(confirmed.Count, expected, lost, duplicates, redelivered, reordered, promptly, detail.ToString());
+    }
 }

@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Broker.Actors.Amqp;
 
 namespace Broker.Edge.Amqp;
@@ -37,8 +38,8 @@ internal sealed class AmqpChannel(ushort number)
     public ulong DeliveryTag;
     public readonly SortedDictionary<ulong, Delivery> Unacked = new();
 
-    /// <summary>Deliveries taken from queues but not written: the channel-wide prefetch is full or flow is off.</summary>
-    public Queue<QueueDelivery>? Held;
+    /// <summary>Deliveries taken from queues (with the queue entity that sent each) but not written: the channel-wide prefetch is full or flow is off.</summary>
+    public Queue<(QueueDelivery Delivery, IActorRef Entity)>? Held;
 
     /// <summary>The queue a queue.declare named last, for methods that leave the queue name empty.</summary>
     public string? LastQueue;
@@ -67,7 +68,12 @@ internal sealed class AmqpChannel(ushort number)
         public bool Windowed => NoAck || Prefetch == 0;
     }
 
-    public readonly record struct Delivery(string Queue, long Sequence, string? ConsumerTag);
+    /// <summary>
+    /// An unacknowledged delivery. <paramref name="Entity"/> is the queue entity that sent it (null for basic.get).
+    /// <paramref name="Stale"/>: that entity has stopped, and its next incarnation may give the same sequence to another
+    /// message, so settling it tells the queue nothing (the queue gives the message again if it kept it).
+    /// </summary>
+    public readonly record struct Delivery(string Queue, long Sequence, string? ConsumerTag, IActorRef? Entity = null, bool Stale = false);
 
     /// <summary>The next acknowledgement to send for confirms: everything up to the oldest publish still outstanding.</summary>
     public ulong ConfirmableUpTo => Unconfirmed is { Count: > 0 } u ? u.Min - 1 : PublishSeq;

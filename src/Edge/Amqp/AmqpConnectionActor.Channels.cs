@@ -732,18 +732,7 @@ internal sealed partial class AmqpConnectionActor
                 continue;
             }
             pending.NextRetryAt = now + Math.Min(MaxRetryMs, FirstRetryMs << pending.Attempts);
-            foreach (var queue in pending.Queues)
-            {
-                _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
-            }
-            if (pending.Mqtt is { } mqtt)
-            {
-                foreach (var deliver in mqtt.Values)
-                {
-                    (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
-                        .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
-                }
-            }
+            Resend(pending);
         }
         if (failed is not null)
         {
@@ -771,6 +760,45 @@ internal sealed partial class AmqpConnectionActor
         {
             _retryTick?.Cancel();
             _retryTick = null;
+        }
+    }
+
+    /// <summary>Sends a publish again to every target that has not answered yet.</summary>
+    private void Resend(PendingPublish pending)
+    {
+        foreach (var queue in pending.Queues)
+        {
+            _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
+        }
+        if (pending.Mqtt is { } mqtt)
+        {
+            foreach (var deliver in mqtt.Values)
+            {
+                (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
+                    .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A member left the cluster: sharding now places its queue entities on the survivors, so what was sent to them
+    /// (publishes, consumer registrations) goes again now rather than at its next backed-off retry.
+    /// </summary>
+    private void OnMemberRemoved()
+    {
+        foreach (var pending in _pending.Values)
+        {
+            Resend(pending);
+        }
+        foreach (var channel in _channels.Values)
+        {
+            foreach (var consumer in channel.Consumers.Values)
+            {
+                if (!consumer.Registered)
+                {
+                    SendConsume(channel, consumer);
+                }
+            }
         }
     }
 
@@ -940,8 +968,9 @@ internal sealed partial class AmqpConnectionActor
     }
 
     /// <summary>The queue stopped with this consumer registered (hand-off, node leaving): register with its next incarnation.</summary>
-    private void OnConsumerMoved(ConsumerMoved moved)
+    private void OnConsumerMoved(ConsumerMoved moved, IActorRef entity)
     {
+        ForgetDeliveriesOf(entity);
         if (_channels.TryGetValue(moved.Channel, out var channel) && !channel.Closing && channel.Consumers.TryGetValue(moved.ConsumerTag, out var consumer))
         {
             consumer.Registered = false;
@@ -953,6 +982,7 @@ internal sealed partial class AmqpConnectionActor
     /// <summary>A queue entity stopped (its node died or its shard moved): its consumers register again with the new incarnation.</summary>
     private void OnQueueTerminated(IActorRef entity)
     {
+        ForgetDeliveriesOf(entity);
         string? queue = null;
         foreach (var (name, actor) in _queueEntities)
         {
@@ -979,6 +1009,37 @@ internal sealed partial class AmqpConnectionActor
             }
         }
         EnsureRetryTick();
+    }
+
+    /// <summary>
+    /// A queue entity stopped: what it delivered and is still unacknowledged becomes stale (settled here only; the
+    /// queue's next incarnation gives again what it kept, and may use the same sequences for other messages), and what
+    /// it sent that waits unwritten is dropped.
+    /// </summary>
+    private void ForgetDeliveriesOf(IActorRef entity)
+    {
+        foreach (var channel in _channels.Values)
+        {
+            List<ulong>? stale = null;
+            foreach (var (tag, delivery) in channel.Unacked)
+            {
+                if (!delivery.Stale && entity.Equals(delivery.Entity))
+                {
+                    (stale ??= []).Add(tag);
+                }
+            }
+            if (stale is not null)
+            {
+                foreach (var tag in stale)
+                {
+                    channel.Unacked[tag] = channel.Unacked[tag] with { Stale = true };
+                }
+            }
+            if (channel.Held is { Count: > 0 } held)
+            {
+                channel.Held = new Queue<(QueueDelivery, IActorRef)>(held.Where(h => !h.Entity.Equals(entity)));
+            }
+        }
     }
 
     private void OnCancel(AmqpChannel channel, BasicCancel cancel)
@@ -1035,7 +1096,7 @@ internal sealed partial class AmqpConnectionActor
         });
     }
 
-    private void OnDelivery(QueueDelivery delivery)
+    private void OnDelivery(QueueDelivery delivery, IActorRef entity)
     {
         if (!_channels.TryGetValue(delivery.Channel, out var channel) || channel.Closing ||
             delivery.ConsumerTag is null || !channel.Consumers.TryGetValue(delivery.ConsumerTag, out var consumer))
@@ -1049,18 +1110,18 @@ internal sealed partial class AmqpConnectionActor
         }
         if (!channel.FlowActive || !consumer.NoAck && channel.GlobalPrefetch > 0 && channel.Unacked.Count >= channel.GlobalPrefetch || channel.Held is { Count: > 0 })
         {
-            (channel.Held ??= new Queue<QueueDelivery>()).Enqueue(delivery);
+            (channel.Held ??= new Queue<(QueueDelivery, IActorRef)>()).Enqueue((delivery, entity));
             return;
         }
-        WriteDelivery(channel, consumer, delivery);
+        WriteDelivery(channel, consumer, delivery, entity);
     }
 
-    private void WriteDelivery(AmqpChannel channel, AmqpChannel.Consumer consumer, QueueDelivery delivery)
+    private void WriteDelivery(AmqpChannel channel, AmqpChannel.Consumer consumer, QueueDelivery delivery, IActorRef entity)
     {
         var tag = ++channel.DeliveryTag;
         if (!consumer.NoAck)
         {
-            channel.Unacked[tag] = new AmqpChannel.Delivery(delivery.Queue, delivery.Sequence, consumer.Tag);
+            channel.Unacked[tag] = new AmqpChannel.Delivery(delivery.Queue, delivery.Sequence, consumer.Tag, entity);
         }
         var message = delivery.Message;
         SendContent(channel.Number, new BasicDeliver(consumer.Tag, tag, delivery.Redelivered, message.Exchange, message.RoutingKey), message.Properties, message.Body);
@@ -1103,7 +1164,7 @@ internal sealed partial class AmqpConnectionActor
     {
         while (channel.FlowActive && channel.Held is { Count: > 0 } held)
         {
-            var next = held.Peek();
+            var (next, entity) = held.Peek();
             if (next.ConsumerTag is null || !channel.Consumers.TryGetValue(next.ConsumerTag, out var consumer))
             {
                 held.Dequeue();
@@ -1115,7 +1176,7 @@ internal sealed partial class AmqpConnectionActor
                 return;
             }
             held.Dequeue();
-            WriteDelivery(channel, consumer, next);
+            WriteDelivery(channel, consumer, next, entity);
         }
     }
 
@@ -1143,7 +1204,7 @@ internal sealed partial class AmqpConnectionActor
     {
         if (!multiple)
         {
-            if (channel.Unacked.Remove(tag, out var one))
+            if (channel.Unacked.Remove(tag, out var one) && !one.Stale)
             {
                 _amqp.QueueRegion.Tell(new SettleMessages(one.Queue, RefOf(channel), [one.Sequence], kind));
             }
@@ -1159,6 +1220,10 @@ internal sealed partial class AmqpConnectionActor
                     break;
                 }
                 (tags ??= []).Add(t);
+                if (unacked.Stale)
+                {
+                    continue;
+                }
                 byQueue ??= new Dictionary<string, List<long>>(StringComparer.Ordinal);
                 if (!byQueue.TryGetValue(unacked.Queue, out var seqs))
                 {

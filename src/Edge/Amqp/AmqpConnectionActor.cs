@@ -96,7 +96,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 OnChannelInput(m.Channel, m);
                 return;
             case QueueDelivery d:
-                OnDelivery(d);
+                OnDelivery(d, Sender);
                 return;
             case Enqueued e:
                 OnEnqueued(e.MessageId, e.Queue);
@@ -117,7 +117,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 OnConsumerCancelled(c);
                 return;
             case ConsumerMoved moved:
-                OnConsumerMoved(moved);
+                OnConsumerMoved(moved, Sender);
                 return;
             case ChannelReply r:
                 OnChannelReply(r);
@@ -127,6 +127,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 return;
             case RetryTick:
                 OnRetryTick();
+                return;
+            case RedeliverPending:
+                OnMemberRemoved();
                 return;
             case AmqpHeaderAccepted:
                 OnHeader();

@@ -133,7 +133,11 @@ public sealed class BrokerNode : IAsyncDisposable
                 AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices);
             system.Log.Info("AMQP listener on {0}", amqp.Endpoint);
-            system.ActorOf(MemberRemovedWatcher.Props(() => mqtt.Broadcast(RedeliverPending.Instance)), "member-removed");
+            system.ActorOf(MemberRemovedWatcher.Props(() =>
+            {
+                mqtt.Broadcast(RedeliverPending.Instance);
+                amqp.Broadcast(RedeliverPending.Instance);
+            }), "member-removed");
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout,
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);

@@ -68,6 +68,7 @@ public class ConfigurationTests
         Assert.Equal("akka.persistence.journal.sql", config.GetString("akka.persistence.journal.plugin"));
         Assert.Equal("akka.persistence.snapshot-store.sql", config.GetString("akka.persistence.snapshot-store.plugin"));
         Assert.False(config.GetBoolean("akka.coordinated-shutdown.exit-clr"));
+        Assert.False(config.GetBoolean("akka.coordinated-shutdown.run-by-clr-shutdown-hook"));
     }
 
     [Fact]
