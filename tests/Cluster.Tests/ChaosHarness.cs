@@ -723,7 +723,8 @@ public sealed class AmqpChaosPublisher(string name, string exchange, Func<int, s
 /// <summary>What the consumers of each queue got of the confirmed messages routed to it.</summary>
 /// <param name="Reordered">
 /// Deliveries not flagged redelivered that came to a consumer after a later message: allowed only for messages that
-/// the broker had to send to their queue again (confirmed after more than <see cref="ResendAfterMs"/>).
+/// the broker may have had to send to their queue again: those confirmed after more than <see cref="ResendAfterMs"/>,
+/// and those still unconfirmed while a node failed or left (a shard that moves may drop what reaches it meanwhile).
 /// </param>
 /// <param name="ReorderedPromptly">Such deliveries of messages confirmed sooner: a broken order guarantee.</param>
 public sealed record AmqpChaosTally(int Confirmed, int Expected, int Lost, int Duplicates, int Redelivered, int Reordered, int ReorderedPromptly, string Detail)
@@ -733,7 +734,9 @@ public sealed record AmqpChaosTally(int Confirmed, int Expected, int Lost, int D
 
     /// <param name="confirmed">confirmed message numbers with the milliseconds from publish to confirm.</param>
     /// <param name="queuesOf">the queue indexes a message number is routed to.</param>
-    public static AmqpChaosTally Of(IReadOnlyDictionary<int, long> confirmed, Func<int, IEnumerable<int>> queuesOf, IReadOnlyList<AmqpChaosConsumer> consumers, IReadOnlyList<string> queues)
+    /// <param name="inFlightAtFault">whether a message number was published and not yet confirmed while the node failed or left.</param>
+    public static AmqpChaosTally Of(IReadOnlyDictionary<int, long> confirmed, Func<int, IEnumerable<int>> queuesOf, IReadOnlyList<AmqpChaosConsumer> consumers,
+        IReadOnlyList<string> queues, Func<int, bool> inFlightAtFault)
     {
         int expected = 0, lost = 0, duplicates = 0, redelivered = 0, reordered = 0, promptly = 0;
         var detail = new StringBuilder();
@@ -758,7 +761,7 @@ public sealed record AmqpChaosTally(int Confirmed, int Expected, int Lost, int D
                     if (r.Seq < highest)
                     {
                         reordered++;
-                        if (!confirmed.TryGetValue(r.Seq, out var latency) || latency < ResendAfterMs)
+                        if (!confirmed.TryGetValue(r.Seq, out var latency) || (latency < ResendAfterMs && !inFlightAtFault(r.Seq)))
                         {
                             promptly++;
                             detail.Append(c.Name).Append(" got ").Append(r.Seq).Append(" (not redelivered, confirmed in ").Append(latency)
