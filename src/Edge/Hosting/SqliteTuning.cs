@@ -9,6 +9,12 @@ namespace Broker.Edge.Hosting;
 /// SQLite journal connections run with <c>PRAGMA synchronous</c> set from configuration. The file is
 /// in write-ahead-log mode, where NORMAL makes each commit durable against a crash of the broker process
 /// (SIGKILL included) without an fsync per commit; FULL also survives power loss of the machine.
+/// <para>
+/// The journal and the snapshot store write through separate connections and SQLite has one writer at a time.
+/// <c>busy_timeout</c> lets SQLite itself wait for the lock in steps of a few milliseconds; without it the
+/// driver retries a busy statement after sleeping 150 ms, which made a write that met a snapshot cleanup
+/// take tens of milliseconds and held every confirm behind it.
+/// </para>
 /// </summary>
 internal sealed class SqliteTuning(string synchronous) : ConnectionInterceptor
 {
@@ -26,7 +32,7 @@ internal sealed class SqliteTuning(string synchronous) : ConnectionInterceptor
     private void Apply(DbConnection connection)
     {
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = $"PRAGMA synchronous={synchronous};";
+        cmd.CommandText = $"PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=30000;";
         cmd.ExecuteNonQuery();
     }
 }

@@ -152,7 +152,11 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<FlushWrites>(_ =>
         {
             _flushQueued = false;
-            WriteBatches(null);
+            // While a write is out, more is gathered: it goes when that write completes, as one larger write.
+            if (_pendingWrites == 0)
+            {
+                WriteBatches(null);
+            }
         });
         Command<ExpiryDue>(_ =>
         {
@@ -421,15 +425,28 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
 
     private static TimeSpan Delay(long ms) => TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, MaxTimerDelayMs));
 
-    private void Write(IQueueEvent e, Action? then)
+    private void Write(IQueueEvent e, Action? then) => Write([e], then);
+
+    /// <summary>Journals <paramref name="events"/> as one write (one journal round trip), then runs <paramref name="then"/>.</summary>
+    private void Write(IQueueEvent[] events, Action? then)
     {
         _pendingWrites++;
-        PersistAsync(e, _ =>
+        var remaining = events.Length;
+        PersistAllAsync(events, e =>
         {
-            _pendingWrites--;
             _sinceSnapshot += Weight(e);
+            if (--remaining > 0)
+            {
+                return;
+            }
+            _pendingWrites--;
             then?.Invoke();
             MaybeSnapshot();
+            if (_pendingWrites == 0 && !_ending && (_enqueues.Count > 0 || _removals.Count > 0))
+            {
+                // What arrived while this write was out goes as the next one.
+                WriteBatches(null);
+            }
         });
     }
 
@@ -480,26 +497,30 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
     /// <summary>Journals the collected enqueues, then the collected removals (which may name them), then runs <paramref name="then"/>.</summary>
     private void WriteBatches(Action? then)
     {
-        if (_enqueues.Count > 0)
+        if (_enqueues.Count > 0 || _removals.Count > 0)
         {
-            var enqueued = new MessagesEnqueued([.. _enqueues]);
+            var events = new List<IQueueEvent>(2);
             var replies = _afterEnqueues.ToArray();
-            _enqueues.Clear();
-            _afterEnqueues.Clear();
-            _enqueuedBytes = 0;
-            Write(enqueued, () =>
+            if (_enqueues.Count > 0)
+            {
+                events.Add(new MessagesEnqueued([.. _enqueues]));
+                _enqueues.Clear();
+                _afterEnqueues.Clear();
+                _enqueuedBytes = 0;
+            }
+            if (_removals.Count > 0)
+            {
+                // After the enqueues: a removal may name a message of the same batch.
+                events.Add(new MessagesRemoved([.. _removals]));
+                _removals.Clear();
+            }
+            Write([.. events], replies.Length == 0 ? null : () =>
             {
                 foreach (var (to, reply) in replies)
                 {
                     to.Tell(reply);
                 }
             });
-        }
-        if (_removals.Count > 0)
-        {
-            var removed = new MessagesRemoved([.. _removals]);
-            _removals.Clear();
-            Write(removed, null);
         }
         if (then is not null)
         {
