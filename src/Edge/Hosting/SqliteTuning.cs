@@ -12,8 +12,9 @@ namespace Broker.Edge.Hosting;
 /// <para>
 /// The journal and the snapshot store write through separate connections and SQLite has one writer at a time.
 /// <c>busy_timeout</c> lets SQLite itself wait for the lock in steps of a few milliseconds; without it the
-/// driver retries a busy statement after sleeping 150 ms, which made a write that met a snapshot cleanup
-/// take tens of milliseconds and held every confirm behind it.
+/// driver retries a busy statement after a thread sleep of its own, so a journal write that met a snapshot
+/// cleanup took tens of milliseconds (measured: 10 ms per queue write on average, 1.5 to 3 ms with it) and
+/// held every confirm behind it.
 /// </para>
 /// </summary>
 internal sealed class SqliteTuning(string synchronous) : ConnectionInterceptor
