@@ -33,6 +33,6 @@ public sealed record PublishedMessage(
             return 0;
         }
         var left = ExpiresAtUnixMs - nowUnixMs;
-        return left <= 0 ? 1 : (uint)((left + 999) / 1000);
+        return left <= 0 ? 1 : (uint)Math.Min((left + 999) / 1000, uint.MaxValue);
     }
 }

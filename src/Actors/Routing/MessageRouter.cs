@@ -46,4 +46,26 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent) : 0;
         return new RouteResult(collector.Count + queues, acks + queues);
     }
+
+    /// <summary>
+    /// Sends again one message that <see cref="Route"/> put in <c>sent</c> and that was not answered (its node may have
+    /// failed): a session, the retained store and an AMQP queue each recognise a copy they already hold by its id.
+    /// </summary>
+    public void Resend(object sent, IActorRef sender)
+    {
+        switch (sent)
+        {
+            case Deliver d:
+                sessionRegion.Tell(d with { Retry = true }, sender);
+                break;
+            case StoreRetained r:
+                retainedStore.Tell(r, sender);
+                break;
+            case Enqueue e when amqp is not null:
+                amqp.Resend(e, sender);
+                break;
+            default:
+                throw new ArgumentException($"not a message Route sends: {sent.GetType().Name}", nameof(sent));
+        }
+    }
 }

@@ -27,7 +27,8 @@ internal sealed class AmqpChannel(ushort number)
     public SortedSet<ulong>? Unconfirmed;
 
     public bool Tx;
-    public List<AmqpInboundPublish>? TxPublishes;
+    /// <summary>Publishes held until tx.commit, read as far as routing needs (the TTL applies from the commit).</summary>
+    public List<(AmqpInboundPublish Publish, bool Persistent, long? TtlMs)>? TxPublishes;
     public List<(Settlement Kind, ulong Tag, bool Multiple)>? TxSettles;
 
     public ushort ConsumerPrefetch;

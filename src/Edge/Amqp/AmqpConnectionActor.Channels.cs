@@ -579,17 +579,18 @@ internal sealed partial class AmqpConnectionActor
             ChannelError(channel.Number, AmqpReplyCode.AccessRefused, $"ACCESS_REFUSED - cannot publish to internal exchange '{method.Exchange}' in vhost '/'", 60, 40);
             return;
         }
-        long expiresAt = 0;
+        bool persistent;
         string? expiration;
         try
         {
-            expiration = BasicPropertiesCodec.ReadExpiration(publish.Properties);
+            (persistent, expiration) = BasicPropertiesCodec.ReadDelivery(publish.Properties);
         }
         catch (AmqpFormatException ex)
         {
             CloseConnection(AmqpReplyCode.SyntaxError, $"SYNTAX_ERROR - malformed content header: {ex.Message}", 60, 40);
             return;
         }
+        long? ttlMs = null;
         if (expiration is not null)
         {
             if (!long.TryParse(expiration, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ttl))
@@ -597,25 +598,27 @@ internal sealed partial class AmqpConnectionActor
                 ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed, $"PRECONDITION_FAILED - invalid expiration '{expiration}'", 60, 40);
                 return;
             }
-            expiresAt = UnixNowMs + ttl;
+            ttlMs = ttl;
         }
         if (channel.Tx)
         {
-            (channel.TxPublishes ??= []).Add(publish);
+            (channel.TxPublishes ??= []).Add((publish, persistent, ttlMs));
             return;
         }
-        Route(channel, publish, expiresAt, null);
+        Route(channel, publish, persistent, ttlMs, null);
     }
 
-    private void Route(AmqpChannel channel, AmqpInboundPublish publish, long expiresAt, PendingCommit? tx)
+    private void Route(AmqpChannel channel, AmqpInboundPublish publish, bool persistent, long? ttlMs, PendingCommit? tx)
     {
         var method = publish.Method;
-        var queues = _routeSet;
+        var track = channel.Confirm || tx is not null;
+        // A tracked publish keeps its set of queues still to confirm: it gets a set of its own.
+        var queues = track ? new HashSet<string>(StringComparer.Ordinal) : _routeSet;
         queues.Clear();
         _amqp.Topology.View.Route(method.Exchange, method.RoutingKey, publish.Properties, queues);
-        var persistent = BasicPropertiesCodec.IsPersistent(publish.Properties);
+        // A TTL of up to 2^63 - 1 ms is valid text; past ~146 million years it is as good as none.
+        var expiresAt = ttlMs is { } ttl ? UnixNowMs + Math.Min(ttl, long.MaxValue / 2) : 0;
         var message = new AmqpMessage(method.Exchange, method.RoutingKey, publish.Properties, publish.Body, persistent, expiresAt, NextMessageId());
-        var track = channel.Confirm || tx is not null;
         var seq = channel.Confirm ? ++channel.PublishSeq : 0;
         Dictionary<string, object>? mqtt = null;
         var mqttTargets = 0;
@@ -644,7 +647,7 @@ internal sealed partial class AmqpConnectionActor
         }
         if (track && (queues.Count > 0 || mqtt is { Count: > 0 }))
         {
-            _pending[message.Id] = new PendingPublish(channel, seq, tx, enqueue, new HashSet<string>(queues, StringComparer.Ordinal), mqtt);
+            _pending[message.Id] = new PendingPublish(channel, seq, tx, enqueue, queues, mqtt);
             if (seq > 0)
             {
                 channel.Unconfirmed!.Add(seq);
@@ -772,10 +775,9 @@ internal sealed partial class AmqpConnectionActor
         }
         if (pending.Mqtt is { } mqtt)
         {
-            foreach (var deliver in mqtt.Values)
+            foreach (var sent in mqtt.Values)
             {
-                (deliver is Broker.Actors.Sessions.Deliver d ? _services.SessionRegion : _services.RetainedStore)
-                    .Tell(deliver is Broker.Actors.Sessions.Deliver d2 ? d2 with { Retry = true } : deliver, Self);
+                _services.Router.Resend(sent, Self);
             }
         }
     }
@@ -840,11 +842,9 @@ internal sealed partial class AmqpConnectionActor
         var tx = new PendingCommit(channel);
         if (publishes is not null)
         {
-            foreach (var publish in publishes)
+            foreach (var (publish, persistent, ttlMs) in publishes)
             {
-                var expiration = BasicPropertiesCodec.ReadExpiration(publish.Properties);
-                var expiresAt = expiration is not null && long.TryParse(expiration, out var ttl) ? UnixNowMs + ttl : 0;
-                Route(channel, publish, expiresAt, tx);
+                Route(channel, publish, persistent, ttlMs, tx);
             }
         }
         tx.Routed = true;

@@ -602,18 +602,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             p.NextRetryAt = now + Math.Min(FirstRetryMs << Math.Min(p.Attempts, 4), MaxRetryMs);
             foreach (var sent in p.Outstanding.Values)
             {
-                switch (sent)
-                {
-                    case Deliver d:
-                        _services.SessionRegion.Tell(d with { Retry = true });
-                        break;
-                    case Broker.Actors.Retained.StoreRetained r:
-                        _services.RetainedStore.Tell(r);
-                        break;
-                    case Broker.Actors.Amqp.Enqueue e:
-                        _services.AmqpRouter?.Resend(e, Self);
-                        break;
-                }
+                _services.Router.Resend(sent, Self);
             }
         }
     }

@@ -159,12 +159,13 @@ public class BasicPropertiesTests
     }
 
     [Fact]
-    public void IsPersistent_reads_delivery_mode_after_the_properties_before_it()
+    public void ReadDelivery_reads_delivery_mode_after_the_properties_before_it()
     {
-        Assert.True(BasicPropertiesCodec.IsPersistent(AllBytes));
-        Assert.False(BasicPropertiesCodec.IsPersistent(BasicPropertiesCodec.Write(All with { DeliveryMode = 1 })));
-        Assert.False(BasicPropertiesCodec.IsPersistent(BasicPropertiesCodec.Write(All with { DeliveryMode = null })));
-        Assert.False(BasicPropertiesCodec.IsPersistent([0, 0]));
+        Assert.Equal((true, "60000"), BasicPropertiesCodec.ReadDelivery(AllBytes));
+        Assert.Equal((false, "60000"), BasicPropertiesCodec.ReadDelivery(BasicPropertiesCodec.Write(All with { DeliveryMode = 1 })));
+        Assert.Equal((false, "60000"), BasicPropertiesCodec.ReadDelivery(BasicPropertiesCodec.Write(All with { DeliveryMode = null })));
+        Assert.Equal((false, null), BasicPropertiesCodec.ReadDelivery([0, 0]));
+        Assert.Equal((true, null), BasicPropertiesCodec.ReadDelivery(BasicPropertiesCodec.Write(new BasicProperties { DeliveryMode = 2, MessageId = "m" })));
     }
 
     [Fact]
@@ -174,33 +175,31 @@ public class BasicPropertiesTests
         var expirationEnd = 2 + 11 + 5 + 11 + 1 + 1 + 3 + 2 + 6;
         var cut = AllBytes[..expirationEnd];
 
-        Assert.True(BasicPropertiesCodec.IsPersistent(cut));
-        Assert.Equal("60000", BasicPropertiesCodec.ReadExpiration(cut));
+        Assert.Equal((true, "60000"), BasicPropertiesCodec.ReadDelivery(cut));
         Assert.Equal(All.Headers, BasicPropertiesCodec.ReadHeaders(cut));
         Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.Read(cut));
     }
 
     [Fact]
-    public void ReadExpiration_and_ReadHeaders_answer_null_when_absent()
+    public void ReadDelivery_and_ReadHeaders_answer_null_when_absent()
     {
         var raw = BasicPropertiesCodec.Write(new BasicProperties { ContentType = "x", MessageId = "m" });
 
-        Assert.Null(BasicPropertiesCodec.ReadExpiration(raw));
+        Assert.Null(BasicPropertiesCodec.ReadDelivery(raw).Expiration);
         Assert.Null(BasicPropertiesCodec.ReadHeaders(raw));
-        Assert.Equal("1", BasicPropertiesCodec.ReadExpiration(BasicPropertiesCodec.Write(new BasicProperties { Expiration = "1" })));
+        Assert.Equal("1", BasicPropertiesCodec.ReadDelivery(BasicPropertiesCodec.Write(new BasicProperties { Expiration = "1" })).Expiration);
     }
 
     [Fact]
     public void The_helpers_throw_AmqpFormatException_on_malformed_input()
     {
-        for (var length = 0; length < 2 + 11 + 5 + 11 + 1; length++)
+        for (var length = 0; length < 2 + 11 + 5 + 11 + 1 + 1 + 3 + 2 + 6; length++)
         {
             var cut = AllBytes[..length];
-            Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.IsPersistent(cut));
-            Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.ReadExpiration(cut));
+            Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.ReadDelivery(cut));
         }
         Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.ReadHeaders([0x20, 0x00, 0x00, 0x00, 0x00, 0x09]));
-        Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.IsPersistent([0x10, 0x01, 0x02]));
+        Assert.Throws<AmqpFormatException>(() => BasicPropertiesCodec.ReadDelivery([0x10, 0x01, 0x02]));
     }
 
     [Fact]
@@ -219,8 +218,7 @@ public class BasicPropertiesTests
                 input[random.Next(input.Length)] = (byte)random.Next(256);
             }
             Try(() => BasicPropertiesCodec.Read(input));
-            Try(() => BasicPropertiesCodec.IsPersistent(input));
-            Try(() => BasicPropertiesCodec.ReadExpiration(input));
+            Try(() => BasicPropertiesCodec.ReadDelivery(input));
             Try(() => BasicPropertiesCodec.ReadHeaders(input));
         }
 

@@ -149,8 +149,7 @@ public sealed class RabbitMqClientInteropTests
                 AppId = "tests",
                 ClusterId = "c1",
             }, properties);
-            Assert.True(BasicPropertiesCodec.IsPersistent(transcript.PublishedProperties));
-            Assert.Equal("60000", BasicPropertiesCodec.ReadExpiration(transcript.PublishedProperties));
+            Assert.Equal((true, "60000"), BasicPropertiesCodec.ReadDelivery(transcript.PublishedProperties));
 
             // What was encoded here (the published properties passed on verbatim), decoded by the client.
             Assert.NotNull(delivery);

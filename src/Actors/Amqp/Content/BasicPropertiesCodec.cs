@@ -156,18 +156,40 @@ public static class BasicPropertiesCodec
 
     private static int Str(string? value) => value is null ? 0 : AmqpWriter.MaxSizeOfShortString(value);
 
-    /// <summary>delivery-mode is 2; reads only the flags and the three properties before it.</summary>
-    public static bool IsPersistent(ReadOnlySpan<byte> raw)
+    /// <summary>
+    /// What the broker needs of every publish, in one pass that stops at the expiration: whether delivery-mode
+    /// is 2 (persistent), and the expiration property (per-message TTL text, <c>null</c> when absent).
+    /// </summary>
+    public static (bool Persistent, string? Expiration) ReadDelivery(ReadOnlySpan<byte> raw)
     {
         var reader = new AmqpReader(raw);
-        return SeekTo(ref reader, DeliveryModeBit) && reader.ReadOctet() == 2;
-    }
-
-    /// <summary>The expiration property (per-message TTL text), or <c>null</c> when absent.</summary>
-    public static string? ReadExpiration(ReadOnlySpan<byte> raw)
-    {
-        var reader = new AmqpReader(raw);
-        return SeekTo(ref reader, ExpirationBit) ? reader.ReadShortString() : null;
+        var flags = ReadFlags(ref reader);
+        var persistent = false;
+        for (var bit = ContentTypeBit; bit >= ExpirationBit; bit--)
+        {
+            if (!Has(flags, bit))
+            {
+                continue;
+            }
+            switch (bit)
+            {
+                case ExpirationBit:
+                    return (persistent, reader.ReadShortString());
+                case HeadersBit:
+                    reader.ReadTableBytes();
+                    break;
+                case DeliveryModeBit:
+                    persistent = reader.ReadOctet() == 2;
+                    break;
+                case PriorityBit:
+                    reader.ReadOctet();
+                    break;
+                default:
+                    reader.SkipShortString();
+                    break;
+            }
+        }
+        return (persistent, null);
     }
 
     /// <summary>The headers table, or <c>null</c> when absent.</summary>
