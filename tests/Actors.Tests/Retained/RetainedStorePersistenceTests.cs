@@ -13,48 +13,16 @@ namespace Broker.Actors.Tests.Retained;
 public sealed class RetainedStorePersistenceTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "retained-test-" + Guid.NewGuid().ToString("N"));
+    private readonly SqliteJournalFolder _db = new("retained-test");
     private readonly List<ActorSystem> _systems = [];
 
-    private string DbFile => Path.Combine(_dir, "broker.db");
+    private string DbFile => _db.DbFile;
 
-    private string ConnectionString => new SqliteConnectionStringBuilder { DataSource = DbFile, DefaultTimeout = 30, Pooling = true }.ToString();
+    private string ConnectionString => _db.ConnectionString;
 
-    /// <summary>The persistence section as src/Edge/Hosting/BrokerConfig.cs derives it for sqlite, plus cluster.hocon's serializer binding.</summary>
-    private Config SystemConfig() => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
-        akka.actor.provider = local
-        akka.actor.serializers.broker = "Broker.Actors.Serialization.BrokerSerializer, Broker.Actors"
-        akka.actor.serialization-bindings { "Broker.Actors.Messages.IBrokerSerializable, Broker.Actors" = broker }
-        akka.persistence {
-          journal {
-            plugin = "akka.persistence.journal.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-          snapshot-store {
-            plugin = "akka.persistence.snapshot-store.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-        }
-        """);
+    private Config SystemConfig() => _db.SystemConfig();
 
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(_dir);
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
@@ -62,14 +30,7 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
         {
             await s.Terminate();
         }
-        SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        _db.Dispose();
     }
 
     private (ActorSystem System, IActorRef Store, TestProbe Probe) Start(string name)

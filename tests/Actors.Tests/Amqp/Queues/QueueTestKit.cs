@@ -27,15 +27,15 @@ public abstract class QueueTestKit : Akka.TestKit.Xunit2.TestKit
 {
     protected static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
-    private readonly string _dir;
+    private readonly SqliteJournalFolder _db;
 
-    protected QueueTestKit() : this(Path.Combine(Path.GetTempPath(), "queue-test-" + Guid.NewGuid().ToString("N")))
+    protected QueueTestKit() : this(new SqliteJournalFolder("queue-test"))
     {
     }
 
-    private QueueTestKit(string dir) : base(SystemConfig(dir))
+    private QueueTestKit(SqliteJournalFolder db) : base(db.SystemConfig())
     {
-        _dir = dir;
+        _db = db;
         Owner = CreateTestProbe("topology-owner");
     }
 
@@ -45,56 +45,12 @@ public abstract class QueueTestKit : Akka.TestKit.Xunit2.TestKit
 
     protected QueueSettings Settings { get; set; } = QueueSettings.Default;
 
-    protected string ConnectionString => Connection(_dir);
-
-    private static string Connection(string dir) =>
-        new SqliteConnectionStringBuilder { DataSource = Path.Combine(dir, "broker.db"), DefaultTimeout = 30, Pooling = true }.ToString();
-
-    private static Config SystemConfig(string dir)
-    {
-        Directory.CreateDirectory(dir);
-        var connection = Connection(dir);
-        return ConfigurationFactory.ParseString($$"""
-            akka.loglevel = WARNING
-            akka.actor.provider = local
-            akka.actor.serializers.broker = "Broker.Actors.Serialization.BrokerSerializer, Broker.Actors"
-            akka.actor.serialization-bindings { "Broker.Actors.Messages.IBrokerSerializable, Broker.Actors" = broker }
-            akka.persistence {
-              journal {
-                plugin = "akka.persistence.journal.sql"
-                sql {
-                  class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
-                  provider-name = "SQLite.MS"
-                  connection-string = "{{connection}}"
-                  table-mapping = sqlite
-                  auto-initialize = on
-                }
-              }
-              snapshot-store {
-                plugin = "akka.persistence.snapshot-store.sql"
-                sql {
-                  class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
-                  provider-name = "SQLite.MS"
-                  connection-string = "{{connection}}"
-                  table-mapping = sqlite
-                  auto-initialize = on
-                }
-              }
-            }
-            """);
-    }
+    protected string ConnectionString => _db.ConnectionString;
 
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        _db.Dispose();
     }
 
     protected static QueueDefinition Definition(string name, bool durable = false, bool autoDelete = false, string? exclusiveOwner = null, QueueArguments? arguments = null) =>

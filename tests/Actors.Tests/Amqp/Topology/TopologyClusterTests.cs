@@ -17,48 +17,16 @@ namespace Broker.Actors.Tests.Amqp.Topology;
 public sealed class TopologyClusterTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "topology-cluster-test-" + Guid.NewGuid().ToString("N"));
+    private readonly SqliteJournalFolder _db = new("topology-cluster-test");
     private ActorSystem? _system;
 
-    private string ConnectionString =>
-        new SqliteConnectionStringBuilder { DataSource = Path.Combine(_dir, "broker.db"), DefaultTimeout = 30, Pooling = true }.ToString();
-
-    private Config SystemConfig() => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
+    private Config SystemConfig() => _db.SystemConfig("""
         akka.actor.provider = cluster
         akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-        akka.actor.serializers.broker = "Broker.Actors.Serialization.BrokerSerializer, Broker.Actors"
-        akka.actor.serialization-bindings { "Broker.Actors.Messages.IBrokerSerializable, Broker.Actors" = broker }
         akka.cluster.sharding { state-store-mode = ddata, remember-entities = off }
-        akka.persistence {
-          journal {
-            plugin = "akka.persistence.journal.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-          snapshot-store {
-            plugin = "akka.persistence.snapshot-store.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-        }
         """);
 
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(_dir);
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
@@ -66,14 +34,7 @@ public sealed class TopologyClusterTests : IAsyncLifetime
         {
             await _system.Terminate();
         }
-        SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        _db.Dispose();
     }
 
     [Fact]

@@ -18,46 +18,12 @@ namespace Broker.Actors.Tests.Amqp.Topology;
 public sealed class TopologyOwnerTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "topology-test-" + Guid.NewGuid().ToString("N"));
+    private readonly SqliteJournalFolder _db = new("topology-test");
     private readonly List<ActorSystem> _systems = [];
 
-    private string ConnectionString =>
-        new SqliteConnectionStringBuilder { DataSource = Path.Combine(_dir, "broker.db"), DefaultTimeout = 30, Pooling = true }.ToString();
+    private string ConnectionString => _db.ConnectionString;
 
-    private Config SystemConfig() => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
-        akka.actor.provider = local
-        akka.actor.serializers.broker = "Broker.Actors.Serialization.BrokerSerializer, Broker.Actors"
-        akka.actor.serialization-bindings { "Broker.Actors.Messages.IBrokerSerializable, Broker.Actors" = broker }
-        akka.persistence {
-          journal {
-            plugin = "akka.persistence.journal.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-          snapshot-store {
-            plugin = "akka.persistence.snapshot-store.sql"
-            sql {
-              class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
-              provider-name = "SQLite.MS"
-              connection-string = "{{ConnectionString}}"
-              table-mapping = sqlite
-              auto-initialize = on
-            }
-          }
-        }
-        """);
-
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(_dir);
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
@@ -65,14 +31,7 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
         {
             await s.Terminate();
         }
-        SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        _db.Dispose();
     }
 
     private sealed class ForwardTo : ReceiveActor
@@ -111,7 +70,7 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
     /// <param name="uids">uids of the members up when the owner starts; the first is this system.</param>
     private Node Start(string name, int[]? uids = null, int snapshotEvery = 1000, TimeSpan? deleteTimeout = null)
     {
-        var system = ActorSystem.Create(name, SystemConfig());
+        var system = ActorSystem.Create(name, _db.SystemConfig());
         _systems.Add(system);
         var replica = new TestProbe(system, new XunitAssertions(), "replica");
         system.ActorOf(Props.Create(() => new ForwardTo(replica.Ref)), TopologyReplica.Name);
