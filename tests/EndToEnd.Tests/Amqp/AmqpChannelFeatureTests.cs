@@ -223,7 +223,7 @@ public sealed class AmqpChannelFeatureTests(NodeFixture fixture) : IClassFixture
             arguments: new Dictionary<string, object?> { ["x-expires"] = 300 });
         var consumer = new RecordingConsumer(channel);
         var tag = await channel.BasicConsumeAsync(queue, true, consumer);
-        // Several expiry periods pass with the consumer there; the queue still takes messages.
+        // Several expiry periods pass with the consumer there; the queue keeps taking (routed, confirmed) messages.
         var until = DateTime.UtcNow.AddMilliseconds(1500);
         await using var publisher = await connection.ConfirmChannelAsync();
         var sent = 0;
@@ -232,9 +232,7 @@ public sealed class AmqpChannelFeatureTests(NodeFixture fixture) : IClassFixture
             await publisher.PublishTextAsync("", queue, "m" + sent, mandatory: true);
             Assert.Equal("m" + sent, consumer.Next().Text);
             sent++;
-            await Task.Delay(100);
         }
-        Assert.True(sent > 5);
         await channel.BasicCancelAsync(tag);
         await Wait.UntilAsync(async () =>
         {
