@@ -52,10 +52,62 @@ public sealed class RawAmqpTests(NodeFixture fixture) : IClassFixture<NodeFixtur
 
         public IBufferWriter<byte> Output => _out;
 
-        /// <summary>The next frame, or null when the server closed the socket.</summary>
-        public async Task<(byte Type, ushort Channel, byte[] Payload)?> ReadFrameAsync()
+        /// <summary>basic.publish and its content (one header frame, the body in frames of at most 131072 bytes).</summary>
+        public async Task PublishAsync(ushort channel, string exchange, string routingKey, string body, bool immediate = false)
         {
-            using var cts = new CancellationTokenSource(Timeout);
+            AmqpFrameWriter.WriteMethod(_out, channel, new BasicPublish(exchange, routingKey, false, immediate));
+            AmqpFrameWriter.WriteContent(_out, channel, BasicPropertiesCodec.Write(BasicProperties.Empty), System.Text.Encoding.UTF8.GetBytes(body), 131072);
+            await FlushAsync();
+        }
+
+        /// <summary>The next method on <paramref name="channel"/>; for a method with content, the body that follows it too.</summary>
+        public async Task<(AmqpMethod Method, string? Body)> ReadWithContentAsync(ushort channel)
+        {
+            var method = await ReadMethodAsync(channel) ?? throw new InvalidOperationException("the server closed the socket");
+            if (!method.HasContent)
+            {
+                return (method, null);
+            }
+            while (await ReadFrameAsync() is { } frame)
+            {
+                // Test bodies are short and non-empty: one body frame.
+                if (frame.Type == AmqpFrameType.Body && frame.Channel == channel)
+                {
+                    return (method, System.Text.Encoding.UTF8.GetString(frame.Payload));
+                }
+            }
+            throw new InvalidOperationException("the server closed the socket");
+        }
+
+        /// <summary>Fails when any frame but a heartbeat arrives on <paramref name="channel"/> within <paramref name="window"/> (used only to check absence).</summary>
+        public async Task ExpectNothingOnAsync(ushort channel, TimeSpan window)
+        {
+            var until = DateTime.UtcNow + window;
+            while (until - DateTime.UtcNow is { Ticks: > 0 } left)
+            {
+                var frame = await ReadFrameAsync(left);
+                if (frame is null)
+                {
+                    return;
+                }
+                if (frame.Value.Channel == channel && frame.Value.Type != AmqpFrameType.Heartbeat)
+                {
+                    var what = frame.Value.Type == AmqpFrameType.Method ? AmqpMethodCodec.Decode(new ReadOnlySequence<byte>(frame.Value.Payload)).ToString() : "frame type " + frame.Value.Type;
+                    throw new InvalidOperationException($"unexpected {what} on channel {channel}");
+                }
+            }
+        }
+
+        /// <summary>The next frame, or null when the server closed the socket.</summary>
+        public Task<(byte Type, ushort Channel, byte[] Payload)?> ReadFrameAsync() => ReadFrameAsync(null);
+
+        /// <summary>
+        /// The next frame; null when the server closed the socket or, with a <paramref name="window"/>, when
+        /// nothing came within it. Without a window, waiting longer than <see cref="Timeout"/> is an error.
+        /// </summary>
+        private async Task<(byte Type, ushort Channel, byte[] Payload)?> ReadFrameAsync(TimeSpan? window)
+        {
+            using var cts = new CancellationTokenSource(window ?? Timeout);
             while (true)
             {
                 var buffer = new ReadOnlySequence<byte>(_in, 0, _filled);
@@ -71,7 +123,15 @@ public sealed class RawAmqpTests(NodeFixture fixture) : IClassFixture<NodeFixtur
                 {
                     Array.Resize(ref _in, _in.Length * 2);
                 }
-                var n = await _socket.ReceiveAsync(_in.AsMemory(_filled), cts.Token);
+                int n;
+                try
+                {
+                    n = await _socket.ReceiveAsync(_in.AsMemory(_filled), cts.Token);
+                }
+                catch (OperationCanceledException) when (window is not null)
+                {
+                    return null;
+                }
                 if (n == 0)
                 {
                     return null;
@@ -197,5 +257,125 @@ public sealed class RawAmqpTests(NodeFixture fixture) : IClassFixture<NodeFixtur
         }
         await healthy.SendAsync(1, ChannelOpen.Instance);
         Assert.IsType<ChannelOpenOk>(await healthy.ReadMethodAsync(1));
+    }
+
+    /// <summary>Opens channel <paramref name="number"/> and declares a server-named exclusive queue on it.</summary>
+    private static async Task<string> OpenWithQueueAsync(RawClient client, ushort number)
+    {
+        await client.SendAsync(number, ChannelOpen.Instance);
+        Assert.IsType<ChannelOpenOk>(await client.ReadMethodAsync(number));
+        await client.SendAsync(number, new QueueDeclare("", false, false, true, false, false, FieldTable.Empty));
+        return Assert.IsType<QueueDeclareOk>(await client.ReadMethodAsync(number)).Queue;
+    }
+
+    [Fact]
+    public async Task Channel_flow_off_stops_deliveries_and_flow_on_resumes_them()
+    {
+        using var client = await RawClient.OpenAsync(fixture.Node.AmqpPort);
+        var queue = await OpenWithQueueAsync(client, 1);
+        await client.SendAsync(1, new ChannelFlow(false));
+        Assert.Equal(new ChannelFlowOk(false), await client.ReadMethodAsync(1));
+        await client.SendAsync(1, new BasicConsume(queue, "c1", false, false, false, false, FieldTable.Empty));
+        Assert.Equal(new BasicConsumeOk("c1"), await client.ReadMethodAsync(1));
+        // Published on another channel of the same connection: flow pauses only what channel 1 is sent.
+        await client.SendAsync(2, ChannelOpen.Instance);
+        Assert.IsType<ChannelOpenOk>(await client.ReadMethodAsync(2));
+        for (var i = 0; i < 3; i++)
+        {
+            await client.PublishAsync(2, "", queue, "m" + i);
+        }
+        await client.ExpectNothingOnAsync(1, TimeSpan.FromMilliseconds(700));
+        await client.SendAsync(1, new ChannelFlow(true));
+        Assert.Equal(new ChannelFlowOk(true), await client.ReadMethodAsync(1));
+        for (var i = 0; i < 3; i++)
+        {
+            var (method, body) = await client.ReadWithContentAsync(1);
+            var deliver = Assert.IsType<BasicDeliver>(method);
+            Assert.Equal(("c1", (ulong)(i + 1), false, "m" + i), (deliver.ConsumerTag, deliver.DeliveryTag, deliver.Redelivered, body));
+        }
+        // Paused again: a new publish waits until flow is back on.
+        await client.SendAsync(1, new ChannelFlow(false));
+        Assert.Equal(new ChannelFlowOk(false), await client.ReadMethodAsync(1));
+        await client.PublishAsync(2, "", queue, "later");
+        await client.ExpectNothingOnAsync(1, TimeSpan.FromMilliseconds(500));
+        await client.SendAsync(1, new ChannelFlow(true));
+        Assert.Equal(new ChannelFlowOk(true), await client.ReadMethodAsync(1));
+        var (last, lastBody) = await client.ReadWithContentAsync(1);
+        Assert.Equal((4ul, "later"), (Assert.IsType<BasicDeliver>(last).DeliveryTag, lastBody));
+    }
+
+    [Fact]
+    public async Task Basic_recover_with_requeue_delivers_the_unacknowledged_messages_again_as_redelivered()
+    {
+        using var client = await RawClient.OpenAsync(fixture.Node.AmqpPort);
+        var queue = await OpenWithQueueAsync(client, 1);
+        await client.SendAsync(1, new BasicConsume(queue, "c1", false, false, false, false, FieldTable.Empty));
+        Assert.Equal(new BasicConsumeOk("c1"), await client.ReadMethodAsync(1));
+        await client.PublishAsync(1, "", queue, "a");
+        await client.PublishAsync(1, "", queue, "b");
+        await client.PublishAsync(1, "", queue, "c");
+        var first = new List<(BasicDeliver Deliver, string? Body)>();
+        for (var i = 0; i < 3; i++)
+        {
+            var (method, body) = await client.ReadWithContentAsync(1);
+            first.Add((Assert.IsType<BasicDeliver>(method), body));
+        }
+        Assert.All(first, d => Assert.False(d.Deliver.Redelivered));
+        Assert.Equal(["a", "b", "c"], first.Select(d => d.Body));
+        // "a" is settled; "b" and "c" are not and come again.
+        await client.SendAsync(1, new BasicAck(first[0].Deliver.DeliveryTag, false));
+        await client.SendAsync(1, new BasicRecover(true));
+        Assert.IsType<BasicRecoverOk>(await client.ReadMethodAsync(1));
+        var again = new List<(BasicDeliver Deliver, string? Body)>();
+        for (var i = 0; i < 2; i++)
+        {
+            var (method, body) = await client.ReadWithContentAsync(1);
+            again.Add((Assert.IsType<BasicDeliver>(method), body));
+        }
+        Assert.Equal(["b", "c"], again.Select(d => d.Body).Order());
+        Assert.All(again, d => Assert.True(d.Deliver.Redelivered));
+        Assert.All(again, d => Assert.True(d.Deliver.DeliveryTag > 3, "a redelivery gets a new delivery tag"));
+        await client.SendAsync(1, new BasicAck(0, true));
+        await client.ExpectNothingOnAsync(1, TimeSpan.FromMilliseconds(300));
+        // The tags from before the recover are no longer outstanding.
+        await client.SendAsync(1, new BasicAck(first[1].Deliver.DeliveryTag, false));
+        var close = Assert.IsType<ChannelClose>(await client.ReadMethodAsync(1));
+        Assert.Equal(AmqpReplyCode.PreconditionFailed, close.ReplyCode);
+    }
+
+    [Fact]
+    public async Task A_publish_with_immediate_closes_the_connection_with_540()
+    {
+        using var client = await RawClient.OpenAsync(fixture.Node.AmqpPort);
+        var queue = await OpenWithQueueAsync(client, 1);
+        await client.PublishAsync(1, "", queue, "now", immediate: true);
+        var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
+        Assert.Equal((AmqpReplyCode.NotImplemented, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        Assert.StartsWith("NOT_IMPLEMENTED", close.ReplyText, StringComparison.Ordinal);
+        await client.SendAsync(0, ConnectionCloseOk.Instance);
+        Assert.Null(await client.ReadFrameAsync());
+    }
+
+    [Fact]
+    public async Task Publishing_to_an_internal_exchange_closes_the_channel_with_403()
+    {
+        using var client = await RawClient.OpenAsync(fixture.Node.AmqpPort);
+        var queue = await OpenWithQueueAsync(client, 1);
+        var exchange = Ids.New("internal");
+        await client.SendAsync(1, new ExchangeDeclare(exchange, "direct", false, false, false, true, false, FieldTable.Empty));
+        Assert.IsType<ExchangeDeclareOk>(await client.ReadMethodAsync(1));
+        await client.SendAsync(1, new QueueBind(queue, exchange, "k", false, FieldTable.Empty));
+        Assert.IsType<QueueBindOk>(await client.ReadMethodAsync(1));
+        await client.PublishAsync(1, exchange, "k", "not allowed");
+        var close = Assert.IsType<ChannelClose>(await client.ReadMethodAsync(1));
+        Assert.Equal((AmqpReplyCode.AccessRefused, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        await client.SendAsync(1, ChannelCloseOk.Instance);
+        // Only the channel closed: the connection goes on, and nothing reached the queue.
+        await client.SendAsync(2, ChannelOpen.Instance);
+        Assert.IsType<ChannelOpenOk>(await client.ReadMethodAsync(2));
+        await client.SendAsync(2, new QueueDeclare(queue, true, false, false, false, false, FieldTable.Empty));
+        Assert.Equal(0u, Assert.IsType<QueueDeclareOk>(await client.ReadMethodAsync(2)).MessageCount);
+        await client.SendAsync(2, new ExchangeDelete(exchange, false, false));
+        Assert.IsType<ExchangeDeleteOk>(await client.ReadMethodAsync(2));
     }
 }
