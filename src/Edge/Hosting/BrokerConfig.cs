@@ -26,6 +26,7 @@ public static class BrokerConfig
         ["BROKER_DATA_DIR"] = "broker.data-dir",
         ["BROKER_DB_PROVIDER"] = "broker.db-provider",
         ["BROKER_DB_CONNECTION"] = "broker.db-connection",
+        ["BROKER_SQLITE_SYNCHRONOUS"] = "broker.sqlite-synchronous",
         ["BROKER_AMQP_USERS"] = "broker.amqp.users",
     };
 

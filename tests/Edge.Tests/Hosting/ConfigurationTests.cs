@@ -188,7 +188,8 @@ public class ConfigurationTests
             ("BROKER_SEED_NODES", "10.1.2.3:12552, 10.1.2.4:12552"),
             ("BROKER_DATA_DIR", "/var/lib/broker"),
             ("BROKER_DB_PROVIDER", "postgresql"),
-            ("BROKER_DB_CONNECTION", "Host=db;Username=broker"));
+            ("BROKER_DB_CONNECTION", "Host=db;Username=broker"),
+            ("BROKER_SQLITE_SYNCHRONOUS", "full"));
         var config = BrokerConfig.Load();
         var s = BrokerSettings.From(config);
 
@@ -201,6 +202,7 @@ public class ConfigurationTests
         Assert.Equal("/var/lib/broker", s.DataDir);
         Assert.Equal("postgresql", s.DbProvider);
         Assert.Equal("Host=db;Username=broker", s.DbConnection);
+        Assert.Equal("FULL", s.SqliteSynchronous);
 
         Assert.Equal("10.1.2.3", config.GetString("akka.remote.dot-netty.tcp.hostname"));
         Assert.Equal(12552, config.GetInt("akka.remote.dot-netty.tcp.port"));
