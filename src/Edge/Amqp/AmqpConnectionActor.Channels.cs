@@ -898,7 +898,8 @@ internal sealed partial class AmqpConnectionActor
             CloseConnection(AmqpReplyCode.NotAllowed, $"NOT_ALLOWED - attempt to reuse consumer tag '{tag}'", 60, 20);
             return;
         }
-        var prefetch = consume.NoAck ? (ushort)0 : channel.ConsumerPrefetch != 0 ? channel.ConsumerPrefetch : channel.GlobalPrefetch;
+        // The queue sends a consumer no more than it could take: its own prefetch, and never more than the channel-wide one.
+        var prefetch = consume.NoAck ? (ushort)0 : MinLimit(channel.ConsumerPrefetch, channel.GlobalPrefetch);
         var consumer = new AmqpChannel.Consumer(tag, queue, consume.NoAck, prefetch, consume.Exclusive);
         channel.Consumers[tag] = consumer;
         channel.Queues.Add(queue);
@@ -1095,6 +1096,9 @@ internal sealed partial class AmqpConnectionActor
             }
         });
     }
+
+    /// <summary>The tighter of two prefetch counts, where 0 means no limit.</summary>
+    private static ushort MinLimit(ushort a, ushort b) => a == 0 ? b : b == 0 ? a : Math.Min(a, b);
 
     private void OnDelivery(QueueDelivery delivery, IActorRef entity)
     {

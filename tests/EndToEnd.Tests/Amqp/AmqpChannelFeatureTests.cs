@@ -76,6 +76,23 @@ public sealed class AmqpChannelFeatureTests(NodeFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task A_consumer_takes_from_its_queue_no_more_than_the_channel_wide_prefetch()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var setup = await connection.ConfirmChannelAsync();
+        var queue = await QueueWithMessagesAsync(setup, 10);
+        await using var channel = await connection.CreateChannelAsync();
+        await channel.BasicQosAsync(0, 100, global: false);
+        await channel.BasicQosAsync(0, 2, global: true);
+        var a = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, false, a);
+        await SettlesAtAsync(() => a.Count, 2, "deliveries under a channel limit of 2");
+        // The rest stays ready in the queue (for consumers elsewhere), not held for this channel.
+        Assert.Equal(8u, (await setup.QueueDeclarePassiveAsync(queue)).MessageCount);
+        await setup.QueueDeleteAsync(queue);
+    }
+
+    [Fact]
     public async Task Per_consumer_and_global_prefetch_combine_and_the_tighter_one_binds()
     {
         await using var connection = await AmqpTestClient.ConnectAsync(Port);
