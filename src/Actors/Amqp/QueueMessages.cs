@@ -109,8 +109,11 @@ public sealed record ConsumerCredit(string Queue, ChannelRef Channel, string Con
 /// <summary>
 /// A message for a consumer (<paramref name="ConsumerTag"/> set) or a basic.get (tag null).
 /// <paramref name="Sequence"/> names the message in the queue; the channel maps its delivery tag to it.
+/// <paramref name="Entity"/>: for a basic.get to be acknowledged, the queue entity that gave it (a consumer's
+/// deliveries come from the entity that sent them). The channel watches it: once it stops, the delivery's
+/// acknowledgement must not reach its next incarnation, which may give the same sequence to another message.
 /// </summary>
-public sealed record QueueDelivery(string Queue, ushort Channel, string? ConsumerTag, long Sequence, bool Redelivered, AmqpMessage Message, uint MessageCount) : IBrokerSerializable;
+public sealed record QueueDelivery(string Queue, ushort Channel, string? ConsumerTag, long Sequence, bool Redelivered, AmqpMessage Message, uint MessageCount, IActorRef? Entity = null) : IBrokerSerializable;
 
 /// <summary>Settles deliveries of one channel by sequence.</summary>
 public sealed record SettleMessages(string Queue, ChannelRef Channel, long[] Sequences, Settlement Settlement) : IQueueCommand;

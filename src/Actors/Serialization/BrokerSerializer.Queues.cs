@@ -55,6 +55,11 @@ public sealed partial class BrokerSerializer
                 break;
             case QueueDelivery d:
                 w.Write(d.Queue); w.Write(d.Channel); WriteOpt(w, d.ConsumerTag); w.Write(d.Sequence); w.Write(d.Redelivered); WriteAmqpMessage(w, d.Message); w.Write(d.MessageCount);
+                w.Write(d.Entity is not null);
+                if (d.Entity is not null)
+                {
+                    WriteRef(w, d.Entity);
+                }
                 break;
             case Enqueue e:
                 w.Write(e.Queue); WriteAmqpMessage(w, e.Message); w.Write(e.Confirm);
@@ -141,7 +146,7 @@ public sealed partial class BrokerSerializer
         "Q:A" => new EnsureQueue(ReadDefinition(r)),
         "Q:B" => new QueueReady(r.ReadString(), r.ReadUInt32(), r.ReadUInt32()),
         "Q:C" => new Consume(r.ReadString(), ReadChannel(r), r.ReadString(), r.ReadBoolean(), r.ReadUInt16(), r.ReadBoolean(), ReadOpt(r)),
-        "Q:D" => new QueueDelivery(r.ReadString(), r.ReadUInt16(), ReadOpt(r), r.ReadInt64(), r.ReadBoolean(), ReadAmqpMessage(r), r.ReadUInt32()),
+        "Q:D" => new QueueDelivery(r.ReadString(), r.ReadUInt16(), ReadOpt(r), r.ReadInt64(), r.ReadBoolean(), ReadAmqpMessage(r), r.ReadUInt32(), r.ReadBoolean() ? ReadRef(r) : null),
         "Q:E" => new Enqueue(r.ReadString(), ReadAmqpMessage(r), r.ReadBoolean()),
         "Q:F" => new Enqueued(r.ReadString(), r.ReadInt64()),
         "Q:G" => new GetMessage(r.ReadString(), ReadChannel(r), r.ReadBoolean()),

@@ -1083,7 +1083,12 @@ internal sealed partial class AmqpConnectionActor
                     var tag = ++channel.DeliveryTag;
                     if (!get.NoAck)
                     {
-                        channel.Unacked[tag] = new AmqpChannel.Delivery(d.Queue, d.Sequence, null);
+                        channel.Unacked[tag] = new AmqpChannel.Delivery(d.Queue, d.Sequence, null, d.Entity);
+                        if (d.Entity is not null)
+                        {
+                            // Its Terminated marks this delivery stale (ForgetDeliveriesOf), as for a consumer's.
+                            Context.Watch(d.Entity);
+                        }
                     }
                     SendContent(channel.Number, new BasicGetOk(tag, d.Redelivered, d.Message.Exchange, d.Message.RoutingKey, d.MessageCount), d.Message.Properties, d.Message.Body);
                     return;

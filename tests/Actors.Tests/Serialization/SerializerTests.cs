@@ -193,7 +193,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new QueueSnapshot(BareQueue, 1, [], []);
     }
 
-    /// <summary>Queue messages that name a channel, and with it the connection actor: they need an actor system to round-trip.</summary>
+    /// <summary>Queue messages that name an actor (a channel's connection, a queue entity): they need an actor system to round-trip.</summary>
     public static IEnumerable<object> ChannelSamples(IActorRef connection)
     {
         var channel = new ChannelRef(connection, 65535);
@@ -206,6 +206,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SettleMessages("q", channel, [1], Settlement.Requeue);
         yield return new GetMessage("q", channel, true);
         yield return new ChannelClosed("q", channel);
+        // A basic.get delivery names the queue entity that gave it.
+        yield return new QueueDelivery("q", 3, null, 1, false, BareAmqp, 0, connection);
     }
 
     public static TheoryData<int> ChannelSampleIndexes()
@@ -324,9 +326,11 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.IsType(original.GetType(), copy);
         Assert.Equal(WithRefsAsPaths(original), WithRefsAsPaths(copy));
         Assert.Equal(bytes, serializer.ToBinary(copy));
-        var channel = Assert.IsType<ChannelRef>(copy.GetType().GetProperty(nameof(Consume.Channel))!.GetValue(copy));
-        Assert.Equal(probe.Ref, channel.Connection);
-        channel.Connection.Tell("ping");
+        var actor = copy is QueueDelivery delivery
+            ? delivery.Entity!
+            : Assert.IsType<ChannelRef>(copy.GetType().GetProperty(nameof(Consume.Channel))!.GetValue(copy)).Connection;
+        Assert.Equal(probe.Ref, actor);
+        actor.Tell("ping");
         probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));
     }
 

@@ -321,6 +321,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
             if (!g.NoAck)
             {
                 Watch(g.Channel.Connection);
+                delivery = delivery with { Entity = _self };
             }
             Sender.Tell(delivery);
         }
