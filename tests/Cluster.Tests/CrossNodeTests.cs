@@ -42,6 +42,9 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
     {
         var queue = Ids.New("cross-q");
         var exchange = Ids.New("cross-x");
+        // The publisher is ready on another node before anything is declared, so it publishes right after bind-ok.
+        await using var publisher = await AmqpTestClient.ConnectAsync(cluster.Nodes[1].AmqpPort);
+        await using var confirms = await publisher.ConfirmChannelAsync();
         await using var declarer = await AmqpTestClient.ConnectAsync(cluster.Nodes[0].AmqpPort);
         await using (var channel = await declarer.CreateChannelAsync())
         {
@@ -49,9 +52,7 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
             await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
             await channel.QueueBindAsync(queue, exchange, "orders.#");
         }
-        await using var publisher = await AmqpTestClient.ConnectAsync(cluster.Nodes[1].AmqpPort);
-        await using var confirms = await publisher.ConfirmChannelAsync();
-        // The binding is known on every node once declare-ok came back: the first publish routes.
+        // The binding is known on every node once bind-ok came back: the first publish routes.
         for (var i = 0; i < 20; i++)
         {
             await confirms.PublishTextAsync(exchange, "orders.eu", "m" + i, persistent: true);

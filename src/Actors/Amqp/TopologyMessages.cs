@@ -79,6 +79,13 @@ public sealed record ConnectionGone(string ConnectionId) : ITopologyCommand;
 public sealed record TopologySyncRequest(IActorRef Replica, long Version = -1) : ITopologyCommand;
 
 /// <summary>
+/// A replica's answer to each change and snapshot from the owner: it has every change up to <paramref name="Version"/>.
+/// The owner answers a command once the replica of every member has its change (or after a timeout), so a publish
+/// on any node after the client got declare-ok or bind-ok routes by it.
+/// </summary>
+public sealed record TopologyApplied(long Version) : IBrokerSerializable;
+
+/// <summary>
 /// The change was applied at <paramref name="Version"/>. The asking channel waits until its node's replica
 /// has reached that version before it answers the client, so a publish right after declare-ok sees it.
 /// </summary>

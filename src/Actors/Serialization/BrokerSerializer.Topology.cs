@@ -19,6 +19,7 @@ public sealed partial class BrokerSerializer
         Unbind => "T:U",
         ConnectionGone => "T:CG",
         TopologySyncRequest => "T:SQ",
+        TopologyApplied => "T:AP",
         TopologyOk => "T:OK",
         TopologyRefused => "T:NO",
         TopologySnapshot => "T:SS",
@@ -66,6 +67,9 @@ public sealed partial class BrokerSerializer
             case TopologyOk ok:
                 w.Write(ok.Version);
                 break;
+            case TopologyApplied a:
+                w.Write(a.Version);
+                break;
             case TopologyRefused r:
                 w.Write(r.ReplyCode); w.Write(r.ReplyText);
                 break;
@@ -105,6 +109,7 @@ public sealed partial class BrokerSerializer
         "T:CG" => new ConnectionGone(r.ReadString()),
         "T:SQ" => new TopologySyncRequest(ReadRef(r), r.ReadInt64()),
         "T:OK" => new TopologyOk(r.ReadInt64()),
+        "T:AP" => new TopologyApplied(r.ReadInt64()),
         "T:NO" => new TopologyRefused(r.ReadUInt16(), r.ReadString()),
         "T:SS" => ReadTopologySnapshot(r),
         "T:C" => new TopologyChanged(r.ReadInt64(), ReadChange(r)),

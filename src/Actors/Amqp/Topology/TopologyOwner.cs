@@ -49,14 +49,22 @@ public sealed class TopologyMessageExtractor() : Akka.Cluster.Sharding.HashCodeM
 /// joins and is the only survivor before the owner saw it join would be mistaken for a restart.)
 /// </para>
 /// </summary>
-public sealed class TopologyOwner : UntypedPersistentActor
+public sealed class TopologyOwner : UntypedPersistentActor, IWithTimers
 {
     public const string TypeName = "amqp-topology";
     public const string EntityName = "topology";
 
     public static readonly TimeSpan DefaultQueueDeleteTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// An answer waits at most this long for the replicas: a member whose node died still counts until the cluster
+    /// removes it, and changes must not stop meanwhile.
+    /// </summary>
+    public static readonly TimeSpan DefaultReplicaTimeout = TimeSpan.FromSeconds(2);
+
     private sealed record DeleteAnswered(string Queue, object Answer);
+
+    private sealed record ReplicasLate(long Version);
 
     /// <summary>A queue whose content is being deleted; <see cref="ReplyTo"/> is the client's channel when it asked.</summary>
     private sealed class PendingDelete(IActorRef? replyTo, bool force, bool removed)
@@ -78,6 +86,11 @@ public sealed class TopologyOwner : UntypedPersistentActor
     private readonly Dictionary<string, IActorRef> _owners = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PendingDelete> _pending = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Queue<(object Command, IActorRef Sender)>> _waiting = new(StringComparer.Ordinal);
+    private readonly TimeSpan _replicaTimeout;
+    // The highest version each member's replica said it has (TopologyApplied).
+    private readonly Dictionary<Address, long> _applied = [];
+    // Answers that wait for every replica to have their version, oldest first.
+    private readonly List<(long Version, Action Answer)> _awaitingReplicas = [];
     private TopologyView _view = TopologyView.Empty;
     private ImmutableSortedSet<long>? _membersSeen;
     private bool _ready;
@@ -88,18 +101,24 @@ public sealed class TopologyOwner : UntypedPersistentActor
     /// the members to send changes to and to record, instead of following cluster membership (which is the
     /// default): tests use it to play a cluster.
     /// </param>
-    public TopologyOwner(IActorRef queueRegion, int snapshotEvery, TimeSpan queueDeleteTimeout, IReadOnlyCollection<UniqueAddress>? members)
+    /// <param name="replicaTimeout">how long an answer waits for the replicas to confirm its change (see <see cref="AfterReplicas"/>).</param>
+    public TopologyOwner(IActorRef queueRegion, int snapshotEvery, TimeSpan queueDeleteTimeout, IReadOnlyCollection<UniqueAddress>? members, TimeSpan replicaTimeout)
     {
         _queueRegion = queueRegion;
         _snapshotEvery = snapshotEvery;
         _deleteTimeout = queueDeleteTimeout;
         _fixedMembers = members;
+        _replicaTimeout = replicaTimeout;
     }
 
-    public static Props Props(IActorRef queueRegion, int snapshotEvery, TimeSpan? queueDeleteTimeout = null, IReadOnlyCollection<UniqueAddress>? members = null) =>
-        Akka.Actor.Props.Create(() => new TopologyOwner(queueRegion, snapshotEvery, queueDeleteTimeout ?? DefaultQueueDeleteTimeout, members));
+    public static Props Props(IActorRef queueRegion, int snapshotEvery, TimeSpan? queueDeleteTimeout = null, IReadOnlyCollection<UniqueAddress>? members = null,
+        TimeSpan? replicaTimeout = null) =>
+        Akka.Actor.Props.Create(() => new TopologyOwner(queueRegion, snapshotEvery, queueDeleteTimeout ?? DefaultQueueDeleteTimeout, members,
+            replicaTimeout ?? DefaultReplicaTimeout));
 
     public override string PersistenceId => "amqp-topology";
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     protected override void PostStop()
     {
@@ -234,6 +253,22 @@ public sealed class TopologyOwner : UntypedPersistentActor
                 {
                     s.Replica.Tell(_view.ToSnapshot());
                 }
+                else
+                {
+                    _applied[MemberAddress(s.Replica)] = s.Version;
+                    AnswerAwaiting();
+                }
+                break;
+            case TopologyApplied a:
+                var from = MemberAddress(Sender);
+                if (!_applied.TryGetValue(from, out var known) || known < a.Version)
+                {
+                    _applied[from] = a.Version;
+                }
+                AnswerAwaiting();
+                break;
+            case ReplicasLate late:
+                AnswerAwaiting(late.Version);
                 break;
             case ClusterEvent.CurrentClusterState state:
                 foreach (var m in state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting))
@@ -261,13 +296,20 @@ public sealed class TopologyOwner : UntypedPersistentActor
             case ClusterEvent.MemberRemoved removed:
                 _members.Remove(removed.Member.Address);
                 _replicas.Remove(removed.Member.Address);
+                _applied.Remove(removed.Member.Address);
+                AnswerAwaiting();
                 if (_ready)
                 {
                     RecordMembers();
                 }
                 break;
             case TopologyHandOff:
-                DeferAsync(0, _ => Context.Stop(Self));
+                DeferAsync(0, _ =>
+                {
+                    // The changes are journaled: their answers go now rather than never.
+                    AnswerAwaiting(long.MaxValue);
+                    Context.Stop(Self);
+                });
                 break;
             case SaveSnapshotSuccess s:
                 DeleteMessages(s.Metadata.SequenceNr);
@@ -428,9 +470,11 @@ public sealed class TopologyOwner : UntypedPersistentActor
         }
         if (events.Count == 0)
         {
-            if (reply is not null)
+            if (reply is not null && replyTo is not null)
             {
-                replyTo?.Tell(reply(_view.Version));
+                // Nothing changed, but the version it names may still be on its way to the replicas.
+                var answer = reply(_view.Version);
+                AfterReplicas(_view.Version, () => replyTo.Tell(answer));
             }
             return;
         }
@@ -444,12 +488,70 @@ public sealed class TopologyOwner : UntypedPersistentActor
         });
         DeferAsync(0, _ =>
         {
-            if (reply is not null)
+            if (reply is not null && replyTo is not null)
             {
-                replyTo?.Tell(reply(_view.Version));
+                var answer = reply(_view.Version);
+                AfterReplicas(_view.Version, () => replyTo.Tell(answer));
             }
             MaybeSnapshot(events.Count);
         });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="answer"/> once the replica of every member has <paramref name="version"/>, so that a client
+    /// that got its declare-ok or bind-ok can publish through any node and be routed by the change; or after
+    /// <see cref="_replicaTimeout"/>, whichever comes first. Answers keep their order.
+    /// </summary>
+    private void AfterReplicas(long version, Action answer)
+    {
+        if (_awaitingReplicas.Count == 0 && AllReplicasHave(version))
+        {
+            answer();
+            return;
+        }
+        _awaitingReplicas.Add((version, answer));
+        Timers.StartSingleTimer(new ReplicasLate(version), new ReplicasLate(version), _replicaTimeout);
+    }
+
+    private bool AllReplicasHave(long version)
+    {
+        foreach (var address in _members.Keys)
+        {
+            if (!_applied.TryGetValue(address, out var applied) || applied < version)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Answers those waiting whose version every replica has, or (<paramref name="lateUpTo"/>) that waited long enough.</summary>
+    private void AnswerAwaiting(long lateUpTo = long.MinValue)
+    {
+        var done = 0;
+        while (done < _awaitingReplicas.Count)
+        {
+            var (version, answer) = _awaitingReplicas[done];
+            if (version > lateUpTo && !AllReplicasHave(version))
+            {
+                break;
+            }
+            if (version <= lateUpTo)
+            {
+                _log.Info("topology version {0}: answered before the replicas of {1} confirmed it", version,
+                    string.Join(", ", _members.Keys.Where(a => !_applied.TryGetValue(a, out var v) || v < version)));
+            }
+            answer();
+            done++;
+        }
+        _awaitingReplicas.RemoveRange(0, done);
+    }
+
+    /// <summary>The member address of a replica's answer: a replica on this node answers with a local path.</summary>
+    private Address MemberAddress(IActorRef replica)
+    {
+        var address = replica.Path.Address;
+        return address.HasLocalScope ? ((ExtendedActorSystem)Context.System).Provider.DefaultAddress : address;
     }
 
     private void Apply(object e)

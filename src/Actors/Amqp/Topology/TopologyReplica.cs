@@ -8,7 +8,8 @@ namespace Broker.Actors.Amqp.Topology;
 /// <c>/user/amqp-topology</c> on every node, where the owner sends each change in version order. A change
 /// that does not follow the current version, a start, and a periodic check all ask the owner (through its
 /// shard region) for a snapshot; the owner answers the check only when versions differ, so a quiet cluster
-/// costs one small message per node and period.
+/// costs one small message per node and period. Each change and snapshot applied is answered with
+/// <see cref="TopologyApplied"/>: the owner waits for those before it answers the command.
 /// </summary>
 public sealed class TopologyReplica : UntypedActor, IWithTimers
 {
@@ -69,6 +70,7 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
             case TopologyChanged c when c.Version == current.Version + 1:
                 MarkSynced();
                 _topology.Publish(current.Apply(c.Change));
+                Sender.Tell(new TopologyApplied(c.Version));
                 break;
             case TopologyChanged c when c.Version > current.Version + 1:
                 if (!_awaitingSnapshot)
@@ -79,6 +81,8 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
                 }
                 break;
             case TopologyChanged:
+                // Had already (it came in a snapshot).
+                Sender.Tell(new TopologyApplied(current.Version));
                 break;
             case TopologySnapshot s:
                 _awaitingSnapshot = false;
@@ -87,6 +91,7 @@ public sealed class TopologyReplica : UntypedActor, IWithTimers
                     MarkSynced();
                     _topology.Publish(TopologyView.FromSnapshot(s));
                 }
+                Sender.Tell(new TopologyApplied(_topology.View.Version));
                 break;
             case Check:
                 _awaitingSnapshot = false;

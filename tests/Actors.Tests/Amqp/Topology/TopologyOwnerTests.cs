@@ -34,9 +34,17 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
         _db.Dispose();
     }
 
+    /// <summary>Plays this node's replica: passes everything to a probe and, unless told not to, confirms each change as a replica does.</summary>
     private sealed class ForwardTo : ReceiveActor
     {
-        public ForwardTo(IActorRef target) => ReceiveAny(target.Forward);
+        public ForwardTo(IActorRef target, bool confirm) => ReceiveAny(m =>
+        {
+            target.Forward(m);
+            if (confirm && m is TopologyChanged c)
+            {
+                Sender.Tell(new TopologyApplied(c.Version));
+            }
+        });
     }
 
     private sealed record Node(ActorSystem System, IActorRef Owner, TestProbe Queues, TestProbe Replica, TestProbe Client)
@@ -68,16 +76,19 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
     }
 
     /// <param name="uids">uids of the members up when the owner starts; the first is this system.</param>
-    private Node Start(string name, int[]? uids = null, int snapshotEvery = 1000, TimeSpan? deleteTimeout = null)
+    /// <param name="confirm">whether this node's replica confirms changes (the other members' never do).</param>
+    /// <param name="replicaTimeout">how long answers wait for replicas; by default short when other members never confirm.</param>
+    private Node Start(string name, int[]? uids = null, int snapshotEvery = 1000, TimeSpan? deleteTimeout = null, bool confirm = true, TimeSpan? replicaTimeout = null)
     {
         var system = ActorSystem.Create(name, _db.SystemConfig());
         _systems.Add(system);
         var replica = new TestProbe(system, new XunitAssertions(), "replica");
-        system.ActorOf(Props.Create(() => new ForwardTo(replica.Ref)), TopologyReplica.Name);
+        system.ActorOf(Props.Create(() => new ForwardTo(replica.Ref, confirm)), TopologyReplica.Name);
         var self = ((ExtendedActorSystem)system).Provider.DefaultAddress;
         var members = (uids ?? [1]).Select((uid, i) => new UniqueAddress(i == 0 ? self : new Address("akka", "other-" + i), uid)).ToList();
         var queues = new TestProbe(system, new XunitAssertions(), "queues");
-        var owner = system.ActorOf(TopologyOwner.Props(queues.Ref, snapshotEvery, deleteTimeout, members), "owner");
+        replicaTimeout ??= members.Count > 1 ? TimeSpan.FromMilliseconds(200) : TopologyOwner.DefaultReplicaTimeout;
+        var owner = system.ActorOf(TopologyOwner.Props(queues.Ref, snapshotEvery, deleteTimeout, members, replicaTimeout), "owner");
         return new Node(system, owner, queues, replica, new TestProbe(system, new XunitAssertions(), "client"));
     }
 
@@ -100,6 +111,37 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
         var delete = await node.Queues.ExpectMsgAsync<DeleteQueueContent>(Timeout);
         Assert.Equal(new DeleteQueueContent(queue, ifUnused, ifEmpty), delete);
         node.Queues.Reply(new QueueContentDeleted(queue, messages));
+    }
+
+    [Fact]
+    public async Task An_answer_waits_until_the_replicas_have_the_change()
+    {
+        var node = Start("replicas-confirm", confirm: false, replicaTimeout: TimeSpan.FromSeconds(30));
+        node.Owner.Tell(new DeclareExchange(Exchange("x"), false), node.Client.Ref);
+        await node.Changed(1);
+        await node.Client.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        // This node's replica confirms (any local sender stands for it).
+        node.Owner.Tell(new TopologyApplied(1), node.Probe().Ref);
+        Assert.Equal(1, (await node.Client.ExpectMsgAsync<TopologyOk>(Timeout)).Version);
+
+        // A redeclare changes nothing but still names version 2 once that is out: it waits for it too, in order.
+        node.Owner.Tell(new DeclareExchange(Exchange("y"), false), node.Client.Ref);
+        node.Owner.Tell(new DeclareExchange(Exchange("y"), false), node.Client.Ref);
+        await node.Changed(2);
+        await node.Client.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        node.Owner.Tell(new TopologyApplied(2), node.Probe().Ref);
+        Assert.Equal(2, (await node.Client.ExpectMsgAsync<TopologyOk>(Timeout)).Version);
+        Assert.Equal(2, (await node.Client.ExpectMsgAsync<TopologyOk>(Timeout)).Version);
+    }
+
+    [Fact]
+    public async Task A_member_whose_replica_never_confirms_delays_answers_only_until_the_timeout()
+    {
+        // The second member's replica never answers (as when its node died and is not yet removed).
+        var node = Start("replicas-late", [1, 2], replicaTimeout: TimeSpan.FromMilliseconds(800));
+        node.Owner.Tell(new DeclareExchange(Exchange("x"), false), node.Client.Ref);
+        await node.Client.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(400));
+        Assert.Equal(1, (await node.Client.ExpectMsgAsync<TopologyOk>(Timeout)).Version);
     }
 
     [Fact]

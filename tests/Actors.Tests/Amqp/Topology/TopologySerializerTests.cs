@@ -47,6 +47,7 @@ public class TopologySerializerTests() : Akka.TestKit.Xunit2.TestKit(SystemConfi
         yield return new Unbind(ExchangeBinding);
         yield return new ConnectionGone("conn-3");
         yield return new TopologyOk(0);
+        yield return new TopologyApplied(long.MaxValue);
         yield return new TopologyRefused(406, "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost '/': received 'fanout' but current is 'direct'");
         yield return new TopologySnapshot(9, [Exchange], [RichQueue, PlainQueue], [QueueBinding, ExchangeBinding]);
         yield return new TopologySnapshot(0, [], [], []);
