@@ -210,20 +210,8 @@ public sealed class AmqpChannelFeatureTests(NodeFixture fixture) : IClassFixture
         var declaredAt = DateTime.UtcNow;
         await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false,
             arguments: new Dictionary<string, object?> { ["x-expires"] = 500 });
-        // Probed by mandatory publishes, which (unlike a declare) do not count as use: a return means no queue.
         await using var probe = await connection.ConfirmChannelAsync();
-        await Wait.UntilAsync(async () =>
-        {
-            try
-            {
-                await probe.PublishTextAsync("", queue, "probe", mandatory: true);
-                return false;
-            }
-            catch (PublishException ex) when (ex.IsReturn)
-            {
-                return true;
-            }
-        }, TimeSpan.FromSeconds(15), "the unused queue to expire");
+        await UntilGoneAsync(probe, queue, "the unused queue to expire");
         Assert.True(DateTime.UtcNow - declaredAt >= TimeSpan.FromMilliseconds(500), "not deleted before its expiry");
         var check = await connection.CreateChannelAsync();
         var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => check.QueueDeclarePassiveAsync(queue));
@@ -251,19 +239,26 @@ public sealed class AmqpChannelFeatureTests(NodeFixture fixture) : IClassFixture
             sent++;
         }
         await channel.BasicCancelAsync(tag);
-        await Wait.UntilAsync(async () =>
+        await UntilGoneAsync(publisher, queue, "the queue to expire once its consumer left");
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="queue"/> is gone, probing with mandatory publishes on a confirm channel, which
+    /// (unlike a declare) do not count as use: a return means no queue.
+    /// </summary>
+    private static Task UntilGoneAsync(IChannel confirmChannel, string queue, string what) =>
+        Wait.UntilAsync(async () =>
         {
             try
             {
-                await publisher.PublishTextAsync("", queue, "probe", mandatory: true);
+                await confirmChannel.PublishTextAsync("", queue, "probe", mandatory: true);
                 return false;
             }
             catch (PublishException ex) when (ex.IsReturn)
             {
                 return true;
             }
-        }, TimeSpan.FromSeconds(15), "the queue to expire once its consumer left");
-    }
+        }, TimeSpan.FromSeconds(15), what);
 }
 
 /// <summary>A node that accepts message bodies of at most 1024 bytes.</summary>
