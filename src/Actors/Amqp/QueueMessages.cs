@@ -24,13 +24,27 @@ public interface IQueueCommand : IBrokerSerializable
     string Queue { get; }
 }
 
+/// <summary>What a queue at its <c>x-max-length</c> does with one more message (<c>x-overflow</c>).</summary>
+public enum QueueOverflow
+{
+    /// <summary>Drops (or dead-letters) the oldest ready message.</summary>
+    DropHead,
+
+    /// <summary>Refuses the new one: a confirmed publish is nacked.</summary>
+    RejectPublish,
+
+    /// <summary>Refuses the new one and dead-letters it.</summary>
+    RejectPublishDlx,
+}
+
 /// <summary>The queue arguments the broker acts on, parsed from the declare's argument table.</summary>
 public sealed record QueueArguments(
     long? MessageTtlMs = null,
     long? ExpiresMs = null,
     long? MaxLength = null,
     string? DeadLetterExchange = null,
-    string? DeadLetterRoutingKey = null)
+    string? DeadLetterRoutingKey = null,
+    QueueOverflow Overflow = QueueOverflow.DropHead)
 {
     public static readonly QueueArguments None = new();
 }
@@ -79,6 +93,9 @@ public sealed record Enqueued(string Queue, long MessageId) : IBrokerSerializabl
 
 /// <summary>The queue entity has no definition (deleted, or never declared): the message was not taken.</summary>
 public sealed record QueueMissing(string Queue, long MessageId) : IBrokerSerializable;
+
+/// <summary>The queue is at its max length with <c>x-overflow</c> reject-publish(-dlx): the message was refused.</summary>
+public sealed record EnqueueRejected(string Queue, long MessageId) : IBrokerSerializable;
 
 /// <summary>
 /// Registers a consumer. <paramref name="Prefetch"/> 0 means no per-consumer limit. Idempotent for the same

@@ -12,6 +12,7 @@ public sealed partial class BrokerSerializer
         QueueReady => "Q:B",
         Consume => "Q:C",
         QueueDelivery => "Q:D",
+        EnqueueRejected => "Q:RJ",
         Enqueue => "Q:E",
         Enqueued => "Q:F",
         GetMessage => "Q:G",
@@ -65,6 +66,9 @@ public sealed partial class BrokerSerializer
                 w.Write(e.Queue); WriteAmqpMessage(w, e.Message); w.Write(e.Confirm);
                 break;
             case Enqueued e:
+                w.Write(e.Queue); w.Write(e.MessageId);
+                break;
+            case EnqueueRejected e:
                 w.Write(e.Queue); w.Write(e.MessageId);
                 break;
             case GetMessage g:
@@ -154,6 +158,7 @@ public sealed partial class BrokerSerializer
         "Q:K" => new ConsumerCredit(r.ReadString(), ReadChannel(r), r.ReadString(), r.ReadInt32()),
         "Q:L" => new ChannelClosed(r.ReadString(), ReadChannel(r)),
         "Q:M" => new QueueMissing(r.ReadString(), r.ReadInt64()),
+        "Q:RJ" => new EnqueueRejected(r.ReadString(), r.ReadInt64()),
         "Q:N" => new ConsumerCancelled(r.ReadString(), r.ReadUInt16(), r.ReadString()),
         "Q:O" => new ConsumeOk(r.ReadString(), r.ReadUInt16(), r.ReadString()),
         "Q:P" => new PurgeQueue(r.ReadString()),
@@ -210,7 +215,8 @@ public sealed partial class BrokerSerializer
     }
 
     // QueueDefinition (shared by queue and topology messages): name, a flags byte (1 durable, 2 auto-delete, 4 exclusive owner follows), then the
-    // arguments: a flags byte (1 TTL, 2 expires, 4 max length, 8 DLX, 16 DLX routing key) and those present.
+    // arguments: a flags byte (1 TTL, 2 expires, 4 max length, 8 DLX, 16 DLX routing key, 32 overflow reject-publish,
+    // 64 overflow reject-publish-dlx; neither = drop-head) and the values present.
     private static void WriteDefinition(BinaryWriter w, QueueDefinition d)
     {
         w.Write(d.Name);
@@ -218,7 +224,8 @@ public sealed partial class BrokerSerializer
         if (d.ExclusiveOwner is not null) w.Write(d.ExclusiveOwner);
         var a = d.Arguments;
         w.Write((byte)((a.MessageTtlMs is null ? 0 : 1) | (a.ExpiresMs is null ? 0 : 2) | (a.MaxLength is null ? 0 : 4)
-            | (a.DeadLetterExchange is null ? 0 : 8) | (a.DeadLetterRoutingKey is null ? 0 : 16)));
+            | (a.DeadLetterExchange is null ? 0 : 8) | (a.DeadLetterRoutingKey is null ? 0 : 16)
+            | (a.Overflow == QueueOverflow.RejectPublish ? 32 : 0) | (a.Overflow == QueueOverflow.RejectPublishDlx ? 64 : 0)));
         if (a.MessageTtlMs is { } ttl) w.Write(ttl);
         if (a.ExpiresMs is { } expires) w.Write(expires);
         if (a.MaxLength is { } max) w.Write(max);
@@ -237,7 +244,8 @@ public sealed partial class BrokerSerializer
             (a & 2) != 0 ? r.ReadInt64() : null,
             (a & 4) != 0 ? r.ReadInt64() : null,
             (a & 8) != 0 ? r.ReadString() : null,
-            (a & 16) != 0 ? r.ReadString() : null);
+            (a & 16) != 0 ? r.ReadString() : null,
+            (a & 64) != 0 ? QueueOverflow.RejectPublishDlx : (a & 32) != 0 ? QueueOverflow.RejectPublish : QueueOverflow.DropHead);
         return new QueueDefinition(name, (flags & 1) != 0, (flags & 2) != 0, owner, arguments);
     }
 

@@ -20,6 +20,7 @@ internal sealed partial class AmqpConnectionActor
         public readonly Dictionary<string, object>? Mqtt = mqtt;
         public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
         public int Attempts;
+        public bool Rejected;
 
         public bool Done => Queues.Count == 0 && (Mqtt is null || Mqtt.Count == 0);
     }
@@ -675,11 +676,16 @@ internal sealed partial class AmqpConnectionActor
         }
     }
 
-    private void OnEnqueued(long messageId, string queue)
+    /// <param name="rejected">the queue refused the message (full, with x-overflow reject-publish): the publish is nacked.</param>
+    private void OnEnqueued(long messageId, string queue, bool rejected = false)
     {
-        if (_pending.TryGetValue(messageId, out var pending) && pending.Queues.Remove(queue) && pending.Done)
+        if (_pending.TryGetValue(messageId, out var pending) && pending.Queues.Remove(queue))
         {
-            Complete(messageId, pending, ack: true);
+            pending.Rejected |= rejected;
+            if (pending.Done)
+            {
+                Complete(messageId, pending, ack: !pending.Rejected);
+            }
         }
     }
 

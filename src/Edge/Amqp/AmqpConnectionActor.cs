@@ -104,6 +104,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case QueueMissing q:
                 OnEnqueued(q.MessageId, q.Queue);
                 return;
+            case EnqueueRejected r:
+                OnEnqueued(r.MessageId, r.Queue, rejected: true);
+                return;
             case DeliverAck a:
                 OnMqttAck(a);
                 return;

@@ -12,6 +12,7 @@ internal static class QueueArgumentParser
         error = null;
         long? ttl = null, expires = null, maxLength = null;
         string? dlx = null, dlk = null;
+        var overflow = QueueOverflow.DropHead;
         foreach (var (name, value) in arguments)
         {
             switch (name)
@@ -26,9 +27,20 @@ internal static class QueueArgumentParser
                     maxLength = Integer(name, value, queue, min: 0, ref error);
                     break;
                 case "x-overflow":
-                    if (Text(value) != "drop-head")
+                    switch (Text(value))
                     {
-                        error ??= Invalid(name, queue, $"only drop-head is supported, not '{Text(value) ?? value?.ToString()}'");
+                        case "drop-head":
+                            overflow = QueueOverflow.DropHead;
+                            break;
+                        case "reject-publish":
+                            overflow = QueueOverflow.RejectPublish;
+                            break;
+                        case "reject-publish-dlx":
+                            overflow = QueueOverflow.RejectPublishDlx;
+                            break;
+                        default:
+                            error ??= Invalid(name, queue, $"'{Text(value) ?? value?.ToString()}' is not drop-head, reject-publish or reject-publish-dlx");
+                            break;
                     }
                     break;
                 case "x-dead-letter-exchange":
@@ -49,7 +61,7 @@ internal static class QueueArgumentParser
         {
             error ??= Invalid("x-dead-letter-routing-key", queue, "x-dead-letter-exchange is not set");
         }
-        return error is null ? new QueueArguments(ttl, expires, maxLength, dlx, dlk) : null;
+        return error is null ? new QueueArguments(ttl, expires, maxLength, dlx, dlk, overflow) : null;
     }
 
     private static long? Integer(string name, object? value, string queue, long min, ref string? error)

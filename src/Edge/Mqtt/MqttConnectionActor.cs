@@ -217,6 +217,10 @@ internal sealed class MqttConnectionActor : UntypedActor
             case Broker.Actors.Amqp.QueueMissing e:
                 OnQueueAck(e.MessageId, e.Queue);
                 break;
+            case Broker.Actors.Amqp.EnqueueRejected e:
+                // A full AMQP queue that rejects publishes does not hold the MQTT publish back from its other targets.
+                OnQueueAck(e.MessageId, e.Queue);
+                break;
             case SubscribeDone d when _phase == Phase.Connected:
                 Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
                 break;

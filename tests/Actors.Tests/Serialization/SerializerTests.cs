@@ -163,11 +163,14 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
     {
         yield return new EnsureQueue(FullQueue);
         yield return new EnsureQueue(BareQueue with { Arguments = new QueueArguments(MaxLength: 0, DeadLetterExchange: "") });
+        yield return new EnsureQueue(BareQueue with { Arguments = new QueueArguments(MaxLength: 3, Overflow: QueueOverflow.RejectPublish) });
+        yield return new EnsureQueue(BareQueue with { Arguments = new QueueArguments(MaxLength: 3, DeadLetterExchange: "d", Overflow: QueueOverflow.RejectPublishDlx) });
         yield return new QueueReady("q", uint.MaxValue, 3);
         yield return new Enqueue("q", FullAmqp, true);
         yield return new Enqueue("q", BareAmqp, false);
         yield return new Enqueued("q", long.MinValue);
         yield return new QueueMissing("q", 7);
+        yield return new EnqueueRejected("q", long.MaxValue);
         yield return new ConsumeOk("q", 65535, "amq.ctag-1");
         yield return new ConsumeRefused("q", 1, "t", 403, "queue 'q' in vhost '/' in exclusive use");
         yield return new CancelOk("q", 2, "t");

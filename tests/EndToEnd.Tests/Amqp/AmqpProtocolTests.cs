@@ -516,6 +516,41 @@ public sealed class AmqpQueueFeatureTests(NodeFixture fixture) : IClassFixture<N
     }
 
     [Fact]
+    public async Task Max_length_with_reject_publish_nacks_the_publish_that_does_not_fit()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.ConfirmChannelAsync();
+        var queue = Name("full");
+        await channel.QueueDeclareAsync(queue, durable: false, exclusive: true, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-max-length"] = 2, ["x-overflow"] = "reject-publish" });
+        await channel.PublishTextAsync("", queue, "m0");
+        await channel.PublishTextAsync("", queue, "m1");
+        var nack = await Assert.ThrowsAsync<PublishException>(async () => await channel.PublishTextAsync("", queue, "m2"));
+        Assert.False(nack.IsReturn, "a nack, not a return");
+        // The channel stays usable, and the queue kept the first two.
+        Assert.Equal(2u, (await channel.QueueDeclarePassiveAsync(queue)).MessageCount);
+        var first = await channel.BasicGetAsync(queue, autoAck: true);
+        Assert.Equal("m0", Encoding.UTF8.GetString(first!.Body.Span));
+        await channel.PublishTextAsync("", queue, "m3");
+        var texts = new List<string>();
+        while (await channel.BasicGetAsync(queue, true) is { } got)
+        {
+            texts.Add(Encoding.UTF8.GetString(got.Body.Span));
+        }
+        Assert.Equal(["m1", "m3"], texts);
+    }
+
+    [Fact]
+    public async Task An_unknown_overflow_mode_is_a_406()
+    {
+        await using var connection = await AmqpTestClient.ConnectAsync(Port);
+        await using var channel = await connection.CreateChannelAsync();
+        var ex = await Assert.ThrowsAsync<OperationInterruptedException>(() => channel.QueueDeclareAsync(Name("bad"), false, true, false,
+            new Dictionary<string, object?> { ["x-max-length"] = 2, ["x-overflow"] = "drop-tail" }));
+        Assert.Equal(406, ex.ShutdownReason!.ReplyCode);
+    }
+
+    [Fact]
     public async Task An_invalid_queue_argument_is_a_406()
     {
         await using var connection = await AmqpTestClient.ConnectAsync(Port);

@@ -263,6 +263,14 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
             }
             return;
         }
+        if (_state.RefusesWhenFull(message))
+        {
+            if (e.Confirm)
+            {
+                Sender.Tell(new EnqueueRejected(e.Queue, message.Id));
+            }
+            return;
+        }
         var now = Now;
         var entry = _state.Enqueue(message, now);
         if (entry.Persisted)

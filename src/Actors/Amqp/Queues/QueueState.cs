@@ -555,9 +555,26 @@ public sealed class QueueState
         return null;
     }
 
+    /// <summary>
+    /// With <c>x-overflow</c> reject-publish or reject-publish-dlx, whether a new message is refused: the queue holds
+    /// its max length of ready messages. Reject-publish-dlx dead-letters the refused message (reason "maxlen").
+    /// </summary>
+    public bool RefusesWhenFull(AmqpMessage message)
+    {
+        if (Definition?.Arguments is not { Overflow: not QueueOverflow.DropHead, MaxLength: { } max } arguments || ReadyCount < max)
+        {
+            return false;
+        }
+        if (arguments.Overflow == QueueOverflow.RejectPublishDlx && arguments.DeadLetterExchange is not null)
+        {
+            _effects.DeadLetter(message, "maxlen");
+        }
+        return true;
+    }
+
     private void EnforceMaxLength()
     {
-        if (Definition?.Arguments.MaxLength is not { } max)
+        if (Definition?.Arguments is not { Overflow: QueueOverflow.DropHead, MaxLength: { } max })
         {
             return;
         }

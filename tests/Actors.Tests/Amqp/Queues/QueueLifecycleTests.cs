@@ -200,6 +200,49 @@ public sealed class QueueLifecycleTests : QueueTestKit
     }
 
     [Fact]
+    public async Task Max_length_with_reject_publish_refuses_new_messages_and_keeps_the_old_ones()
+    {
+        var def = Definition("full", arguments: new QueueArguments(MaxLength: 2, DeadLetterExchange: "dlx", Overflow: QueueOverflow.RejectPublish));
+        var queue = await Declared(def);
+        var publisher = CreateTestProbe();
+        await Publish(queue, "full", publisher, Msg("1", id: 1), Msg("2", id: 2));
+
+        queue.Tell(new Enqueue("full", Msg("3", id: 3), Confirm: true), publisher.Ref);
+        Assert.Equal(new EnqueueRejected("full", 3), await publisher.ExpectMsgAsync<EnqueueRejected>(Timeout));
+        // Without a confirm it is dropped silently; reject-publish does not dead-letter.
+        queue.Tell(new Enqueue("full", Msg("4", id: 4), Confirm: false), publisher.Ref);
+
+        var consumer = CreateTestProbe();
+        await Consume(queue, "full", consumer, "c1", prefetch: 1);
+        var first = await Next(consumer);
+        Assert.Equal("1", Body(first));
+        await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+        Assert.Empty(DeadLetters.Published);
+
+        // Room again (one ready, one unacknowledged): a new message is taken.
+        await Publish(queue, "full", publisher, Msg("5", id: 5));
+        queue.Tell(new SettleMessages("full", Channel(consumer), [first.Sequence], Settlement.Ack));
+        var second = await Next(consumer);
+        Assert.Equal("2", Body(second));
+        queue.Tell(new SettleMessages("full", Channel(consumer), [second.Sequence], Settlement.Ack));
+        Assert.Equal("5", Body(await Next(consumer)));
+    }
+
+    [Fact]
+    public async Task Max_length_with_reject_publish_dlx_dead_letters_the_refused_message()
+    {
+        var def = Definition("full-dlx", arguments: new QueueArguments(MaxLength: 1, DeadLetterExchange: "dlx", DeadLetterRoutingKey: "over",
+            Overflow: QueueOverflow.RejectPublishDlx));
+        var queue = await Declared(def);
+        var publisher = CreateTestProbe();
+        await Publish(queue, "full-dlx", publisher, Msg("1", id: 1));
+        queue.Tell(new Enqueue("full-dlx", Msg("2", id: 2), Confirm: true), publisher.Ref);
+
+        Assert.Equal(new EnqueueRejected("full-dlx", 2), await publisher.ExpectMsgAsync<EnqueueRejected>(Timeout));
+        Assert.Equal([("2", "full-dlx", "maxlen", "dlx", "over")], DeadLetters.Published.ToArray());
+    }
+
+    [Fact]
     public async Task A_message_rejected_without_requeue_goes_to_the_dead_letter_exchange()
     {
         var def = Definition("rejecting", arguments: new QueueArguments(DeadLetterExchange: "dlx"));
