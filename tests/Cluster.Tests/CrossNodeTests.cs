@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Akka.Actor;
 using Broker.Tests.Shared;
 using MQTTnet;
 using MQTTnet.Formatter;
@@ -200,9 +201,25 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
         }
     }
 
+    /// <summary>
+    /// The first node starts with every session shard (its start-up probes allocate them) and rebalancing spreads them
+    /// over the others a few at a time: waits until each node hosts some, so that sessions land on several nodes.
+    /// </summary>
+    private async Task SessionShardsOnEveryNodeAsync()
+    {
+        var region = Akka.Cluster.Sharding.ClusterSharding.Get(cluster.Nodes[0].Node.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);
+        await Wait.UntilAsync(async () =>
+        {
+            var stats = await region.Ask<Akka.Cluster.Sharding.ClusterShardingStats>(
+                new Akka.Cluster.Sharding.GetClusterShardingStats(TimeSpan.FromSeconds(3)), TimeSpan.FromSeconds(5));
+            return stats.Regions.Count(r => r.Value.Stats.Count > 0) == cluster.Nodes.Count;
+        }, TimeSpan.FromSeconds(60), "session shards on every node");
+    }
+
     [Fact]
     public async Task Any_node_pages_through_every_session_of_the_cluster_exactly_once()
     {
+        await SessionShardsOnEveryNodeAsync();
         var prefix = Ids.New("page") + "-";
         var ids = Enumerable.Range(0, 24).Select(i => prefix + i.ToString("D2", System.Globalization.CultureInfo.InvariantCulture)).ToList();
         var clients = new List<TestClient>();
