@@ -175,17 +175,11 @@ public static class BasicPropertiesCodec
             {
                 case ExpirationBit:
                     return (persistent, reader.ReadShortString());
-                case HeadersBit:
-                    reader.ReadTableBytes();
-                    break;
                 case DeliveryModeBit:
                     persistent = reader.ReadOctet() == 2;
                     break;
-                case PriorityBit:
-                    reader.ReadOctet();
-                    break;
                 default:
-                    reader.SkipShortString();
+                    Skip(ref reader, bit);
                     break;
             }
         }
@@ -224,26 +218,31 @@ public static class BasicPropertiesCodec
         }
         for (var bit = ContentTypeBit; bit > target; bit--)
         {
-            if (!Has(flags, bit))
+            if (Has(flags, bit))
             {
-                continue;
-            }
-            switch (bit)
-            {
-                case HeadersBit:
-                    reader.ReadTableBytes();
-                    break;
-                case DeliveryModeBit or PriorityBit:
-                    reader.ReadOctet();
-                    break;
-                case TimestampBit:
-                    reader.ReadUInt64();
-                    break;
-                default:
-                    reader.SkipShortString();
-                    break;
+                Skip(ref reader, bit);
             }
         }
         return true;
+    }
+
+    /// <summary>Skips the present property of flag <paramref name="bit"/>, checking its length.</summary>
+    private static void Skip(ref AmqpReader reader, int bit)
+    {
+        switch (bit)
+        {
+            case HeadersBit:
+                reader.ReadTableBytes();
+                break;
+            case DeliveryModeBit or PriorityBit:
+                reader.ReadOctet();
+                break;
+            case TimestampBit:
+                reader.ReadUInt64();
+                break;
+            default:
+                reader.SkipShortString();
+                break;
+        }
     }
 }

@@ -263,7 +263,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
             }
             return;
         }
-        if (_state.RefusesWhenFull(message))
+        if (_state.RefuseIfFull(message))
         {
             if (e.Confirm)
             {

@@ -556,10 +556,10 @@ public sealed class QueueState
     }
 
     /// <summary>
-    /// With <c>x-overflow</c> reject-publish or reject-publish-dlx, whether a new message is refused: the queue holds
-    /// its max length of ready messages. Reject-publish-dlx dead-letters the refused message (reason "maxlen").
+    /// With <c>x-overflow</c> reject-publish or reject-publish-dlx, refuses a new message when the queue holds its max
+    /// length of ready messages (true); reject-publish-dlx then dead-letters it (reason "maxlen").
     /// </summary>
-    public bool RefusesWhenFull(AmqpMessage message)
+    public bool RefuseIfFull(AmqpMessage message)
     {
         if (Definition?.Arguments is not { Overflow: not QueueOverflow.DropHead, MaxLength: { } max } arguments || ReadyCount < max)
         {

@@ -255,17 +255,12 @@ public sealed class TopologyOwner : UntypedPersistentActor, IWithTimers
                 }
                 else
                 {
-                    _applied[MemberAddress(s.Replica)] = s.Version;
-                    AnswerAwaiting();
+                    // A check from a replica that is up to date: as good as a confirmation.
+                    RecordApplied(s.Replica, s.Version);
                 }
                 break;
             case TopologyApplied a:
-                var from = MemberAddress(Sender);
-                if (!_applied.TryGetValue(from, out var known) || known < a.Version)
-                {
-                    _applied[from] = a.Version;
-                }
-                AnswerAwaiting();
+                RecordApplied(Sender, a.Version);
                 break;
             case ReplicasLate late:
                 AnswerAwaiting(late.Version);
@@ -510,7 +505,12 @@ public sealed class TopologyOwner : UntypedPersistentActor, IWithTimers
             return;
         }
         _awaitingReplicas.Add((version, answer));
-        Timers.StartSingleTimer(new ReplicasLate(version), new ReplicasLate(version), _replicaTimeout);
+        var late = new ReplicasLate(version);
+        // Not restarted by later answers at the same version: the first one's wait stays bounded.
+        if (!Timers.IsTimerActive(late))
+        {
+            Timers.StartSingleTimer(late, late, _replicaTimeout);
+        }
     }
 
     private bool AllReplicasHave(long version)
@@ -547,11 +547,16 @@ public sealed class TopologyOwner : UntypedPersistentActor, IWithTimers
         _awaitingReplicas.RemoveRange(0, done);
     }
 
-    /// <summary>The member address of a replica's answer: a replica on this node answers with a local path.</summary>
-    private Address MemberAddress(IActorRef replica)
+    /// <summary>A replica has every change up to <paramref name="version"/>: answers what waited for it.</summary>
+    private void RecordApplied(IActorRef replica, long version)
     {
-        var address = replica.Path.Address;
-        return address.HasLocalScope ? ((ExtendedActorSystem)Context.System).Provider.DefaultAddress : address;
+        // A replica on this node answers with a local path; the members are known by their full address.
+        var address = replica.Path.Address.HasLocalScope ? ((ExtendedActorSystem)Context.System).Provider.DefaultAddress : replica.Path.Address;
+        if (!_applied.TryGetValue(address, out var known) || known < version)
+        {
+            _applied[address] = version;
+        }
+        AnswerAwaiting();
     }
 
     private void Apply(object e)
