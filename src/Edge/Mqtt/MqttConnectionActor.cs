@@ -817,7 +817,11 @@ internal sealed class MqttConnectionActor : UntypedActor
         _retryTick?.Cancel();
         if (_sessionAttached)
         {
-            _services.SessionRegion.Tell(new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry));
+            var closed = new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry);
+            // Straight to the session when it is known: it watches this actor, and only a message sent directly is
+            // sure to arrive before the Terminated that follows (through the shard region it could come after, and
+            // a clean DISCONNECT would be taken for a dropped connection that publishes the will).
+            (_session is not null && !_sessionMoving ? _session : _services.SessionRegion).Tell(closed);
         }
         _transport.CompleteOutput();
         base.PostStop();
