@@ -34,6 +34,12 @@ public sealed record BrokerSettings
     public required ulong AmqpMaxMessageSize { get; init; }
     public required int AmqpConsumerWindow { get; init; }
 
+    /// <summary>
+    /// Largest message between nodes (Akka remoting's maximum-frame-size, derived at start-up): the largest MQTT
+    /// packet or AMQP message (its body plus a frame of properties) and room for a reply chunk and envelopes.
+    /// </summary>
+    public int RemoteFrameSize => (int)(Math.Max(MaxPacketSize, (long)AmqpMaxMessageSize + AmqpFrameMax) + Messages.RemoteChunks.FrameHeadroom);
+
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
 
     public static BrokerSettings From(Config config)
@@ -73,7 +79,9 @@ public sealed record BrokerSettings
             AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),
             AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
             AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
-            AmqpMaxMessageSize = (ulong)b.GetLong("amqp.max-message-size", 134217728),
+            AmqpMaxMessageSize = b.GetLong("amqp.max-message-size", 16777216) is >= 0 and <= 536870912 and var max
+                ? (ulong)max
+                : throw new ConfigurationException("broker.amqp.max-message-size must be between 0 and 536870912 (512 MiB)"),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
     }

@@ -23,6 +23,27 @@ public sealed record PublishedMessage(
     string? OriginClientId = null,
     long Id = 0)
 {
+    /// <summary>
+    /// An upper estimate of the serialized size in bytes (strings counted at 3 bytes a char), used to keep
+    /// replies that carry many messages within one cluster frame (see <see cref="RemoteChunks"/>).
+    /// </summary>
+    public long ApproximateSize
+    {
+        get
+        {
+            long size = 64 + 3L * (Topic.Length + (ContentType?.Length ?? 0) + (ResponseTopic?.Length ?? 0) + (OriginClientId?.Length ?? 0))
+                + Payload.Length + (CorrelationData?.Length ?? 0);
+            if (UserProperties is not null)
+            {
+                foreach (var p in UserProperties)
+                {
+                    size += 8 + 3L * (p.Name.Length + p.Value.Length);
+                }
+            }
+            return size;
+        }
+    }
+
     public bool IsExpired(long nowUnixMs) => ExpiresAtUnixMs != 0 && nowUnixMs >= ExpiresAtUnixMs;
 
     /// <summary>Seconds left of the message expiry interval, rounded up; 0 when the message never expires.</summary>

@@ -10,9 +10,11 @@ namespace Broker.Actors.Retained;
 /// <summary>Store (or, with an empty payload, delete) the retained message of a topic; answered with <see cref="DeliverAck"/>.</summary>
 public sealed record StoreRetained(PublishedMessage Message, long Correlation) : IBrokerSerializable;
 
+/// <summary>Answered with one or more <see cref="RetainedMessages"/> for the same filter, the last one with <c>Last</c> set.</summary>
 public sealed record QueryRetained(string Filter) : IBrokerSerializable;
 
-public sealed record RetainedMessages(IReadOnlyList<PublishedMessage> Messages) : IBrokerSerializable;
+/// <summary>One chunk of the retained messages matching <paramref name="Filter"/>, in topic order (see <see cref="RemoteChunks"/>).</summary>
+public sealed record RetainedMessages(string Filter, IReadOnlyList<PublishedMessage> Messages, bool Last = true) : IBrokerSerializable;
 
 public sealed record RetainedSet(PublishedMessage Message) : IBrokerSerializable;
 
@@ -101,7 +103,11 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 }
             }
             found.Sort((a, b) => string.CompareOrdinal(a.Topic, b.Topic));
-            Sender.Tell(new RetainedMessages(found));
+            var chunks = RemoteChunks.Split(found, m => m.ApproximateSize).ToList();
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                Sender.Tell(new RetainedMessages(q.Filter, chunks[i], i == chunks.Count - 1));
+            }
         });
         Command<RetainedHandOff>(_ => DeferAsync(0, _ => Context.Stop(Self)));
         Command<SaveSnapshotSuccess>(s =>

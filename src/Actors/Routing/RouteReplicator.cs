@@ -13,7 +13,22 @@ public readonly record struct RouteEntry(string Filter, bool Connected);
 /// grows with every assertion (see <see cref="RouteVersions"/>), so an older assertion arriving late
 /// never overwrites a newer one.
 /// </summary>
-public sealed record ClientRoutes(string ClientId, long Version, IReadOnlyList<RouteEntry> Entries);
+public sealed record ClientRoutes(string ClientId, long Version, IReadOnlyList<RouteEntry> Entries)
+{
+    /// <summary>An upper estimate of the serialized size (strings at 3 bytes a char), for <see cref="RemoteChunks"/>.</summary>
+    public long ApproximateSize
+    {
+        get
+        {
+            var size = 16 + 3L * ClientId.Length;
+            foreach (var e in Entries)
+            {
+                size += 8 + 3L * e.Filter.Length;
+            }
+            return size;
+        }
+    }
+}
 
 /// <summary>
 /// Session → its node's replicator. <paramref name="Hosted"/>: the session lives on this node (its routes are
@@ -38,7 +53,8 @@ public sealed record RouteSyncRequest : IBrokerSerializable
     public static readonly RouteSyncRequest Instance = new();
 }
 
-public sealed record RouteSync(IReadOnlyList<ClientRoutes> Routes) : IBrokerSerializable;
+/// <summary>One chunk of the routes a member hosts (see <see cref="RemoteChunks"/>); the member's answer is complete with <c>Last</c>.</summary>
+public sealed record RouteSync(IReadOnlyList<ClientRoutes> Routes, bool Last = true) : IBrokerSerializable;
 
 /// <summary>Start-up: fetch the routes of every Up member; answered with <see cref="RoutesSynced"/>.</summary>
 public sealed record SyncRoutesFromPeers(TimeSpan Timeout);
@@ -163,14 +179,18 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
                 break;
             case RouteSyncRequest:
                 AddPeer(Sender.Path.Address);
-                Sender.Tell(new RouteSync([.. _hosted.Select(id => _mirror.GetValueOrDefault(id)).OfType<ClientRoutes>()]));
+                var chunks = RemoteChunks.Split([.. _hosted.Select(id => _mirror.GetValueOrDefault(id)).OfType<ClientRoutes>()], r => r.ApproximateSize).ToList();
+                for (var i = 0; i < chunks.Count; i++)
+                {
+                    Sender.Tell(new RouteSync(chunks[i], i == chunks.Count - 1));
+                }
                 break;
             case RouteSync s:
                 foreach (var r in s.Routes)
                 {
                     Apply(r);
                 }
-                if (_sync is not null && _sync.Waiting.Remove(Sender.Path.Address) && _sync.Waiting.Count == 0)
+                if (s.Last && _sync is not null && _sync.Waiting.Remove(Sender.Path.Address) && _sync.Waiting.Count == 0)
                 {
                     FinishSync();
                 }

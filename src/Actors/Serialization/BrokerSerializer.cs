@@ -121,7 +121,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case RouteSyncRequest:
                 break;
             case RouteSync s:
-                WriteList(w, s.Routes, WriteRoutes);
+                WriteList(w, s.Routes, WriteRoutes); w.Write(s.Last);
                 break;
             case SendPublish p:
                 w.Write(p.PacketId); w.Write(p.Qos); w.Write(p.Retain); w.Write(p.Dup); WriteMessage(w, p.Message); WriteList(w, p.SubscriptionIds, (ww, i) => ww.Write(i));
@@ -204,7 +204,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 w.Write(q.Filter);
                 break;
             case RetainedMessages m:
-                WriteList(w, m.Messages, WriteMessage);
+                w.Write(m.Filter); WriteList(w, m.Messages, WriteMessage); w.Write(m.Last);
                 break;
             case RetainedSet e:
                 WriteMessage(w, e.Message);
@@ -254,7 +254,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "RU" => new RouteUpdate(r.ReadInt64(), ReadList(r, ReadRoutes) ?? []),
         "RUA" => new RouteUpdateAck(r.ReadInt64()),
         "RSQ" => RouteSyncRequest.Instance,
-        "RSY" => new RouteSync(ReadList(r, ReadRoutes) ?? []),
+        "RSY" => new RouteSync(ReadList(r, ReadRoutes) ?? [], r.ReadBoolean()),
         "P" => new SendPublish(r.ReadUInt16(), r.ReadByte(), r.ReadBoolean(), r.ReadBoolean(), ReadMessage(r), ReadList(r, rr => rr.ReadUInt32())),
         "A" => new ClientAck(r.ReadString(), r.ReadString(), (AckKind)r.ReadByte(), r.ReadUInt16()),
         "PR" => new SendPubRel(r.ReadUInt16()),
@@ -282,7 +282,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "SS" => ReadState(r),
         "RS" => new StoreRetained(ReadMessage(r), r.ReadInt64()),
         "RQ" => new QueryRetained(r.ReadString()),
-        "RM" => new RetainedMessages(ReadList(r, ReadMessage) ?? []),
+        "RM" => new RetainedMessages(r.ReadString(), ReadList(r, ReadMessage) ?? [], r.ReadBoolean()),
         "R1" => new RetainedSet(ReadMessage(r)),
         "R2" => new RetainedRemoved(r.ReadString()),
         "R3" => new RetainedSnapshot(ReadList(r, ReadMessage) ?? []),

@@ -30,8 +30,6 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         public static readonly ResumeDue Instance = new();
     }
 
-    private sealed record RetainedFetched(Subscription Subscription, IReadOnlyList<PublishedMessage> Messages);
-
     /// <summary>Effects of one decision that wait for its events to be durable and/or its routes to be replicated.</summary>
     private sealed class WaitingEffects(IReadOnlyList<object> effects, IActorRef? connection, IActorRef sender, long correlation, int waits)
     {
@@ -225,10 +223,14 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             case InboundQos2 q when q.ConnectionId == _connectionId:
                 Commit(_state.OnInboundQos2(q.PacketId, q.Release), Sender, 0);
                 break;
-            case RetainedFetched r:
-                foreach (var m in r.Messages)
+            case RetainedMessages r:
+                // Chunks of one answer; a subscription removed meanwhile takes none of them.
+                if (_state.Subscriptions.TryGetValue(r.Filter, out var subscription))
                 {
-                    Commit(_state.OnDeliver(m, false, null, _limits, Now, r.Subscription), Self, 0);
+                    foreach (var m in r.Messages)
+                    {
+                        Commit(_state.OnDeliver(m, false, null, _limits, Now, subscription), Self, 0);
+                    }
                 }
                 break;
             case SessionProbe p:
@@ -601,9 +603,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                     }
                     break;
                 case RetainedRequestEffect r:
-                    var sub = r.Subscription;
-                    _services.RetainedStore.Ask<RetainedMessages>(new QueryRetained(sub.Filter), TimeSpan.FromSeconds(10))
-                        .PipeTo(Self, success: m => new RetainedFetched(sub, m.Messages), failure: _ => new RetainedFetched(sub, []));
+                    _services.RetainedStore.Tell(new QueryRetained(r.Subscription.Filter), Self);
                     break;
                 default:
                     connection?.Tell(effect);

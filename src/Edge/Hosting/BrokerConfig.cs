@@ -7,7 +7,7 @@ namespace Broker.Edge.Hosting;
 
 /// <summary>
 /// Loads cluster.hocon, applies the BROKER_* environment variables on top, and derives the Akka settings
-/// that follow from the broker settings: remoting address, seed nodes, roles and the persistence connection.
+/// that follow from the broker settings: remoting address and frame size, seed nodes, roles and the persistence connection.
 /// </summary>
 public static class BrokerConfig
 {
@@ -74,6 +74,7 @@ public static class BrokerConfig
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
             akka.remote.dot-netty.tcp.port = {{remotePort}}
+            akka.remote.dot-netty.tcp.maximum-frame-size = {{s.RemoteFrameSize}}b
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
             akka.persistence.journal.sql {

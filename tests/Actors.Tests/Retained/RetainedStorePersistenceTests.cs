@@ -63,7 +63,16 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
     private static async Task<IReadOnlyList<PublishedMessage>> Query(IActorRef store, TestProbe probe, string filter)
     {
         store.Tell(new QueryRetained(filter), probe.Ref);
-        return (await probe.ExpectMsgAsync<RetainedMessages>(Timeout)).Messages;
+        var all = new List<PublishedMessage>();
+        RetainedMessages chunk;
+        do
+        {
+            chunk = await probe.ExpectMsgAsync<RetainedMessages>(Timeout);
+            Assert.Equal(filter, chunk.Filter);
+            all.AddRange(chunk.Messages);
+        }
+        while (!chunk.Last);
+        return all;
     }
 
     private static string[] Show(IReadOnlyList<PublishedMessage> messages) =>
@@ -122,6 +131,28 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
             }
         }
         Assert.Equal([(7301L, "R1"), (7301L, "R2")], rows);
+    }
+
+    [Fact]
+    public async Task A_query_matching_more_than_a_chunk_is_answered_in_chunks_in_topic_order()
+    {
+        var (_, store, probe) = Start("retained-chunks");
+        for (var i = 0; i < 5; i++)
+        {
+            await Store(store, probe, new PublishedMessage($"big/{i}", new byte[700 * 1024], 1, true), i + 1);
+        }
+
+        store.Tell(new QueryRetained("big/#"), probe.Ref);
+
+        var chunks = new List<RetainedMessages>();
+        do
+        {
+            chunks.Add(await probe.ExpectMsgAsync<RetainedMessages>(Timeout));
+        }
+        while (!chunks[^1].Last);
+        // 700 KiB each: two never share a 1 MiB chunk.
+        Assert.Equal(5, chunks.Count);
+        Assert.Equal(["big/0", "big/1", "big/2", "big/3", "big/4"], chunks.SelectMany(c => c.Messages).Select(m => m.Topic));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Broker.Actors.Messages;
 using Broker.Actors.Routing;
 
 namespace Broker.Actors.Tests.Routing;
@@ -103,6 +104,30 @@ public sealed class RouteReplicatorTests() : Akka.TestKit.Xunit2.TestKit(Config)
         Assert.Equal(["here-1", "here-2"], sync.Routes.Select(r => r.ClientId).Order(StringComparer.Ordinal));
         // A session that moved away keeps routing until its new node asserts again.
         Assert.Equal(["moved"], Plain("c"));
+    }
+
+    [Fact]
+    public void Routes_larger_than_one_chunk_reach_a_joining_node_in_several_chunks_the_last_marked()
+    {
+        var routes = Start();
+        // 40 clients with 100 filters of ~1 KB each: about 4 MB of routes, over several 1 MiB chunks.
+        for (var c = 0; c < 40; c++)
+        {
+            var filters = Enumerable.Range(0, 100).Select(i => $"{new string('x', 1000)}/{c}/{i}").ToArray();
+            routes.Tell(new AssertRoutes(new ClientRoutes("big-" + c, 1, [.. filters.Select(f => new RouteEntry(f, true))]), 0));
+        }
+
+        routes.Tell(RouteSyncRequest.Instance);
+
+        var received = new List<RouteSync>();
+        do
+        {
+            received.Add(ExpectMsg<RouteSync>(Timeout));
+        }
+        while (!received[^1].Last);
+        Assert.True(received.Count > 1);
+        Assert.All(received, chunk => Assert.True(chunk.Routes.Sum(r => r.ApproximateSize) <= RemoteChunks.ChunkBytes));
+        Assert.Equal(40, received.SelectMany(r => r.Routes).Select(r => r.ClientId).Distinct().Count());
     }
 
     [Fact]

@@ -93,6 +93,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new RouteUpdateAck(long.MaxValue);
         yield return RouteSyncRequest.Instance;
         yield return new RouteSync([]);
+        yield return new RouteSync([new ClientRoutes("c", 7, [new RouteEntry("a/#", true)])], Last: false);
         yield return new SendPublish(65535, 2, true, true, Full, [1, 268435455]);
         yield return new SendPublish(0, 0, false, false, EmptyLists, null);
         yield return new ClientAck("c1", "conn-1", AckKind.PubComp, 513);
@@ -127,8 +128,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return SessionState.Empty("empty");
         yield return new StoreRetained(Full, 17);
         yield return new QueryRetained("$share/g/#");
-        yield return new RetainedMessages([Full, Bare, EmptyLists]);
-        yield return new RetainedMessages([]);
+        yield return new RetainedMessages("$share/g/#", [Full, Bare, EmptyLists], Last: false);
+        yield return new RetainedMessages("a/+", []);
         yield return new RetainedSet(Full);
         yield return new RetainedRemoved("gone/topic");
         yield return new RetainedSnapshot([Full, Bare]);

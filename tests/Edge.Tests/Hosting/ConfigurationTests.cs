@@ -109,6 +109,27 @@ public class ConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);
         Assert.Equal(1000, s.AmqpConsumerWindow);
+        Assert.Equal(16777216ul, s.AmqpMaxMessageSize);
+    }
+
+    [Fact]
+    public void The_remoting_frame_holds_the_largest_mqtt_packet_and_amqp_message_with_headroom()
+    {
+        using var env = new EnvironmentScope();
+        var config = BrokerConfig.Load();
+        var frame = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size");
+        Assert.Equal(16777216 + 131072 + 2 * 1048576, frame);
+
+        var bigMqtt = BrokerConfig.Load("broker.mqtt.max-packet-size = 268435455\nbroker.amqp.max-message-size = 1024");
+        Assert.Equal(268435455 + 2 * 1048576, bigMqtt.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
+    }
+
+    [Fact]
+    public void An_amqp_message_size_beyond_512_mib_is_refused()
+    {
+        using var env = new EnvironmentScope();
+        var ex = Assert.Throws<ConfigurationException>(() => BrokerConfig.Load("broker.amqp.max-message-size = 536870913"));
+        Assert.Contains("max-message-size", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
