@@ -170,11 +170,8 @@ public static class MqttBridge
 /// </summary>
 public sealed class AmqpTopicRouter(Topology.AmqpTopology topology, Func<IActorRef> queueRegion)
 {
-    /// <summary>The prefix of a queue's key in a publisher's table of unanswered targets.</summary>
-    public const string TargetPrefix = "amqp:";
-
     /// <summary>Enqueues the message in every matching queue; returns how many. A queue answers <see cref="Enqueued"/> to <paramref name="sender"/> when <paramref name="confirm"/>.</summary>
-    public int Route(PublishedMessage message, bool confirm, IActorRef sender, Dictionary<string, object>? sent)
+    public int Route(PublishedMessage message, bool confirm, IActorRef sender, Dictionary<Routing.DeliveryTarget, object>? sent)
     {
         var view = topology.View;
         if (!view.HasBindings(MqttBridge.Exchange))
@@ -193,7 +190,7 @@ public sealed class AmqpTopicRouter(Topology.AmqpTopology topology, Func<IActorR
         {
             var enqueue = new Enqueue(queue, amqp, confirm);
             region.Tell(enqueue, sender);
-            sent?.Add(TargetPrefix + queue, enqueue);
+            sent?.Add(Routing.DeliveryTarget.Queue(queue), enqueue);
         }
         return queues.Count;
     }

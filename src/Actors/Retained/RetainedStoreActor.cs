@@ -84,7 +84,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 _pending--;
                 if (cmd.Correlation != 0)
                 {
-                    sender.Tell(new DeliverAck(cmd.Correlation, DeliverAck.RetainedTarget));
+                    sender.Tell(new DeliverAck(cmd.Correlation, DeliveryTarget.RetainedStore));
                 }
                 MaybeSnapshot();
             });

@@ -25,7 +25,7 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
     /// as sessions in the result and answer <see cref="Amqp.Enqueued"/> (by message id) instead of DeliverAck.
     /// A message that came from AMQP is routed with it off, since its exchange already reached those queues.
     /// </remarks>
-    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<string, object>? sent = null, bool toAmqp = true)
+    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<DeliveryTarget, object>? sent = null, bool toAmqp = true)
     {
         collector.Clear();
         trie.Match(message.Topic, collector);
@@ -33,14 +33,14 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         {
             var deliver = new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation);
             sessionRegion.Tell(deliver, sender);
-            sent?.Add(clientId, deliver);
+            sent?.Add(DeliveryTarget.Session(clientId), deliver);
         }
         var acks = collector.Count;
         if (message.Retain)
         {
             var store = new StoreRetained(message, correlation);
             retainedStore.Tell(store, sender);
-            sent?.Add(DeliverAck.RetainedTarget, store);
+            sent?.Add(DeliveryTarget.RetainedStore, store);
             acks++;
         }
         var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent) : 0;

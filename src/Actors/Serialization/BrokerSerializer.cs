@@ -95,7 +95,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 w.Write(d.ClientId); WriteMessage(w, d.Message); w.Write(d.NonShared); WriteList(w, d.SharedFilters, (ww, s) => ww.Write(s)); w.Write(d.Correlation); w.Write(d.Retry);
                 break;
             case DeliverAck a:
-                w.Write(a.Correlation); w.Write(a.Target);
+                w.Write(a.Correlation); w.Write((byte)a.Target.Kind); w.Write(a.Target.Name);
                 break;
             case SessionMoved m:
                 w.Write(m.ConnectionId);
@@ -245,7 +245,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
     private object Read(BinaryReader r, string manifest) => manifest switch
     {
         "D" => new Deliver(r.ReadString(), ReadMessage(r), r.ReadBoolean(), ReadList(r, rr => rr.ReadString()), r.ReadInt64(), r.ReadBoolean()),
-        "DA" => new DeliverAck(r.ReadInt64(), r.ReadString()),
+        "DA" => new DeliverAck(r.ReadInt64(), new DeliveryTarget((TargetKind)r.ReadByte(), r.ReadString())),
         "SM" => new SessionMoved(r.ReadString()),
         "E11" => new SessionHandedOff(ReadState(r)),
         "SR" => new SessionResumed(r.ReadString()),

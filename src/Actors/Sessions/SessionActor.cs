@@ -161,7 +161,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 {
                     if (_heldAcks is null || !_heldAcks.Contains((retrySender, retryCorrelation)))
                     {
-                        retrySender.Tell(new DeliverAck(retryCorrelation, _state.ClientId));
+                        retrySender.Tell(new DeliverAck(retryCorrelation, DeliveryTarget.Session(_state.ClientId)));
                     }
                 });
                 break;
@@ -623,7 +623,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         while (_heldAcks is { Count: > 0 } && (!_state.Connected || _state.QueueCount <= _limits.MaxQueue))
         {
             var (sender, correlation) = _heldAcks.Dequeue();
-            sender.Tell(new DeliverAck(correlation, _state.ClientId));
+            sender.Tell(new DeliverAck(correlation, DeliveryTarget.Session(_state.ClientId)));
         }
     }
 

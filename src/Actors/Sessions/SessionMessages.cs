@@ -116,13 +116,9 @@ public sealed record InboundQos2Done(ushort PacketId, bool Release) : IBrokerSer
 
 /// <summary>
 /// Reply to a <see cref="Deliver"/> or a retained store write: the message is as durable as it needs to be.
-/// <paramref name="Target"/>: the client ID of the session, or <see cref="RetainedTarget"/>.
+/// <paramref name="Target"/>: the session or the retained store that answers.
 /// </summary>
-public sealed record DeliverAck(long Correlation, string Target) : IBrokerSerializable
-{
-    /// <summary>The target name of the retained store (no session has an empty client ID).</summary>
-    public const string RetainedTarget = "";
-}
+public sealed record DeliverAck(long Correlation, Routing.DeliveryTarget Target) : IBrokerSerializable;
 
 // ---- admin view ----
 

@@ -10,14 +10,14 @@ namespace Broker.Edge.Amqp;
 internal sealed partial class AmqpConnectionActor
 {
     /// <summary>A publish that waits for queues (and MQTT sessions) to say it is durable, for a confirm or a commit.</summary>
-    private sealed class PendingPublish(AmqpChannel channel, ulong seq, PendingCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<string, object>? mqtt)
+    private sealed class PendingPublish(AmqpChannel channel, ulong seq, PendingCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<DeliveryTarget, object>? mqtt)
     {
         public readonly AmqpChannel Channel = channel;
         public readonly ulong Seq = seq;
         public readonly PendingCommit? Tx = tx;
         public readonly Enqueue Enqueue = enqueue;
         public readonly HashSet<string> Queues = queues;
-        public readonly Dictionary<string, object>? Mqtt = mqtt;
+        public readonly Dictionary<DeliveryTarget, object>? Mqtt = mqtt;
         public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
         public int Attempts;
         public bool Rejected;
@@ -621,11 +621,11 @@ internal sealed partial class AmqpConnectionActor
         var expiresAt = ttlMs is { } ttl ? UnixNowMs + Math.Min(ttl, long.MaxValue / 2) : 0;
         var message = new AmqpMessage(method.Exchange, method.RoutingKey, publish.Properties, publish.Body, persistent, expiresAt, NextMessageId());
         var seq = channel.Confirm ? ++channel.PublishSeq : 0;
-        Dictionary<string, object>? mqtt = null;
+        Dictionary<DeliveryTarget, object>? mqtt = null;
         var mqttTargets = 0;
         if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id) is { } forMqtt)
         {
-            mqtt = track && forMqtt.Qos > 0 ? new Dictionary<string, object>(StringComparer.Ordinal) : null;
+            mqtt = track && forMqtt.Qos > 0 ? new Dictionary<DeliveryTarget, object>() : null;
             var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), mqtt is null ? 0 : message.Id, Self, mqtt, toAmqp: false);
             mqttTargets = routed.Sessions;
         }

@@ -19,26 +19,11 @@ namespace Broker.Edge.Mqtt;
 /// </summary>
 internal sealed class MqttConnectionActor : UntypedActor
 {
-    /// <summary>A QoS 1/2 publish waiting for its targets; <c>Outstanding</c> maps each unanswered target to what was sent to it.</summary>
-    private sealed class PendingPublish(ushort packetId, byte qos, Dictionary<string, object> outstanding, bool noSubscribers)
-    {
-        public readonly ushort PacketId = packetId;
-        public readonly byte Qos = qos;
-        public readonly Dictionary<string, object> Outstanding = outstanding;
-        public readonly bool NoSubscribers = noSubscribers;
-        public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
-        public int Attempts;
+    /// <summary>A QoS 1/2 publish waiting for its targets (tracked by its message id): what its PUBACK/PUBREC needs.</summary>
+    private sealed record PendingPublish(ushort PacketId, byte Qos, bool NoSubscribers);
 
-        /// <summary>Non-zero when AMQP queues were among the targets: they answer by this message id.</summary>
-        public long AmqpMessageId;
-    }
-
-    /// <summary>
-    /// Sharding may drop a message while a shard moves between nodes (to keep order), so anything sent to a
-    /// session that is not answered in time is sent again (sessions recognise copies by message id).
-    /// </summary>
-    private const long FirstRetryMs = 3000;
-    private const long MaxRetryMs = 30000;
+    /// <summary>How long a moving session or a QoS 2 step waits for an answer before it is asked again.</summary>
+    private const long FirstRetryMs = PublishTracker<PendingPublish>.FirstRetryMs;
 
     private sealed record RetryTick
     {
@@ -55,8 +40,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _connectionId;
     private RouteCollector? _collector;
-    private Dictionary<long, PendingPublish>? _pending;
-    private Dictionary<long, long>? _correlationByMessageId;
+    private PublishTracker<PendingPublish>? _pending;
     private HashSet<ushort>? _qos2Routing;
     private HashSet<ushort>? _qos2Recorded;
     private HashSet<ushort>? _selfAcked;
@@ -75,7 +59,6 @@ internal sealed class MqttConnectionActor : UntypedActor
     private long _lastPacketAt;
     private uint _clientMaxPacket;
     private int _inboundUnacked;
-    private long _nextCorrelation;
     private string? _assignedClientId;
     private bool _requestResponse;
     private bool _sessionAttached;
@@ -209,17 +192,17 @@ internal sealed class MqttConnectionActor : UntypedActor
                 }
                 break;
             case DeliverAck a:
-                OnDeliverAck(a);
+                OnTargetAnswered(a.Correlation, a.Target);
                 break;
             case Broker.Actors.Amqp.Enqueued e:
-                OnQueueAck(e.MessageId, e.Queue);
+                OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
             case Broker.Actors.Amqp.QueueMissing e:
-                OnQueueAck(e.MessageId, e.Queue);
+                OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
             case Broker.Actors.Amqp.EnqueueRejected e:
                 // A full AMQP queue that rejects publishes does not hold the MQTT publish back from its other targets.
-                OnQueueAck(e.MessageId, e.Queue);
+                OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
             case SubscribeDone d when _phase == Phase.Connected:
                 Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
@@ -539,55 +522,37 @@ internal sealed class MqttConnectionActor : UntypedActor
             _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self);
             return;
         }
-        var correlation = ++_nextCorrelation;
-        var outstanding = new Dictionary<string, object>(StringComparer.Ordinal);
-        var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), correlation, Self, outstanding);
+        // Sessions and the retained store answer DeliverAck with this correlation, AMQP queues Enqueued with the message id: one number for both.
+        var outstanding = new Dictionary<DeliveryTarget, object>();
+        var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), msg.Id, Self, outstanding);
         if (qos == 2)
         {
             (_qos2Routing ??= []).Add(p.PacketIdentifier);
         }
-        var pending = new PendingPublish(p.PacketIdentifier, qos, outstanding, routed.Sessions == 0);
-        if (routed.Sessions > _collector.Count)
-        {
-            // AMQP queues answer by message id.
-            (_correlationByMessageId ??= [])[msg.Id] = correlation;
-            pending.AmqpMessageId = msg.Id;
-        }
+        var pending = new PendingPublish(p.PacketIdentifier, qos, routed.Sessions == 0);
         if (routed.Acks == 0)
         {
             Acknowledge(pending);
         }
         else
         {
-            (_pending ??= [])[correlation] = pending;
+            (_pending ??= new()).Track(msg.Id, pending, outstanding, NowMs);
             ScheduleRetryTick();
         }
     }
 
-    private void OnDeliverAck(DeliverAck ack)
+    private void OnTargetAnswered(long id, DeliveryTarget target)
     {
-        if (_pending is not null && _pending.TryGetValue(ack.Correlation, out var p) && p.Outstanding.Remove(ack.Target) && p.Outstanding.Count == 0)
+        if (_pending is not null && _pending.Answer(id, target, out var done))
         {
-            _pending.Remove(ack.Correlation);
-            if (p.AmqpMessageId != 0)
-            {
-                _correlationByMessageId?.Remove(p.AmqpMessageId);
-            }
-            Acknowledge(p);
-        }
-    }
-
-    private void OnQueueAck(long messageId, string queue)
-    {
-        if (_correlationByMessageId is not null && _correlationByMessageId.TryGetValue(messageId, out var correlation))
-        {
-            OnDeliverAck(new DeliverAck(correlation, Broker.Actors.Amqp.AmqpTopicRouter.TargetPrefix + queue));
+            Acknowledge(done.Origin);
         }
     }
 
     /// <summary>
-    /// A node left the cluster: what was sent to it and not yet answered may be lost, so every unanswered
-    /// target gets its message again (sessions recognise a message they already hold by its id).
+    /// Sends again what its targets have not answered in time, or everything unanswered at once when a node left
+    /// (<paramref name="all"/>): it may have been lost with that node. Targets recognise a copy by its message id.
+    /// A publish sent <see cref="PublishTracker{T}.MaxAttempts"/> times without every answer is given up.
     /// </summary>
     private void Redeliver(bool all)
     {
@@ -595,19 +560,28 @@ internal sealed class MqttConnectionActor : UntypedActor
         {
             return;
         }
-        var now = NowMs;
-        foreach (var p in _pending.Values)
+        if (all)
         {
-            if (!all && now < p.NextRetryAt)
+            _pending.ResendAll(sent => _services.Router.Resend(sent, Self));
+            return;
+        }
+        var givenUp = _pending.Retry(NowMs, sent => _services.Router.Resend(sent, Self));
+        if (givenUp is null)
+        {
+            return;
+        }
+        foreach (var entry in givenUp)
+        {
+            BrokerCounters.PublishesGivenUp.Increment();
+            _log.Warning("{0}: publish {1} (packet {2}) given up after {3} sends, unanswered by {4}",
+                _clientId, entry.Origin.Qos, entry.Origin.PacketId, entry.Attempts, string.Join(", ", entry.Outstanding.Keys));
+            if (!IsV5)
             {
-                continue;
+                // MQTT 3.1.1 has no negative acknowledgement: without one the client sends the message again after it reconnects.
+                Close(null, "publish given up");
+                return;
             }
-            p.Attempts++;
-            p.NextRetryAt = now + Math.Min(FirstRetryMs << Math.Min(p.Attempts, 4), MaxRetryMs);
-            foreach (var sent in p.Outstanding.Values)
-            {
-                _services.Router.Resend(sent, Self);
-            }
+            Refuse(entry.Origin);
         }
     }
 
@@ -651,6 +625,19 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         SendQos2(p.PacketId, release: false);
+    }
+
+    /// <summary>MQTT 5: the publish could not be made durable everywhere: PUBACK or PUBREC 0x80 ends its flow.</summary>
+    private void Refuse(PendingPublish p)
+    {
+        _inboundUnacked--;
+        if (p.Qos == 1)
+        {
+            Send(new MqttPubAckPacket { PacketIdentifier = p.PacketId, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
+            return;
+        }
+        _qos2Routing?.Remove(p.PacketId);
+        Send(new MqttPubRecPacket { PacketIdentifier = p.PacketId, ReasonCode = MqttPubRecReasonCode.UnspecifiedError });
     }
 
     /// <summary>QoS 2 bookkeeping in the session; sent again by the retry tick until answered.</summary>

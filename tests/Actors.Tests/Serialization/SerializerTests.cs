@@ -83,8 +83,9 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new Deliver("c1", Full, true, ["$share/g/a", "$share/h/#"], 42);
         yield return new Deliver("c1", Bare, false, null, -1);
         yield return new Deliver("c1", Full, true, null, 43, Retry: true);
-        yield return new DeliverAck(long.MaxValue, "c\u00fc");
-        yield return new DeliverAck(1, DeliverAck.RetainedTarget);
+        yield return new DeliverAck(long.MaxValue, DeliveryTarget.Session("c\u00fc"));
+        yield return new DeliverAck(1, DeliveryTarget.RetainedStore);
+        yield return new DeliverAck(2, DeliveryTarget.Queue("orders"));
         yield return new SessionMoved("conn-3");
         yield return new SessionResumed("conn-3");
         yield return new SessionLost("conn-3");

@@ -48,6 +48,34 @@ public sealed class MqttBridgeTests(NodeFixture fixture) : IClassFixture<NodeFix
     }
 
     [Fact]
+    public async Task A_client_id_that_spells_a_queue_key_and_that_queue_both_take_a_publish_and_it_is_acknowledged()
+    {
+        var root = Word();
+        var queue = "q" + root;
+        await using var connection = await AmqpTestClient.ConnectAsync(fixture.Node.AmqpPort);
+        await using var channel = await connection.CreateChannelAsync();
+        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+        await channel.QueueBindAsync(queue, "amq.topic", root + ".#");
+        // Once "amqp:<queue>" keyed both this session and the queue in the publisher's table of targets.
+        await using var lookalike = await TestClient.ConnectAsync(fixture.Port, "amqp:" + queue);
+        await lookalike.SubscribeAsync(root + "/#");
+        await using var pub = await TestClient.ConnectAsync(fixture.Port, "bridge-pub-" + root);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var ack = await pub.PublishAsync($"{root}/x", "m" + i);
+            Assert.True(ack.IsSuccess, ack.ReasonCode.ToString());
+        }
+
+        Assert.True(pub.Client.IsConnected);
+        Assert.Equal(["m0", "m1", "m2"], [lookalike.NextText(), lookalike.NextText(), lookalike.NextText()]);
+        var consumer = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, true, consumer);
+        Assert.Equal(["m0", "m1", "m2"], [consumer.Next().Text, consumer.Next().Text, consumer.Next().Text]);
+        await channel.QueueDeleteAsync(queue);
+    }
+
+    [Fact]
     public async Task An_amqp_publish_to_amq_topic_reaches_mqtt_subscribers_with_wildcards()
     {
         var root = Word();

@@ -1,0 +1,21 @@
+namespace Broker.Actors.Messages;
+
+/// <summary>A cumulative count, safe to bump from any thread without a lock or an allocation.</summary>
+public sealed class Counter
+{
+    private long _value;
+
+    public long Value => Interlocked.Read(ref _value);
+
+    public void Increment() => Interlocked.Increment(ref _value);
+}
+
+/// <summary>
+/// Node-wide counts of what the broker could not deliver or refused, each also logged where it happens, so
+/// nothing is dropped silently. The admin API and metrics read them.
+/// </summary>
+public static class BrokerCounters
+{
+    /// <summary>QoS 1/2 or confirmed publishes whose targets did not all answer after every resend (MQTT and AMQP).</summary>
+    public static readonly Counter PublishesGivenUp = new();
+}
