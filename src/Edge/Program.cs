@@ -22,8 +22,13 @@ catch (Exception ex)
     await Console.Error.WriteLineAsync($"broker failed to start: {ex.Message}");
     return 1;
 }
-await Task.WhenAny(stop.Task, node.WhenTerminated);
+var signalled = await Task.WhenAny(stop.Task, node.WhenTerminated) == stop.Task;
+if (!signalled)
+{
+    // Not asked to stop: the cluster downed this node (it was unreachable to the majority) or the actor system failed.
+    await Console.Error.WriteLineAsync("the node's actor system stopped by itself (downed by the cluster?); exiting");
+}
 Console.WriteLine("shutting down");
 await node.DisposeAsync();
 Console.WriteLine("stopped");
-return 0;
+return signalled ? 0 : 2;

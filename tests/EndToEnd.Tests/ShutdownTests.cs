@@ -30,7 +30,17 @@ public sealed class ShutdownTests
                 return Task.CompletedTask;
             };
 
+            // Clients that keep connecting while the node stops must not break its shutdown.
+            using var storm = new CancellationTokenSource();
+            var connecting = ConnectRepeatedlyAsync(node.MqttPort, storm.Token);
+
             Assert.True(node.Terminate(TimeSpan.FromSeconds(30)), "clean stop on SIGTERM");
+            await storm.CancelAsync();
+            await connecting;
+
+            Assert.Equal(0, node.ExitCode);
+            Assert.DoesNotContain("Unhandled exception", node.Log, StringComparison.Ordinal);
+            Assert.DoesNotContain("Cannot create child", node.Log, StringComparison.Ordinal);
 
             var amqpReason = await amqpClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
             Assert.Equal(ShutdownInitiator.Peer, amqpReason.Initiator);
@@ -46,6 +56,31 @@ public sealed class ShutdownTests
             }
             catch (IOException)
             {
+            }
+        }
+    }
+
+    /// <summary>Opens MQTT connections and sends a CONNECT on each, one after another, until cancelled or refused.</summary>
+    private static async Task ConnectRepeatedlyAsync(int port, CancellationToken ct)
+    {
+        // CONNECT, MQTT 3.1.1, clean session, keep alive 60, client id "storm".
+        byte[] connect = [0x10, 17, 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, 0x02, 0, 60, 0, 5, (byte)'s', (byte)'t', (byte)'o', (byte)'r', (byte)'m'];
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync("127.0.0.1", port, ct);
+                await socket.SendAsync(connect, ct);
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                if (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                // Refused once the listener closed: keep trying until the node is gone, as reconnecting clients do.
+                await Task.Delay(20, CancellationToken.None);
             }
         }
     }

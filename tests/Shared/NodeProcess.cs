@@ -34,6 +34,9 @@ public sealed partial class NodeProcess : IDisposable
     public string Log => string.Join('\n', _log);
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The exit code, once <see cref="HasExited"/>.</summary>
+    public int ExitCode => _process.ExitCode;
+
     public static async Task<NodeProcess> StartAsync(string dataDir, string nodeName, IDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Broker.Edge.dll");

@@ -68,7 +68,20 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             }
             client.NoDelay = true;
             // Connections are not cancelled with the listener: on shutdown each one says goodbye in its protocol and closes.
-            var (actor, transport, run) = Open(client);
+            IActorRef actor;
+            TTransport transport;
+            Task run;
+            try
+            {
+                (actor, transport, run) = Open(client);
+            }
+            catch (InvalidOperationException)
+            {
+                // The actor system is terminating (a shutdown, or the cluster downed this node) and makes no more
+                // connection actors: this socket and any later one are refused.
+                client.Dispose();
+                return;
+            }
             _connections[actor] = (run, transport);
             _ = run.ContinueWith(t => _connections.TryRemove(actor, out _), TaskScheduler.Default);
         }
