@@ -33,6 +33,10 @@ public sealed record BrokerSettings
     public required TimeSpan AmqpHeartbeat { get; init; }
     public required ulong AmqpMaxMessageSize { get; init; }
     public required int AmqpConsumerWindow { get; init; }
+    public required int RetainedMaxMessages { get; init; }
+    public required long RetainedMaxBytes { get; init; }
+
+    public Retained.RetainedLimits RetainedLimits => new(RetainedMaxMessages, RetainedMaxBytes);
 
     /// <summary>
     /// Largest message between nodes (Akka remoting's maximum-frame-size, derived at start-up): the largest MQTT
@@ -83,6 +87,8 @@ public sealed record BrokerSettings
                 ? (ulong)max
                 : throw new ConfigurationException("broker.amqp.max-message-size must be between 0 and 536870912 (512 MiB)"),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
+            RetainedMaxMessages = b.GetInt("retained.max-messages", 100000),
+            RetainedMaxBytes = b.GetLong("retained.max-bytes", 268435456),
         };
     }
 }

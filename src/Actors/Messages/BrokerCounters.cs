@@ -18,4 +18,7 @@ public static class BrokerCounters
 {
     /// <summary>QoS 1/2 or confirmed publishes whose targets did not all answer after every resend (MQTT and AMQP).</summary>
     public static readonly Counter PublishesGivenUp = new();
+
+    /// <summary>Retained messages the store refused because the cluster's retained limits were reached.</summary>
+    public static readonly Counter RetainedRefused = new();
 }

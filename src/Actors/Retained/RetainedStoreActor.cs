@@ -7,8 +7,25 @@ using Broker.Actors.Sessions;
 
 namespace Broker.Actors.Retained;
 
-/// <summary>Store (or, with an empty payload, delete) the retained message of a topic; answered with <see cref="DeliverAck"/>.</summary>
+/// <summary>
+/// Store (or, with an empty payload, delete) the retained message of a topic; answered with <see cref="DeliverAck"/>,
+/// or <see cref="RetainedRefused"/> when storing it would cross <see cref="RetainedLimits"/>.
+/// </summary>
 public sealed record StoreRetained(PublishedMessage Message, long Correlation) : IBrokerSerializable;
+
+/// <summary>The store is full: the message was not retained (it was still routed to current subscribers).</summary>
+public sealed record RetainedRefused(long Correlation) : IBrokerSerializable;
+
+/// <summary>
+/// Bounds of the cluster's retained messages (one store for the whole cluster): how many topics hold one, and their
+/// payload and topic bytes in all. A new or larger retained message beyond them is refused; deletes always pass.
+/// </summary>
+public sealed record RetainedLimits(int MaxMessages, long MaxBytes)
+{
+    public static readonly RetainedLimits None = new(int.MaxValue, long.MaxValue);
+
+    public static long SizeOf(PublishedMessage m) => m.Payload.Length + System.Text.Encoding.UTF8.GetByteCount(m.Topic);
+}
 
 /// <summary>Answered with one or more <see cref="RetainedMessages"/> for the same filter, the last one with <c>Last</c> set.</summary>
 public sealed record QueryRetained(string Filter) : IBrokerSerializable;
@@ -49,6 +66,8 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
     private const int SnapshotEvery = 1000;
     private readonly Dictionary<string, PublishedMessage> _messages = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RetainedLimits _limits;
+    private long _bytes;
     private int _sinceSnapshot;
     private int _pending;
 
@@ -56,26 +75,40 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
 
     public override string PersistenceId => "retained";
 
-    public RetainedStoreActor()
+    public RetainedStoreActor(RetainedLimits limits)
     {
+        _limits = limits;
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is RetainedSnapshot s)
             {
                 _messages.Clear();
+                _bytes = 0;
                 foreach (var m in s.Messages)
                 {
-                    _messages[m.Topic] = m;
+                    Apply(new RetainedSet(m));
                 }
             }
         });
-        Recover<RetainedSet>(e => _messages[e.Message.Topic] = e.Message);
-        Recover<RetainedRemoved>(e => _messages.Remove(e.Topic));
+        // Limits apply to new writes only: what is journaled is recovered even if the limits were lowered since.
+        Recover<RetainedSet>(Apply);
+        Recover<RetainedRemoved>(Apply);
 
         Command<StoreRetained>(cmd =>
         {
             var sender = Sender;
             var msg = cmd.Message;
+            if (msg.Payload.Length > 0 && Refuses(msg))
+            {
+                BrokerCounters.RetainedRefused.Increment();
+                _log.Warning("retained message on {0} refused: the store holds {1} messages, {2} bytes (limits {3}, {4})",
+                    msg.Topic, _messages.Count, _bytes, _limits.MaxMessages, _limits.MaxBytes);
+                if (cmd.Correlation != 0)
+                {
+                    sender.Tell(new RetainedRefused(cmd.Correlation));
+                }
+                return;
+            }
             IBrokerSerializable evt = msg.Payload.Length == 0 ? new RetainedRemoved(msg.Topic) : new RetainedSet(msg);
             Apply(evt);
             _pending++;
@@ -122,15 +155,32 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
         Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "retained snapshot cleanup failed"));
     }
 
+    /// <summary>Storing <paramref name="m"/> would cross the limits (replacing a topic's message counts only the size change).</summary>
+    private bool Refuses(PublishedMessage m)
+    {
+        var existing = _messages.GetValueOrDefault(m.Topic);
+        var count = _messages.Count + (existing is null ? 1 : 0);
+        var bytes = _bytes - (existing is null ? 0 : RetainedLimits.SizeOf(existing)) + RetainedLimits.SizeOf(m);
+        return count > _limits.MaxMessages || (bytes > _limits.MaxBytes && bytes > _bytes);
+    }
+
     private void Apply(IBrokerSerializable evt)
     {
         switch (evt)
         {
             case RetainedSet s:
+                if (_messages.TryGetValue(s.Message.Topic, out var replaced))
+                {
+                    _bytes -= RetainedLimits.SizeOf(replaced);
+                }
                 _messages[s.Message.Topic] = s.Message;
+                _bytes += RetainedLimits.SizeOf(s.Message);
                 break;
             case RetainedRemoved r:
-                _messages.Remove(r.Topic);
+                if (_messages.Remove(r.Topic, out var removed))
+                {
+                    _bytes -= RetainedLimits.SizeOf(removed);
+                }
                 break;
         }
     }

@@ -56,6 +56,11 @@ public sealed class PublishTracker<T>
         public int Attempts { get; internal set; } = 1;
 
         public long NextRetryAt { get; internal set; } = nextRetryAt;
+
+        /// <summary>A target answered that it refused the message (a full queue or retained store): the publish is answered negatively.</summary>
+        public bool Refused { get; private set; }
+
+        internal void MarkRefused() => Refused = true;
     }
 
     public int Count => _entries.Count;
@@ -69,19 +74,28 @@ public sealed class PublishTracker<T>
     public bool TryGet(long id, [MaybeNullWhen(false)] out Entry entry) => _entries.TryGetValue(id, out entry);
 
     /// <summary>
-    /// Records that <paramref name="target"/> answered publish <paramref name="id"/>. True when it was the last
-    /// one: the publish is done and no longer tracked. Answers to unknown ids or targets are ignored.
+    /// Records that <paramref name="target"/> answered publish <paramref name="id"/>, having taken the message or
+    /// (<paramref name="refused"/>) not. True when it was the last one: the publish is done and no longer tracked.
+    /// Answers to unknown ids or targets are ignored.
     /// </summary>
-    public bool Answer(long id, DeliveryTarget target, [MaybeNullWhen(false)] out Entry done)
+    public bool Answer(long id, DeliveryTarget target, [MaybeNullWhen(false)] out Entry done, bool refused = false)
     {
-        if (_entries.TryGetValue(id, out var entry) && entry.Outstanding.Remove(target) && entry.Outstanding.Count == 0)
-        {
-            _entries.Remove(id);
-            done = entry;
-            return true;
-        }
         done = null;
-        return false;
+        if (!_entries.TryGetValue(id, out var entry) || !entry.Outstanding.Remove(target))
+        {
+            return false;
+        }
+        if (refused)
+        {
+            entry.MarkRefused();
+        }
+        if (entry.Outstanding.Count > 0)
+        {
+            return false;
+        }
+        _entries.Remove(id);
+        done = entry;
+        return true;
     }
 
     public bool Remove(long id) => _entries.Remove(id);

@@ -58,6 +58,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         StoreRetained => "RS",
         QueryRetained => "RQ",
         RetainedMessages => "RM",
+        RetainedRefused => "RF",
         RetainedSet => "R1",
         RetainedRemoved => "R2",
         RetainedSnapshot => "R3",
@@ -203,6 +204,9 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case QueryRetained q:
                 w.Write(q.Filter);
                 break;
+            case RetainedRefused f:
+                w.Write(f.Correlation);
+                break;
             case RetainedMessages m:
                 w.Write(m.Filter); WriteList(w, m.Messages, WriteMessage); w.Write(m.Last);
                 break;
@@ -282,6 +286,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "SS" => ReadState(r),
         "RS" => new StoreRetained(ReadMessage(r), r.ReadInt64()),
         "RQ" => new QueryRetained(r.ReadString()),
+        "RF" => new RetainedRefused(r.ReadInt64()),
         "RM" => new RetainedMessages(r.ReadString(), ReadList(r, ReadMessage) ?? [], r.ReadBoolean()),
         "R1" => new RetainedSet(ReadMessage(r)),
         "R2" => new RetainedRemoved(r.ReadString()),

@@ -103,7 +103,7 @@ public sealed class BrokerNode : IAsyncDisposable
             system.ActorOf(TopologyReplica.Props(topology, ownerRegion), TopologyReplica.Name);
             await sharding.StartAsync(
                 RetainedStoreActor.TypeName,
-                Props.Create(() => new RetainedStoreActor()),
+                Props.Create(() => new RetainedStoreActor(settings.RetainedLimits)),
                 shardingSettings.WithRememberEntities(false),
                 new RetainedMessageExtractor(),
                 sharding.DefaultShardAllocationStrategy(shardingSettings),

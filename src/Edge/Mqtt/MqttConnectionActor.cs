@@ -194,6 +194,9 @@ internal sealed class MqttConnectionActor : UntypedActor
             case DeliverAck a:
                 OnTargetAnswered(a.Correlation, a.Target);
                 break;
+            case Broker.Actors.Retained.RetainedRefused r:
+                OnTargetAnswered(r.Correlation, DeliveryTarget.RetainedStore, refused: true);
+                break;
             case Broker.Actors.Amqp.Enqueued e:
                 OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
@@ -541,11 +544,25 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
     }
 
-    private void OnTargetAnswered(long id, DeliveryTarget target)
+    private void OnTargetAnswered(long id, DeliveryTarget target, bool refused = false)
     {
-        if (_pending is not null && _pending.Answer(id, target, out var done))
+        if (_pending is null || !_pending.Answer(id, target, out var done, refused))
+        {
+            return;
+        }
+        if (!done.Refused)
         {
             Acknowledge(done.Origin);
+        }
+        else if (IsV5)
+        {
+            // Only the retained store refuses an MQTT publish (its limits): it reached the subscribers but is not retained.
+            Refuse(done.Origin, 0x97);
+        }
+        else
+        {
+            // MQTT 3.1.1 has no negative acknowledgement; closing tells the client the publish was not taken whole.
+            Close(null, "retained message refused: retained limits reached");
         }
     }
 
@@ -581,7 +598,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 Close(null, "publish given up");
                 return;
             }
-            Refuse(entry.Origin);
+            Refuse(entry.Origin, 0x80);
         }
     }
 
@@ -627,17 +644,20 @@ internal sealed class MqttConnectionActor : UntypedActor
         SendQos2(p.PacketId, release: false);
     }
 
-    /// <summary>MQTT 5: the publish could not be made durable everywhere: PUBACK or PUBREC 0x80 ends its flow.</summary>
-    private void Refuse(PendingPublish p)
+    /// <summary>
+    /// MQTT 5: the publish was not taken whole (0x80: not every target made it durable; 0x97: the retained store is
+    /// full): a PUBACK or PUBREC with that reason ends its flow.
+    /// </summary>
+    private void Refuse(PendingPublish p, byte reason)
     {
         _inboundUnacked--;
         if (p.Qos == 1)
         {
-            Send(new MqttPubAckPacket { PacketIdentifier = p.PacketId, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
+            Send(new MqttPubAckPacket { PacketIdentifier = p.PacketId, ReasonCode = (MqttPubAckReasonCode)reason });
             return;
         }
         _qos2Routing?.Remove(p.PacketId);
-        Send(new MqttPubRecPacket { PacketIdentifier = p.PacketId, ReasonCode = MqttPubRecReasonCode.UnspecifiedError });
+        Send(new MqttPubRecPacket { PacketIdentifier = p.PacketId, ReasonCode = (MqttPubRecReasonCode)reason });
     }
 
     /// <summary>QoS 2 bookkeeping in the session; sent again by the retry tick until answered.</summary>

@@ -33,11 +33,11 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
         _db.Dispose();
     }
 
-    private (ActorSystem System, IActorRef Store, TestProbe Probe) Start(string name)
+    private (ActorSystem System, IActorRef Store, TestProbe Probe) Start(string name, RetainedLimits? limits = null)
     {
         var system = ActorSystem.Create(name, SystemConfig());
         _systems.Add(system);
-        var store = system.ActorOf(Props.Create(() => new RetainedStoreActor()), "retained");
+        var store = system.ActorOf(Props.Create(() => new RetainedStoreActor(limits ?? RetainedLimits.None)), "retained");
         var probe = new TestProbe(system, new Akka.TestKit.Xunit2.XunitAssertions());
         return (system, store, probe);
     }
@@ -153,6 +153,41 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
         // 700 KiB each: two never share a 1 MiB chunk.
         Assert.Equal(5, chunks.Count);
         Assert.Equal(["big/0", "big/1", "big/2", "big/3", "big/4"], chunks.SelectMany(c => c.Messages).Select(m => m.Topic));
+    }
+
+    [Fact]
+    public async Task Beyond_the_message_limit_a_new_topic_is_refused_while_replacing_and_deleting_pass()
+    {
+        var (_, store, probe) = Start("retained-count", new RetainedLimits(2, long.MaxValue));
+        await Store(store, probe, Msg("a", "1"), 1);
+        await Store(store, probe, Msg("b", "1"), 2);
+
+        store.Tell(new StoreRetained(Msg("c", "1"), 3), probe.Ref);
+        Assert.Equal(3, (await probe.ExpectMsgAsync<RetainedRefused>(Timeout)).Correlation);
+        await Store(store, probe, Msg("a", "2"), 4);
+        await Store(store, probe, Msg("b", ""), 5);
+        await Store(store, probe, Msg("c", "1"), 6);
+
+        Assert.Equal(["a=2", "c=1"], Show(await Query(store, probe, "#")));
+    }
+
+    [Fact]
+    public async Task Beyond_the_byte_limit_a_larger_message_is_refused_and_a_smaller_replacement_passes()
+    {
+        // Topic and payload bytes: "a" + 10 = 11, "b" + 10 = 11.
+        var (_, store, probe) = Start("retained-bytes", new RetainedLimits(int.MaxValue, 25));
+        await Store(store, probe, Msg("a", new string('x', 10)), 1);
+        await Store(store, probe, Msg("b", new string('x', 10)), 2);
+
+        store.Tell(new StoreRetained(Msg("a", new string('x', 14)), 3), probe.Ref);
+        Assert.Equal(3, (await probe.ExpectMsgAsync<RetainedRefused>(Timeout)).Correlation);
+        store.Tell(new StoreRetained(Msg("c", "xxxx"), 4), probe.Ref);
+        Assert.Equal(4, (await probe.ExpectMsgAsync<RetainedRefused>(Timeout)).Correlation);
+        await Store(store, probe, Msg("a", new string('x', 13)), 5);
+        await Store(store, probe, Msg("a", "x"), 6);
+        await Store(store, probe, Msg("c", "xxxx"), 7);
+
+        Assert.Equal(["a=x", "b=" + new string('x', 10), "c=xxxx"], Show(await Query(store, probe, "#")));
     }
 
     [Fact]

@@ -21,6 +21,17 @@ public sealed class PublishTrackerTests
     }
 
     [Fact]
+    public void One_refusal_among_the_answers_marks_the_publish_refused()
+    {
+        var tracker = new PublishTracker<string>();
+        tracker.Track(3, "p", Targets(DeliveryTarget.Session("a"), DeliveryTarget.RetainedStore), 0);
+
+        Assert.False(tracker.Answer(3, DeliveryTarget.RetainedStore, out _, refused: true));
+        Assert.True(tracker.Answer(3, DeliveryTarget.Session("a"), out var done));
+        Assert.True(done.Refused);
+    }
+
+    [Fact]
     public void A_session_named_like_a_queue_is_a_different_target()
     {
         var tracker = new PublishTracker<string>();

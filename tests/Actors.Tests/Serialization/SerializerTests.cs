@@ -131,6 +131,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new QueryRetained("$share/g/#");
         yield return new RetainedMessages("$share/g/#", [Full, Bare, EmptyLists], Last: false);
         yield return new RetainedMessages("a/+", []);
+        yield return new RetainedRefused(42);
         yield return new RetainedSet(Full);
         yield return new RetainedRemoved("gone/topic");
         yield return new RetainedSnapshot([Full, Bare]);
