@@ -32,6 +32,7 @@ public sealed record BrokerSettings
     public required uint AmqpFrameMax { get; init; }
     public required TimeSpan AmqpHeartbeat { get; init; }
     public required ulong AmqpMaxMessageSize { get; init; }
+    public required long AmqpMaxPendingContentBytes { get; init; }
     public required int AmqpConsumerWindow { get; init; }
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
@@ -73,8 +74,19 @@ public sealed record BrokerSettings
             AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),
             AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
             AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
-            AmqpMaxMessageSize = (ulong)b.GetLong("amqp.max-message-size", 134217728),
+            AmqpMaxMessageSize = InRange(b, "amqp.max-message-size", 16777216, 0, Array.MaxLength),
+            AmqpMaxPendingContentBytes = (long)InRange(b, "amqp.max-pending-content-bytes", 67108864, 1, long.MaxValue),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
+    }
+
+    private static ulong InRange(Config b, string key, long fallback, long min, long max)
+    {
+        var value = b.GetLong(key, fallback);
+        if (value < min || value > max)
+        {
+            throw new ConfigurationException($"broker.{key} must be between {min} and {max}, not {value}");
+        }
+        return (ulong)value;
     }
 }

@@ -325,6 +325,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             return;
         }
         var wasOpen = _phase != Phase.AwaitingHeader;
+        _transport.DiscardChannelFrames();
         ReleaseAll();
         _phase = Phase.Closing;
         if (!wasOpen)

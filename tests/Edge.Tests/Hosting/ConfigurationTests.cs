@@ -109,6 +109,33 @@ public class ConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);
         Assert.Equal(1000, s.AmqpConsumerWindow);
+        Assert.Equal(16UL * 1024 * 1024, s.AmqpMaxMessageSize);
+        Assert.Equal(64L * 1024 * 1024, s.AmqpMaxPendingContentBytes);
+    }
+
+    [Fact]
+    public void Amqp_limits_are_read_from_their_keys()
+    {
+        using var env = new EnvironmentScope();
+        var config = ConfigurationFactory.ParseString("""
+            broker.amqp {
+              max-message-size = 1001
+              max-pending-content-bytes = 1003
+            }
+            """).WithFallback(BrokerConfig.Load());
+        var s = BrokerSettings.From(config);
+        Assert.Equal((1001UL, 1003L), (s.AmqpMaxMessageSize, s.AmqpMaxPendingContentBytes));
+    }
+
+    [Theory]
+    [InlineData("max-message-size = 4294967296")]
+    [InlineData("max-pending-content-bytes = 0")]
+    public void An_amqp_limit_out_of_range_is_refused_at_start_up(string setting)
+    {
+        using var env = new EnvironmentScope();
+        var config = ConfigurationFactory.ParseString("broker.amqp." + setting).WithFallback(BrokerConfig.Load());
+        var error = Assert.Throws<ConfigurationException>(() => BrokerSettings.From(config));
+        Assert.Contains(setting.Split(' ')[0], error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
