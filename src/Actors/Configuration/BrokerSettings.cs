@@ -32,7 +32,11 @@ public sealed record BrokerSettings
     public required uint AmqpFrameMax { get; init; }
     public required TimeSpan AmqpHeartbeat { get; init; }
     public required ulong AmqpMaxMessageSize { get; init; }
+    public required ushort AmqpChannelMax { get; init; }
     public required long AmqpMaxPendingContentBytes { get; init; }
+    public required int AmqpMaxUnconfirmedPerChannel { get; init; }
+    public required int AmqpMaxTxPublishes { get; init; }
+    public required long AmqpMaxTxBytes { get; init; }
     public required int AmqpConsumerWindow { get; init; }
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
@@ -75,7 +79,11 @@ public sealed record BrokerSettings
             AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
             AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
             AmqpMaxMessageSize = InRange(b, "amqp.max-message-size", 16777216, 0, Array.MaxLength),
+            AmqpChannelMax = (ushort)InRange(b, "amqp.channel-max", 2047, 1, ushort.MaxValue),
             AmqpMaxPendingContentBytes = (long)InRange(b, "amqp.max-pending-content-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxUnconfirmedPerChannel = (int)InRange(b, "amqp.max-unconfirmed-per-channel", 10000, 1, int.MaxValue),
+            AmqpMaxTxPublishes = (int)InRange(b, "amqp.max-tx-publishes", 10000, 1, int.MaxValue),
+            AmqpMaxTxBytes = (long)InRange(b, "amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
     }

@@ -110,7 +110,11 @@ public class ConfigurationTests
         Assert.Equal(500, s.SnapshotEvery);
         Assert.Equal(1000, s.AmqpConsumerWindow);
         Assert.Equal(16UL * 1024 * 1024, s.AmqpMaxMessageSize);
+        Assert.Equal(2047, s.AmqpChannelMax);
         Assert.Equal(64L * 1024 * 1024, s.AmqpMaxPendingContentBytes);
+        Assert.Equal(10000, s.AmqpMaxUnconfirmedPerChannel);
+        Assert.Equal(10000, s.AmqpMaxTxPublishes);
+        Assert.Equal(64L * 1024 * 1024, s.AmqpMaxTxBytes);
     }
 
     [Fact]
@@ -120,14 +124,22 @@ public class ConfigurationTests
         var config = ConfigurationFactory.ParseString("""
             broker.amqp {
               max-message-size = 1001
+              channel-max = 1002
               max-pending-content-bytes = 1003
+              max-unconfirmed-per-channel = 1004
+              max-tx-publishes = 1005
+              max-tx-bytes = 1006
             }
             """).WithFallback(BrokerConfig.Load());
         var s = BrokerSettings.From(config);
-        Assert.Equal((1001UL, 1003L), (s.AmqpMaxMessageSize, s.AmqpMaxPendingContentBytes));
+        Assert.Equal(
+            (1001UL, (ushort)1002, 1003L, 1004, 1005, 1006L),
+            (s.AmqpMaxMessageSize, s.AmqpChannelMax, s.AmqpMaxPendingContentBytes, s.AmqpMaxUnconfirmedPerChannel, s.AmqpMaxTxPublishes, s.AmqpMaxTxBytes));
     }
 
     [Theory]
+    [InlineData("channel-max = 0")]
+    [InlineData("channel-max = 65536")]
     [InlineData("max-message-size = 4294967296")]
     [InlineData("max-pending-content-bytes = 0")]
     public void An_amqp_limit_out_of_range_is_refused_at_start_up(string setting)

@@ -3,19 +3,29 @@ using Broker.Actors.Amqp.Content;
 using Broker.Edge.Amqp;
 using Broker.Tests.Shared;
 using RabbitMQ.Client;
+using BasicProperties = Broker.Actors.Amqp.Content.BasicProperties;
+using QueueDeclareOk = Broker.Edge.Amqp.QueueDeclareOk;
 
 namespace Broker.EndToEnd.Tests.Amqp;
 
 /// <summary>A node with the broker.amqp limits set low enough for a test to cross each of them.</summary>
 public sealed class AmqpLimitsFixture : IAsyncLifetime
 {
+    public const ushort ChannelMax = 300;
     public const long MaxPendingContentBytes = 8 * 1024 * 1024;
+    public const int MaxUnconfirmedPerChannel = 4;
+    public const int MaxTxPublishes = 3;
+    public const long MaxTxBytes = 2000;
 
     public TestNode Node { get; private set; } = null!;
 
     public async Task InitializeAsync() => Node = await TestNode.StartAsync($$"""
         broker.amqp {
+          channel-max = {{ChannelMax}}
           max-pending-content-bytes = {{MaxPendingContentBytes}}
+          max-unconfirmed-per-channel = {{MaxUnconfirmedPerChannel}}
+          max-tx-publishes = {{MaxTxPublishes}}
+          max-tx-bytes = {{MaxTxBytes}}
         }
         """);
 
@@ -61,6 +71,19 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
     {
         await client.SendAsync(number, ChannelOpen.Instance);
         Assert.IsType<ChannelOpenOk>(await client.ReadMethodAsync(number));
+    }
+
+    /// <summary>The next method on <paramref name="channel"/> that is not a publisher confirm.</summary>
+    private static async Task<AmqpMethod?> ReadSkippingAcksAsync(RawAmqpClient client, ushort channel)
+    {
+        while (await client.ReadMethodAsync(channel) is { } method)
+        {
+            if (method is not BasicAck)
+            {
+                return method;
+            }
+        }
+        return null;
     }
 
     [Fact]
@@ -118,6 +141,18 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
     }
 
     [Fact]
+    public async Task Channel_max_is_offered_in_tune_and_a_channel_above_it_closes_the_connection_with_530()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        Assert.Equal(AmqpLimitsFixture.ChannelMax, client.Tune.ChannelMax);
+        await OpenChannelAsync(client, AmqpLimitsFixture.ChannelMax);
+        await client.SendAsync(AmqpLimitsFixture.ChannelMax + 1, ChannelOpen.Instance);
+        var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
+        Assert.Equal((AmqpReplyCode.NotAllowed, (ushort)20, (ushort)10), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        await AssertAnotherClientWorksAsync();
+    }
+
+    [Fact]
     public async Task A_publish_on_channel_0_closes_the_connection_with_503_before_its_content_is_read()
     {
         using var client = await RawAmqpClient.OpenAsync(Port);
@@ -139,6 +174,80 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
         var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
         Assert.Equal(AmqpReplyCode.ChannelError, close.ReplyCode);
         Assert.Contains("before connection.open", close.ReplyText, StringComparison.Ordinal);
+        await AssertAnotherClientWorksAsync();
+    }
+
+    [Fact]
+    public async Task Unconfirmed_publishes_past_the_bound_close_the_channel_with_406()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        await OpenChannelAsync(client, 1);
+        var queue = Ids.New("unconfirmed");
+        await client.SendAsync(1, new QueueDeclare(queue, false, true, false, false, false, FieldTable.Empty));
+        Assert.IsType<QueueDeclareOk>(await client.ReadMethodAsync(1));
+        await client.SendAsync(1, new ConfirmSelect(false));
+        Assert.IsType<ConfirmSelectOk>(await client.ReadMethodAsync(1));
+        // Persistent messages in a durable queue are confirmed only after a journal write: a burst in one
+        // write has many more outstanding at once than the bound allows.
+        var persistent = BasicPropertiesCodec.Write(new BasicProperties { DeliveryMode = 2 });
+        for (var i = 0; i < 50 * AmqpLimitsFixture.MaxUnconfirmedPerChannel; i++)
+        {
+            AmqpFrameWriter.WriteMethod(client.Output, 1, new BasicPublish("", queue, false, false));
+            AmqpFrameWriter.WriteContent(client.Output, 1, persistent, "m"u8, 131072);
+        }
+        await client.FlushAsync();
+        var close = Assert.IsType<ChannelClose>(await ReadSkippingAcksAsync(client, 1));
+        Assert.Equal((AmqpReplyCode.PreconditionFailed, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        Assert.Contains("waiting for confirmation", close.ReplyText, StringComparison.Ordinal);
+        await client.SendAsync(1, ChannelCloseOk.Instance);
+        // Only the channel closed.
+        await OpenChannelAsync(client, 2);
+        await client.SendAsync(2, new QueueDelete(queue, false, false, false));
+        Assert.IsType<QueueDeleteOk>(await client.ReadMethodAsync(2));
+        await AssertAnotherClientWorksAsync();
+    }
+
+    [Fact]
+    public async Task A_transaction_holding_more_publishes_than_the_bound_closes_the_channel_with_406()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        await OpenChannelAsync(client, 1);
+        await client.SendAsync(1, TxSelect.Instance);
+        Assert.IsType<TxSelectOk>(await client.ReadMethodAsync(1));
+        // Exactly the bound fits, and a commit starts the count again.
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < AmqpLimitsFixture.MaxTxPublishes; i++)
+            {
+                await client.PublishAsync(1, "", "nowhere", "m");
+            }
+            await client.SendAsync(1, TxCommit.Instance);
+            Assert.IsType<TxCommitOk>(await client.ReadMethodAsync(1));
+        }
+        for (var i = 0; i <= AmqpLimitsFixture.MaxTxPublishes; i++)
+        {
+            await client.PublishAsync(1, "", "nowhere", "m");
+        }
+        var close = Assert.IsType<ChannelClose>(await client.ReadMethodAsync(1));
+        Assert.Equal((AmqpReplyCode.PreconditionFailed, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        await client.SendAsync(1, ChannelCloseOk.Instance);
+        await OpenChannelAsync(client, 2);
+        await AssertAnotherClientWorksAsync();
+    }
+
+    [Fact]
+    public async Task A_transaction_holding_more_body_bytes_than_the_bound_closes_the_channel_with_406()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        await OpenChannelAsync(client, 1);
+        await client.SendAsync(1, TxSelect.Instance);
+        Assert.IsType<TxSelectOk>(await client.ReadMethodAsync(1));
+        var half = new string('x', (int)AmqpLimitsFixture.MaxTxBytes / 2);
+        await client.PublishAsync(1, "", "nowhere", half);
+        await client.PublishAsync(1, "", "nowhere", half);
+        await client.PublishAsync(1, "", "nowhere", "one byte too many");
+        var close = Assert.IsType<ChannelClose>(await client.ReadMethodAsync(1));
+        Assert.Equal((AmqpReplyCode.PreconditionFailed, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
         await AssertAnotherClientWorksAsync();
     }
 }

@@ -78,14 +78,14 @@ public sealed class RawAmqpTests(NodeFixture fixture) : IClassFixture<NodeFixtur
     }
 
     [Fact]
-    public async Task A_channel_above_the_negotiated_channel_max_is_refused()
+    public async Task A_channel_above_the_channel_max_the_client_asked_for_is_refused_with_530()
     {
         using var client = await RawAmqpClient.OpenAsync(fixture.Node.AmqpPort, channelMax: 10);
         await client.SendAsync(10, ChannelOpen.Instance);
         Assert.IsType<ChannelOpenOk>(await client.ReadMethodAsync(10));
         await client.SendAsync(11, ChannelOpen.Instance);
         var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
-        Assert.Equal(AmqpReplyCode.ChannelError, close.ReplyCode);
+        Assert.Equal((AmqpReplyCode.NotAllowed, (ushort)20, (ushort)10), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
     }
 
     [Fact]
