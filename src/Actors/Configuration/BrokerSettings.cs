@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Broker.Actors.Amqp.Content;
 using Broker.Actors.Sessions;
 
 namespace Broker.Actors.Configuration;
@@ -37,6 +38,7 @@ public sealed record BrokerSettings
     public required int AmqpMaxUnconfirmedPerChannel { get; init; }
     public required int AmqpMaxTxPublishes { get; init; }
     public required long AmqpMaxTxBytes { get; init; }
+    public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
@@ -84,6 +86,7 @@ public sealed record BrokerSettings
             AmqpMaxUnconfirmedPerChannel = (int)InRange(b, "amqp.max-unconfirmed-per-channel", 10000, 1, int.MaxValue),
             AmqpMaxTxPublishes = (int)InRange(b, "amqp.max-tx-publishes", 10000, 1, int.MaxValue),
             AmqpMaxTxBytes = (long)InRange(b, "amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
     }

@@ -588,6 +588,9 @@ internal sealed partial class AmqpConnectionActor
         try
         {
             (persistent, expiration) = BasicPropertiesCodec.ReadDelivery(publish.Properties);
+            // Headers travel as bytes and are read later (headers exchanges, MQTT): reading them once here holds them
+            // to the connection's table depth where the client can be told, at the cost of parsing them twice.
+            BasicPropertiesCodec.ReadHeaders(publish.Properties, _services.Settings.AmqpMaxTableDepth);
         }
         catch (AmqpFormatException ex)
         {

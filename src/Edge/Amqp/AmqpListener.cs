@@ -39,6 +39,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
             MaxMessageSize = _services.Settings.AmqpMaxMessageSize,
             MaxPendingContentBytes = _services.Settings.AmqpMaxPendingContentBytes,
+            MaxTableDepth = _services.Settings.AmqpMaxTableDepth,
         };
         var actor = _system.ActorOf(AmqpConnectionActor.Props(transport, _services, _amqp));
         return (actor, transport, transport.RunAsync(actor, CancellationToken.None));

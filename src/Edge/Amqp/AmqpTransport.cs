@@ -98,6 +98,9 @@ internal sealed class AmqpTransport
     /// <summary>Bytes of unfinished publishes (bodies so far and properties) the connection may hold across all its channels (BrokerSettings.AmqpMaxPendingContentBytes).</summary>
     public required long MaxPendingContentBytes { get; init; }
 
+    /// <summary>Deepest table nesting accepted in a method (BrokerSettings.AmqpMaxTableDepth).</summary>
+    public required int MaxTableDepth { get; init; }
+
     /// <summary>
     /// The connection is closing: frames on channels other than 0 are dropped unread (the spec has a closing
     /// peer discard everything but close and close-ok), so a client cannot make it buffer content meanwhile.
@@ -301,11 +304,11 @@ internal sealed class AmqpTransport
                 AmqpMethod method;
                 try
                 {
-                    method = AmqpMethodCodec.Decode(frame.Payload);
+                    method = AmqpMethodCodec.Decode(frame.Payload, MaxTableDepth);
                 }
                 catch (AmqpFormatException ex)
                 {
-                    connection.Tell(new AmqpTransportError(ex.ReplyCode, ex.Message));
+                    connection.Tell(new AmqpTransportError(ex.ReplyCode, ex.Message, ex.ClassId, ex.MethodId));
                     return false;
                 }
                 if (method is BasicPublish publish)

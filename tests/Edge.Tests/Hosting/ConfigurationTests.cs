@@ -115,6 +115,7 @@ public class ConfigurationTests
         Assert.Equal(10000, s.AmqpMaxUnconfirmedPerChannel);
         Assert.Equal(10000, s.AmqpMaxTxPublishes);
         Assert.Equal(64L * 1024 * 1024, s.AmqpMaxTxBytes);
+        Assert.Equal(16, s.AmqpMaxTableDepth);
     }
 
     [Fact]
@@ -129,17 +130,19 @@ public class ConfigurationTests
               max-unconfirmed-per-channel = 1004
               max-tx-publishes = 1005
               max-tx-bytes = 1006
+              max-table-depth = 7
             }
             """).WithFallback(BrokerConfig.Load());
         var s = BrokerSettings.From(config);
         Assert.Equal(
-            (1001UL, (ushort)1002, 1003L, 1004, 1005, 1006L),
-            (s.AmqpMaxMessageSize, s.AmqpChannelMax, s.AmqpMaxPendingContentBytes, s.AmqpMaxUnconfirmedPerChannel, s.AmqpMaxTxPublishes, s.AmqpMaxTxBytes));
+            (1001UL, (ushort)1002, 1003L, 1004, 1005, 1006L, 7),
+            (s.AmqpMaxMessageSize, s.AmqpChannelMax, s.AmqpMaxPendingContentBytes, s.AmqpMaxUnconfirmedPerChannel, s.AmqpMaxTxPublishes, s.AmqpMaxTxBytes, s.AmqpMaxTableDepth));
     }
 
     [Theory]
     [InlineData("channel-max = 0")]
     [InlineData("channel-max = 65536")]
+    [InlineData("max-table-depth = 65")]
     [InlineData("max-message-size = 4294967296")]
     [InlineData("max-pending-content-bytes = 0")]
     public void An_amqp_limit_out_of_range_is_refused_at_start_up(string setting)

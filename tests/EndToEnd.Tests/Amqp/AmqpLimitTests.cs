@@ -16,6 +16,7 @@ public sealed class AmqpLimitsFixture : IAsyncLifetime
     public const int MaxUnconfirmedPerChannel = 4;
     public const int MaxTxPublishes = 3;
     public const long MaxTxBytes = 2000;
+    public const int MaxTableDepth = 4;
 
     public TestNode Node { get; private set; } = null!;
 
@@ -26,6 +27,7 @@ public sealed class AmqpLimitsFixture : IAsyncLifetime
           max-unconfirmed-per-channel = {{MaxUnconfirmedPerChannel}}
           max-tx-publishes = {{MaxTxPublishes}}
           max-tx-bytes = {{MaxTxBytes}}
+          max-table-depth = {{MaxTableDepth}}
         }
         """);
 
@@ -249,5 +251,56 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
         var close = Assert.IsType<ChannelClose>(await client.ReadMethodAsync(1));
         Assert.Equal((AmqpReplyCode.PreconditionFailed, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
         await AssertAnotherClientWorksAsync();
+    }
+
+    /// <summary>A table nested <paramref name="depth"/> levels deep, the outer table counting as 1.</summary>
+    private static FieldTable Nested(int depth)
+    {
+        var table = new FieldTable([new("leaf", 1)]);
+        for (var level = 1; level < depth; level++)
+        {
+            table = new FieldTable([new("inner", table)]);
+        }
+        return table;
+    }
+
+    [Fact]
+    public async Task A_method_with_tables_nested_deeper_than_the_bound_closes_the_connection_with_502()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        await OpenChannelAsync(client, 1);
+        var queue = await DeclareExclusiveAsync(client, 1);
+        await client.SendAsync(1, new QueueBind(queue, "amq.direct", "k", false, Nested(AmqpLimitsFixture.MaxTableDepth)));
+        Assert.IsType<QueueBindOk>(await client.ReadMethodAsync(1));
+        await client.SendAsync(1, new QueueBind(queue, "amq.direct", "k2", false, Nested(AmqpLimitsFixture.MaxTableDepth + 1)));
+        var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
+        Assert.Equal((AmqpReplyCode.SyntaxError, (ushort)50, (ushort)20), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        await AssertAnotherClientWorksAsync();
+    }
+
+    [Fact]
+    public async Task Message_headers_nested_deeper_than_the_bound_close_the_connection_with_502()
+    {
+        using var client = await RawAmqpClient.OpenAsync(Port);
+        await OpenChannelAsync(client, 1);
+        var queue = await DeclareExclusiveAsync(client, 1);
+        await client.SendAsync(1, new ConfirmSelect(false));
+        Assert.IsType<ConfirmSelectOk>(await client.ReadMethodAsync(1));
+        AmqpFrameWriter.WriteMethod(client.Output, 1, new BasicPublish("", queue, false, false));
+        AmqpFrameWriter.WriteContent(client.Output, 1, BasicPropertiesCodec.Write(new BasicProperties { Headers = Nested(AmqpLimitsFixture.MaxTableDepth) }), "ok"u8, 131072);
+        await client.FlushAsync();
+        Assert.IsType<BasicAck>(await client.ReadMethodAsync(1));
+        AmqpFrameWriter.WriteMethod(client.Output, 1, new BasicPublish("", queue, false, false));
+        AmqpFrameWriter.WriteContent(client.Output, 1, BasicPropertiesCodec.Write(new BasicProperties { Headers = Nested(AmqpLimitsFixture.MaxTableDepth + 1) }), "deep"u8, 131072);
+        await client.FlushAsync();
+        var close = Assert.IsType<ConnectionClose>(await client.ReadMethodAsync(0));
+        Assert.Equal((AmqpReplyCode.SyntaxError, (ushort)60, (ushort)40), (close.ReplyCode, close.FailingClassId, close.FailingMethodId));
+        await AssertAnotherClientWorksAsync();
+    }
+
+    private static async Task<string> DeclareExclusiveAsync(RawAmqpClient client, ushort channel)
+    {
+        await client.SendAsync(channel, new QueueDeclare("", false, false, true, false, false, FieldTable.Empty));
+        return Assert.IsType<QueueDeclareOk>(await client.ReadMethodAsync(channel)).Queue;
     }
 }
