@@ -116,7 +116,8 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
         var declaredTotal = (long)declared * channels;
         Assert.True(growth < declaredTotal / 16, $"the heap grew by {growth} bytes for {declaredTotal} declared");
 
-        // Now bodies arrive: a frame on each channel, until the connection holds more than its bound.
+        // Now bodies arrive: a full frame on each channel, 200 x 128 KiB in all, so the 8 MiB bound is crossed
+        // at about the 64th channel.
         var payload = new byte[FramePayload];
         var sender = Task.Run(async () =>
         {
@@ -138,7 +139,6 @@ public sealed class AmqpLimitTests(AmqpLimitsFixture fixture) : IClassFixture<Am
         Assert.StartsWith("RESOURCE_ERROR", close.ReplyText, StringComparison.Ordinal);
         // The node no longer reads this socket and closes it a second after its close: the sender stops there.
         await sender.WaitAsync(RawAmqpClient.Timeout);
-        Assert.True(AmqpLimitsFixture.MaxPendingContentBytes / FramePayload < channels, "the test sends more than the bound");
         await AssertAnotherClientWorksAsync();
     }
 
