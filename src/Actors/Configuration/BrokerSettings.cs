@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Broker.Actors.Amqp.Content;
 using Broker.Actors.Sessions;
 
 namespace Broker.Actors.Configuration;
@@ -32,6 +33,12 @@ public sealed record BrokerSettings
     public required uint AmqpFrameMax { get; init; }
     public required TimeSpan AmqpHeartbeat { get; init; }
     public required ulong AmqpMaxMessageSize { get; init; }
+    public required ushort AmqpChannelMax { get; init; }
+    public required long AmqpMaxPendingContentBytes { get; init; }
+    public required int AmqpMaxUnconfirmedPerChannel { get; init; }
+    public required int AmqpMaxTxPublishes { get; init; }
+    public required long AmqpMaxTxBytes { get; init; }
+    public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
     public required int RetainedMaxMessages { get; init; }
     public required long RetainedMaxBytes { get; init; }
@@ -83,12 +90,26 @@ public sealed record BrokerSettings
             AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),
             AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
             AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
-            AmqpMaxMessageSize = b.GetLong("amqp.max-message-size", 16777216) is >= 0 and <= 536870912 and var max
-                ? (ulong)max
-                : throw new ConfigurationException("broker.amqp.max-message-size must be between 0 and 536870912 (512 MiB)"),
+            AmqpMaxMessageSize = InRange(b, "amqp.max-message-size", 16777216, 0, 536870912),
+            AmqpChannelMax = (ushort)InRange(b, "amqp.channel-max", 2047, 1, ushort.MaxValue),
+            AmqpMaxPendingContentBytes = (long)InRange(b, "amqp.max-pending-content-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxUnconfirmedPerChannel = (int)InRange(b, "amqp.max-unconfirmed-per-channel", 10000, 1, int.MaxValue),
+            AmqpMaxTxPublishes = (int)InRange(b, "amqp.max-tx-publishes", 10000, 1, int.MaxValue),
+            AmqpMaxTxBytes = (long)InRange(b, "amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
             RetainedMaxMessages = b.GetInt("retained.max-messages", 100000),
             RetainedMaxBytes = b.GetLong("retained.max-bytes", 268435456),
         };
+    }
+
+    private static ulong InRange(Config b, string key, long fallback, long min, long max)
+    {
+        var value = b.GetLong(key, fallback);
+        if (value < min || value > max)
+        {
+            throw new ConfigurationException($"broker.{key} must be between {min} and {max}, not {value}");
+        }
+        return (ulong)value;
     }
 }

@@ -29,6 +29,8 @@ internal sealed class AmqpChannel(ushort number)
     public bool Tx;
     /// <summary>Publishes held until tx.commit, read as far as routing needs (the TTL applies from the commit).</summary>
     public List<(AmqpInboundPublish Publish, bool Persistent, long? TtlMs)>? TxPublishes;
+    /// <summary>Body bytes of <see cref="TxPublishes"/>.</summary>
+    public long TxBytes;
     public List<(Settlement Kind, ulong Tag, bool Multiple)>? TxSettles;
 
     public ushort ConsumerPrefetch;

@@ -79,9 +79,10 @@ internal sealed partial class AmqpConnectionActor
         {
             if (item is AmqpInboundMethod { Method: ChannelOpen })
             {
+                // A connection exception, as RabbitMQ answers it: the client broke what it agreed to in tune-ok.
                 if (number > _channelMax)
                 {
-                    CloseConnection(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - channel number {number} above channel_max {_channelMax}", 20, 10);
+                    CloseConnection(AmqpReplyCode.NotAllowed, $"NOT_ALLOWED - channel id {number} greater than channel_max {_channelMax}", 20, 10);
                     return;
                 }
                 _channels[number] = new AmqpChannel(number);
@@ -260,6 +261,7 @@ internal sealed partial class AmqpConnectionActor
                     return;
                 }
                 channel.TxPublishes = null;
+                channel.TxBytes = 0;
                 channel.TxSettles = null;
                 Send(channel.Number, TxRollbackOk.Instance);
                 return;
@@ -295,6 +297,7 @@ internal sealed partial class AmqpConnectionActor
         channel.Unacked.Clear();
         channel.Held = null;
         channel.TxPublishes = null;
+        channel.TxBytes = 0;
         channel.TxSettles = null;
         channel.Busy = false;
         List<long>? done = null;
@@ -585,6 +588,9 @@ internal sealed partial class AmqpConnectionActor
         try
         {
             (persistent, expiration) = BasicPropertiesCodec.ReadDelivery(publish.Properties);
+            // Headers travel as bytes and are read later (headers exchanges, MQTT): reading them once here holds them
+            // to the connection's table depth where the client can be told, at the cost of parsing them twice.
+            BasicPropertiesCodec.ReadHeaders(publish.Properties, _services.Settings.AmqpMaxTableDepth);
         }
         catch (AmqpFormatException ex)
         {
@@ -601,9 +607,26 @@ internal sealed partial class AmqpConnectionActor
             }
             ttlMs = ttl;
         }
+        // Each held publish keeps its body in this actor: past these bounds the channel closes (RabbitMQ's answer to a
+        // client breaking a channel's rules) rather than the node holding whatever the client sends.
+        var settings = _services.Settings;
         if (channel.Tx)
         {
+            var held = channel.TxPublishes?.Count ?? 0;
+            if (held >= settings.AmqpMaxTxPublishes || channel.TxBytes + publish.Body.Length > settings.AmqpMaxTxBytes)
+            {
+                ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed,
+                    $"PRECONDITION_FAILED - a transaction may hold at most {settings.AmqpMaxTxPublishes} publishes and {settings.AmqpMaxTxBytes} body bytes", 60, 40);
+                return;
+            }
             (channel.TxPublishes ??= []).Add((publish, persistent, ttlMs));
+            channel.TxBytes += publish.Body.Length;
+            return;
+        }
+        if (channel.Confirm && channel.Unconfirmed!.Count >= settings.AmqpMaxUnconfirmedPerChannel)
+        {
+            ChannelError(channel.Number, AmqpReplyCode.PreconditionFailed,
+                $"PRECONDITION_FAILED - more than {settings.AmqpMaxUnconfirmedPerChannel} publishes waiting for confirmation on this channel", 60, 40);
             return;
         }
         Route(channel, publish, persistent, ttlMs, null);
@@ -837,6 +860,7 @@ internal sealed partial class AmqpConnectionActor
         var publishes = channel.TxPublishes;
         var settles = channel.TxSettles;
         channel.TxPublishes = null;
+        channel.TxBytes = 0;
         channel.TxSettles = null;
         if (settles is not null)
         {

@@ -31,7 +31,6 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         Closing,
     }
 
-    private const ushort ServerChannelMax = 2047;
     private const string Product = "Broker";
 
     private readonly AmqpTransport _transport;
@@ -42,7 +41,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
     private readonly string _connectionId;
     private Phase _phase;
     private uint _frameMax = AmqpTransport.HandshakeFrameMax;
-    private ushort _channelMax = ServerChannelMax;
+    private ushort _channelMax;
     private string _connectionName = "";
     private string _user = "";
     private long _connectedAtUnixMs;
@@ -275,7 +274,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         }
         _user = user;
         _phase = Phase.AwaitingTuneOk;
-        Send(0, new ConnectionTune(ServerChannelMax, _amqp.FrameMax, (ushort)_amqp.Heartbeat.TotalSeconds));
+        Send(0, new ConnectionTune(_services.Settings.AmqpChannelMax, _amqp.FrameMax, (ushort)_amqp.Heartbeat.TotalSeconds));
     }
 
     private void OnTuneOk(ConnectionTuneOk tuneOk)
@@ -288,7 +287,8 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         }
         _frameMax = frameMax;
         _transport.FrameMax = frameMax;
-        _channelMax = tuneOk.ChannelMax == 0 ? ServerChannelMax : Math.Min(tuneOk.ChannelMax, ServerChannelMax);
+        var channelMax = _services.Settings.AmqpChannelMax;
+        _channelMax = tuneOk.ChannelMax == 0 ? channelMax : Math.Min(tuneOk.ChannelMax, channelMax);
         _heartbeatSeconds = tuneOk.Heartbeat;
         _transport.SetHeartbeat(TimeSpan.FromSeconds(tuneOk.Heartbeat));
         _phase = Phase.AwaitingOpen;
@@ -325,6 +325,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             return;
         }
         var wasOpen = _phase != Phase.AwaitingHeader;
+        _transport.DiscardChannelFrames();
         ReleaseAll();
         _phase = Phase.Closing;
         if (!wasOpen)

@@ -38,6 +38,8 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
             // The handshake must finish within the connect timeout; tune-ok replaces it with the heartbeat deadline.
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
             MaxMessageSize = _services.Settings.AmqpMaxMessageSize,
+            MaxPendingContentBytes = _services.Settings.AmqpMaxPendingContentBytes,
+            MaxTableDepth = _services.Settings.AmqpMaxTableDepth,
         };
         var actor = _system.ActorOf(AmqpConnectionActor.Props(transport, _services, _amqp));
         return (actor, transport, transport.RunAsync(actor, CancellationToken.None));

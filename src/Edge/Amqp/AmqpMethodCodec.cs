@@ -16,17 +16,17 @@ public static class AmqpMethodCodec
     /// for arguments that are truncated, malformed or followed by extra bytes; <c>ClassId</c> and <c>MethodId</c>
     /// name the method when its ids were read.
     /// </exception>
-    public static AmqpMethod Decode(ReadOnlySequence<byte> payload)
+    public static AmqpMethod Decode(ReadOnlySequence<byte> payload, int maxTableDepth = FieldTableCodec.MaxDepth)
     {
         if (payload.IsSingleSegment)
         {
-            return Decode(payload.FirstSpan);
+            return Decode(payload.FirstSpan, maxTableDepth);
         }
         if (payload.Length <= StackCopyLimit)
         {
             Span<byte> copy = stackalloc byte[StackCopyLimit];
             payload.CopyTo(copy);
-            return Decode(copy[..(int)payload.Length]);
+            return Decode(copy[..(int)payload.Length], maxTableDepth);
         }
         // The frame reader bounded the payload by frame-max, so this fits an int.
         var length = (int)payload.Length;
@@ -34,7 +34,7 @@ public static class AmqpMethodCodec
         try
         {
             payload.CopyTo(rented);
-            return Decode(rented.AsSpan(0, length));
+            return Decode(rented.AsSpan(0, length), maxTableDepth);
         }
         finally
         {
@@ -44,9 +44,9 @@ public static class AmqpMethodCodec
     }
 
     /// <inheritdoc cref="Decode(ReadOnlySequence{byte})"/>
-    public static AmqpMethod Decode(ReadOnlySpan<byte> payload)
+    public static AmqpMethod Decode(ReadOnlySpan<byte> payload, int maxTableDepth = FieldTableCodec.MaxDepth)
     {
-        var reader = new AmqpReader(payload);
+        var reader = new AmqpReader(payload, maxTableDepth);
         var classId = reader.ReadUInt16();
         var methodId = reader.ReadUInt16();
         try

@@ -64,6 +64,13 @@ internal sealed class AmqpTransport
     private long _lastSentMs = Environment.TickCount64;
     private long _heartbeatMs;
     private uint _frameMax = HandshakeFrameMax;
+    private bool _discarding;
+
+    /// <summary>Set once connection.open has been read: no channel may be used before it (read-loop thread only).</summary>
+    private bool _openRead;
+
+    /// <summary>Sum of the body buffers and properties of <see cref="PendingContent"/> on all channels (read-loop thread only).</summary>
+    private long _pendingBytes;
 
     public AmqpTransport(Socket socket)
     {
@@ -86,7 +93,19 @@ internal sealed class AmqpTransport
     }
 
     /// <summary>Largest body a publish may carry; bigger ones are refused with 406 without buffering them.</summary>
-    public ulong MaxMessageSize { get; init; } = 128UL * 1024 * 1024;
+    public required ulong MaxMessageSize { get; init; }
+
+    /// <summary>Bytes of unfinished publishes (bodies so far and properties) the connection may hold across all its channels (BrokerSettings.AmqpMaxPendingContentBytes).</summary>
+    public required long MaxPendingContentBytes { get; init; }
+
+    /// <summary>Deepest table nesting accepted in a method (BrokerSettings.AmqpMaxTableDepth).</summary>
+    public required int MaxTableDepth { get; init; }
+
+    /// <summary>
+    /// The connection is closing: frames on channels other than 0 are dropped unread (the spec has a closing
+    /// peer discard everything but close and close-ok), so a client cannot make it buffer content meanwhile.
+    /// </summary>
+    public void DiscardChannelFrames() => Volatile.Write(ref _discarding, true);
 
     /// <summary>When the connection must next show activity (<see cref="Environment.TickCount64"/> ms).</summary>
     public long DeadlineMs
@@ -164,9 +183,10 @@ internal sealed class AmqpTransport
     {
         public readonly BasicPublish Method = method;
         public byte[]? Properties;
+        public ulong Declared;
+        /// <summary>Grows with the body frames (never past <see cref="Declared"/>); its length and that of <see cref="Properties"/> count towards <see cref="MaxPendingContentBytes"/>.</summary>
         public byte[] Body = [];
-        public int Received;
-        public ulong DroppedSize;
+        public ulong Received;
         public bool Dropping;
     }
 
@@ -247,6 +267,24 @@ internal sealed class AmqpTransport
     /// <summary>Handles one frame; false when the connection must end (the actor was told why).</summary>
     private bool HandleFrame(IActorRef connection, in AmqpFrame frame, Dictionary<ushort, PendingContent> pending)
     {
+        if (frame.Channel != 0 && frame.Type != AmqpFrameType.Heartbeat)
+        {
+            if (Volatile.Read(ref _discarding))
+            {
+                if (pending.Count > 0)
+                {
+                    pending.Clear();
+                    _pendingBytes = 0;
+                }
+                return true;
+            }
+            if (!_openRead)
+            {
+                // Refused unread: before connection.open nothing may make the node buffer content for a channel.
+                connection.Tell(new AmqpTransportError(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - frame on channel {frame.Channel} before connection.open"));
+                return false;
+            }
+        }
         switch (frame.Type)
         {
             case AmqpFrameType.Heartbeat:
@@ -266,19 +304,28 @@ internal sealed class AmqpTransport
                 AmqpMethod method;
                 try
                 {
-                    method = AmqpMethodCodec.Decode(frame.Payload);
+                    method = AmqpMethodCodec.Decode(frame.Payload, MaxTableDepth);
                 }
                 catch (AmqpFormatException ex)
                 {
-                    connection.Tell(new AmqpTransportError(ex.ReplyCode, ex.Message));
+                    connection.Tell(new AmqpTransportError(ex.ReplyCode, ex.Message, ex.ClassId, ex.MethodId));
                     return false;
                 }
                 if (method is BasicPublish publish)
                 {
+                    if (frame.Channel == 0)
+                    {
+                        connection.Tell(new AmqpTransportError(AmqpReplyCode.CommandInvalid, "COMMAND_INVALID - basic.publish on channel 0", 60, 40));
+                        return false;
+                    }
                     pending[frame.Channel] = new PendingContent(publish);
                 }
                 else
                 {
+                    if (frame.Channel == 0 && method is ConnectionOpen)
+                    {
+                        _openRead = true;
+                    }
                     connection.Tell(new AmqpInboundMethod(frame.Channel, method));
                 }
                 return true;
@@ -295,11 +342,11 @@ internal sealed class AmqpTransport
                     connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "malformed content header frame"));
                     return false;
                 }
+                content.Declared = bodySize;
                 if (bodySize > MaxMessageSize)
                 {
                     // Read and drop the body frames so the connection stays usable; the channel gets the error.
                     content.Dropping = true;
-                    content.DroppedSize = bodySize;
                     content.Properties = [];
                     connection.Tell(new AmqpContentTooLarge(frame.Channel, bodySize));
                     if (bodySize == 0)
@@ -308,15 +355,21 @@ internal sealed class AmqpTransport
                     }
                     return true;
                 }
-                content.Properties = properties.ToArray();
                 if (bodySize == 0)
                 {
                     pending.Remove(frame.Channel);
-                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, []));
+                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, properties.ToArray(), []));
                     return true;
                 }
-                // Allocated only now that the declared size passed the limit check.
-                content.Body = new byte[(int)bodySize];
+                // The properties wait with the body, so they count towards the connection's bound as well.
+                if (_pendingBytes + properties.Length > MaxPendingContentBytes)
+                {
+                    TellTooMuchPending(connection);
+                    return false;
+                }
+                _pendingBytes += properties.Length;
+                content.Properties = properties.ToArray();
+                // Nothing is allocated for the body yet: the declared size is only a claim until its bytes arrive.
                 return true;
             }
             case AmqpFrameType.Body:
@@ -326,26 +379,32 @@ internal sealed class AmqpTransport
                     connection.Tell(new AmqpTransportError(AmqpReplyCode.UnexpectedFrame, $"content body frame on channel {frame.Channel} without a content header"));
                     return false;
                 }
-                var length = frame.Payload.Length;
+                var length = (ulong)frame.Payload.Length;
+                if (content.Received + length > content.Declared)
+                {
+                    connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "content body larger than its header declared"));
+                    return false;
+                }
                 if (content.Dropping)
                 {
-                    content.Received += (int)length;
-                    if ((ulong)content.Received >= content.DroppedSize)
+                    content.Received += length;
+                    if (content.Received == content.Declared)
                     {
                         pending.Remove(frame.Channel);
                     }
                     return true;
                 }
-                if (content.Received + length > content.Body.Length)
+                if (!Grow(content, (int)(content.Received + length)))
                 {
-                    connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, "content body larger than its header declared"));
+                    TellTooMuchPending(connection);
                     return false;
                 }
-                frame.Payload.CopyTo(content.Body.AsSpan(content.Received));
-                content.Received += (int)length;
-                if (content.Received == content.Body.Length)
+                frame.Payload.CopyTo(content.Body.AsSpan((int)content.Received));
+                content.Received += length;
+                if (content.Received == content.Declared)
                 {
                     pending.Remove(frame.Channel);
+                    _pendingBytes -= content.Body.Length + content.Properties.Length;
                     connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, content.Body));
                 }
                 return true;
@@ -354,5 +413,31 @@ internal sealed class AmqpTransport
                 connection.Tell(new AmqpTransportError(AmqpReplyCode.FrameError, $"unknown frame type {frame.Type}"));
                 return false;
         }
+    }
+
+    private void TellTooMuchPending(IActorRef connection) =>
+        connection.Tell(new AmqpTransportError(AmqpReplyCode.ResourceError,
+            $"RESOURCE_ERROR - more than {MaxPendingContentBytes} bytes of unfinished messages on this connection"));
+
+    /// <summary>
+    /// Makes room for <paramref name="needed"/> body bytes: the buffer doubles, capped at the declared size (which
+    /// passed <see cref="MaxMessageSize"/>), so the last buffer is exactly the body and is handed on without a copy.
+    /// False when the connection's unfinished bodies would pass <see cref="MaxPendingContentBytes"/>; nothing was allocated then.
+    /// </summary>
+    private bool Grow(PendingContent content, int needed)
+    {
+        var current = content.Body.Length;
+        if (needed <= current)
+        {
+            return true;
+        }
+        var capacity = (int)Math.Min(content.Declared, (ulong)Math.Max(needed, (long)current * 2));
+        if (_pendingBytes + (capacity - current) > MaxPendingContentBytes)
+        {
+            return false;
+        }
+        _pendingBytes += capacity - current;
+        Array.Resize(ref content.Body, capacity);
+        return true;
     }
 }

@@ -253,6 +253,19 @@ public class FieldTableTests
     }
 
     [Fact]
+    public void A_reader_with_a_lower_depth_limit_refuses_tables_and_arrays_past_it()
+    {
+        var tables = FieldTableCodec.Write(Nested(4));
+        var arrays = FieldTableCodec.Write([new("a", NestedArrays(3))]);
+        foreach (var wire in new[] { tables, arrays })
+        {
+            var within = new AmqpReader(wire, maxTableDepth: 4);
+            Assert.Equal(FieldTableCodec.Read(wire), within.ReadTable());
+            Assert.Throws<AmqpFormatException>(() => new AmqpReader(wire, maxTableDepth: 3).ReadTable());
+        }
+    }
+
+    [Fact]
     public void Arrays_count_towards_the_nesting_limit()
     {
         FieldTable ok = [new("a", NestedArrays(63))];

@@ -109,7 +109,48 @@ public class ConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);
         Assert.Equal(1000, s.AmqpConsumerWindow);
-        Assert.Equal(16777216ul, s.AmqpMaxMessageSize);
+        Assert.Equal(16UL * 1024 * 1024, s.AmqpMaxMessageSize);
+        Assert.Equal(2047, s.AmqpChannelMax);
+        Assert.Equal(64L * 1024 * 1024, s.AmqpMaxPendingContentBytes);
+        Assert.Equal(10000, s.AmqpMaxUnconfirmedPerChannel);
+        Assert.Equal(10000, s.AmqpMaxTxPublishes);
+        Assert.Equal(64L * 1024 * 1024, s.AmqpMaxTxBytes);
+        Assert.Equal(16, s.AmqpMaxTableDepth);
+    }
+
+    [Fact]
+    public void Amqp_limits_are_read_from_their_keys()
+    {
+        using var env = new EnvironmentScope();
+        var config = ConfigurationFactory.ParseString("""
+            broker.amqp {
+              max-message-size = 1001
+              channel-max = 1002
+              max-pending-content-bytes = 1003
+              max-unconfirmed-per-channel = 1004
+              max-tx-publishes = 1005
+              max-tx-bytes = 1006
+              max-table-depth = 7
+            }
+            """).WithFallback(BrokerConfig.Load());
+        var s = BrokerSettings.From(config);
+        Assert.Equal(
+            (1001UL, (ushort)1002, 1003L, 1004, 1005, 1006L, 7),
+            (s.AmqpMaxMessageSize, s.AmqpChannelMax, s.AmqpMaxPendingContentBytes, s.AmqpMaxUnconfirmedPerChannel, s.AmqpMaxTxPublishes, s.AmqpMaxTxBytes, s.AmqpMaxTableDepth));
+    }
+
+    [Theory]
+    [InlineData("channel-max = 0")]
+    [InlineData("channel-max = 65536")]
+    [InlineData("max-table-depth = 65")]
+    [InlineData("max-message-size = 4294967296")]
+    [InlineData("max-pending-content-bytes = 0")]
+    public void An_amqp_limit_out_of_range_is_refused_at_start_up(string setting)
+    {
+        using var env = new EnvironmentScope();
+        var config = ConfigurationFactory.ParseString("broker.amqp." + setting).WithFallback(BrokerConfig.Load());
+        var error = Assert.Throws<ConfigurationException>(() => BrokerSettings.From(config));
+        Assert.Contains(setting.Split(' ')[0], error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -18,11 +18,15 @@ public ref struct AmqpReader
     private readonly ReadOnlySpan<byte> _data;
     private int _position;
 
-    public AmqpReader(ReadOnlySpan<byte> data)
+    /// <param name="maxTableDepth">deepest nesting of tables and arrays <see cref="ReadTable"/> accepts (at most <see cref="FieldTableCodec.MaxDepth"/>).</param>
+    public AmqpReader(ReadOnlySpan<byte> data, int maxTableDepth = FieldTableCodec.MaxDepth)
     {
         _data = data;
         _position = 0;
+        MaxTableDepth = Math.Min(maxTableDepth, FieldTableCodec.MaxDepth);
     }
+
+    public int MaxTableDepth { get; }
 
     public readonly int Position => _position;
 

@@ -187,9 +187,10 @@ public static class BasicPropertiesCodec
     }
 
     /// <summary>The headers table, or <c>null</c> when absent.</summary>
-    public static FieldTable? ReadHeaders(ReadOnlySpan<byte> raw)
+    /// <param name="maxTableDepth">deepest nesting accepted (at most <see cref="FieldTableCodec.MaxDepth"/>).</param>
+    public static FieldTable? ReadHeaders(ReadOnlySpan<byte> raw, int maxTableDepth = FieldTableCodec.MaxDepth)
     {
-        var reader = new AmqpReader(raw);
+        var reader = new AmqpReader(raw, maxTableDepth);
         return SeekTo(ref reader, HeadersBit) ? reader.ReadTable() : null;
     }
 

@@ -20,7 +20,11 @@ namespace Broker.Actors.Amqp.Content;
 /// </summary>
 public static class FieldTableCodec
 {
-    /// <summary>Tables and arrays nested deeper than this (the outer table is level 1) are refused.</summary>
+    /// <summary>
+    /// Tables and arrays nested deeper than this (the outer table is level 1) are refused. Reading and writing
+    /// recurse once per level, so this also bounds their stack; a reader may set a lower limit (a connection's
+    /// <c>broker.amqp.max-table-depth</c>).
+    /// </summary>
     public const int MaxDepth = 64;
 
     /// <summary>
@@ -113,8 +117,8 @@ public static class FieldTableCodec
 
     internal static FieldTable ReadTable(ref AmqpReader reader, int depth)
     {
-        CheckDepth(depth);
-        var body = new AmqpReader(reader.ReadTableBytes()[4..]);
+        CheckDepth(depth, reader.MaxTableDepth);
+        var body = new AmqpReader(reader.ReadTableBytes()[4..], reader.MaxTableDepth);
         if (body.Remaining == 0)
         {
             return FieldTable.Empty;
@@ -130,8 +134,8 @@ public static class FieldTableCodec
 
     private static object?[] ReadArray(ref AmqpReader reader, int depth)
     {
-        CheckDepth(depth);
-        var body = new AmqpReader(reader.ReadLongStringBytes());
+        CheckDepth(depth, reader.MaxTableDepth);
+        var body = new AmqpReader(reader.ReadLongStringBytes(), reader.MaxTableDepth);
         if (body.Remaining == 0)
         {
             return [];
@@ -178,11 +182,11 @@ public static class FieldTableCodec
         var other => throw new AmqpFormatException($"boolean field of value {other}; only 0 and 1 are booleans"),
     };
 
-    private static void CheckDepth(int depth)
+    private static void CheckDepth(int depth, int maxDepth)
     {
-        if (depth > MaxDepth)
+        if (depth > maxDepth)
         {
-            throw new AmqpFormatException($"tables and arrays nested deeper than {MaxDepth} levels");
+            throw new AmqpFormatException($"tables and arrays nested deeper than {maxDepth} levels");
         }
     }
 
