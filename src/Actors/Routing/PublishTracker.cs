@@ -98,7 +98,17 @@ public sealed class PublishTracker<T>
         return true;
     }
 
-    public bool Remove(long id) => _entries.Remove(id);
+    /// <summary>Stops tracking every publish whose origin matches (its channel closed, say): no answer will be given for them.</summary>
+    public void RemoveWhere(Func<T, bool> match)
+    {
+        foreach (var (id, entry) in _entries)
+        {
+            if (match(entry.Origin))
+            {
+                _entries.Remove(id);
+            }
+        }
+    }
 
     /// <summary>
     /// Sends again, through <paramref name="resend"/>, what is due at <paramref name="nowMs"/>. Publishes that

@@ -3,27 +3,18 @@ using Akka.Actor;
 using Akka.Event;
 using Broker.Actors.Amqp;
 using Broker.Actors.Amqp.Content;
+using Broker.Actors.Messages;
 using Broker.Actors.Routing;
 
 namespace Broker.Edge.Amqp;
 
 internal sealed partial class AmqpConnectionActor
 {
-    /// <summary>A publish that waits for queues (and MQTT sessions) to say it is durable, for a confirm or a commit.</summary>
-    private sealed class PendingPublish(AmqpChannel channel, ulong seq, PendingCommit? tx, Enqueue enqueue, HashSet<string> queues, Dictionary<DeliveryTarget, object>? mqtt)
-    {
-        public readonly AmqpChannel Channel = channel;
-        public readonly ulong Seq = seq;
-        public readonly PendingCommit? Tx = tx;
-        public readonly Enqueue Enqueue = enqueue;
-        public readonly HashSet<string> Queues = queues;
-        public readonly Dictionary<DeliveryTarget, object>? Mqtt = mqtt;
-        public long NextRetryAt = Environment.TickCount64 + FirstRetryMs;
-        public int Attempts;
-        public bool Rejected;
-
-        public bool Done => Queues.Count == 0 && (Mqtt is null || Mqtt.Count == 0);
-    }
+    /// <summary>
+    /// A publish that waits for queues (and MQTT sessions) to say it is durable, for a confirm or a commit; tracked by
+    /// its message id, which the queues answer with and which is the correlation of its MQTT deliveries.
+    /// </summary>
+    private sealed record PendingPublish(AmqpChannel Channel, ulong Seq, PendingCommit? Tx);
 
     /// <summary>A tx.commit in progress: commit-ok goes out when every publish of the transaction is durable.</summary>
     private sealed class PendingCommit(AmqpChannel channel)
@@ -41,10 +32,8 @@ internal sealed partial class AmqpConnectionActor
         public static readonly RetryTick Instance = new();
     }
 
-    /// <summary>Sharding may drop a message while a shard moves, so anything unanswered is sent again (queues recognise copies by message id).</summary>
-    private const long FirstRetryMs = 3000;
-    private const long MaxRetryMs = 30000;
-    private const int MaxAttempts = 8;
+    /// <summary>How long a consumer registration waits for its queue's answer before it is sent again.</summary>
+    private const long FirstRetryMs = PublishTracker<PendingPublish>.FirstRetryMs;
 
     /// <summary>Deliveries of a window-paced consumer written before their credit goes back to the queue.</summary>
     private const int CreditBatch = 100;
@@ -54,7 +43,7 @@ internal sealed partial class AmqpConnectionActor
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly Dictionary<long, PendingPublish> _pending = new();
+    private readonly PublishTracker<PendingPublish> _pending = new();
     private readonly HashSet<string> _routeSet = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _queueEntities = new(StringComparer.Ordinal);
     private RouteCollector? _collector;
@@ -300,21 +289,7 @@ internal sealed partial class AmqpConnectionActor
         channel.TxBytes = 0;
         channel.TxSettles = null;
         channel.Busy = false;
-        List<long>? done = null;
-        foreach (var (id, pending) in _pending)
-        {
-            if (pending.Channel == channel)
-            {
-                (done ??= []).Add(id);
-            }
-        }
-        if (done is not null)
-        {
-            foreach (var id in done)
-            {
-                _pending.Remove(id);
-            }
-        }
+        _pending.RemoveWhere(p => p.Channel == channel);
     }
 
     // ------------------------------------------------------------------ asynchronous steps
@@ -637,19 +612,20 @@ internal sealed partial class AmqpConnectionActor
         var method = publish.Method;
         var track = channel.Confirm || tx is not null;
         // A tracked publish keeps its set of queues still to confirm: it gets a set of its own.
-        var queues = track ? new HashSet<string>(StringComparer.Ordinal) : _routeSet;
+        var queues = _routeSet;
         queues.Clear();
         _amqp.Topology.View.Route(method.Exchange, method.RoutingKey, publish.Properties, queues);
         // A TTL of up to 2^63 - 1 ms is valid text; past ~146 million years it is as good as none.
         var expiresAt = ttlMs is { } ttl ? UnixNowMs + Math.Min(ttl, long.MaxValue / 2) : 0;
         var message = new AmqpMessage(method.Exchange, method.RoutingKey, publish.Properties, publish.Body, persistent, expiresAt, NextMessageId());
         var seq = channel.Confirm ? ++channel.PublishSeq : 0;
-        Dictionary<DeliveryTarget, object>? mqtt = null;
+        // Each target still to answer, with what was sent to it: queues and (QoS 1 and up) MQTT sessions.
+        var outstanding = track ? new Dictionary<DeliveryTarget, object>() : null;
         var mqttTargets = 0;
         if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id) is { } forMqtt)
         {
-            mqtt = track && forMqtt.Qos > 0 ? new Dictionary<DeliveryTarget, object>() : null;
-            var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), mqtt is null ? 0 : message.Id, Self, mqtt, toAmqp: false);
+            var waitForMqtt = track && forMqtt.Qos > 0;
+            var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), waitForMqtt ? message.Id : 0, Self, waitForMqtt ? outstanding : null, toAmqp: false);
             mqttTargets = routed.Sessions;
         }
         if (queues.Count == 0 && mqttTargets == 0)
@@ -667,11 +643,13 @@ internal sealed partial class AmqpConnectionActor
         var enqueue = new Enqueue("", message, track);
         foreach (var queue in queues)
         {
-            _amqp.QueueRegion.Tell(enqueue with { Queue = queue }, Self);
+            var sent = enqueue with { Queue = queue };
+            _amqp.QueueRegion.Tell(sent, Self);
+            outstanding?.Add(DeliveryTarget.Queue(queue), sent);
         }
-        if (track && (queues.Count > 0 || mqtt is { Count: > 0 }))
+        if (outstanding is { Count: > 0 })
         {
-            _pending[message.Id] = new PendingPublish(channel, seq, tx, enqueue, queues, mqtt);
+            _pending.Track(message.Id, new PendingPublish(channel, seq, tx), outstanding, Environment.TickCount64);
             if (seq > 0)
             {
                 channel.Unconfirmed!.Add(seq);
@@ -700,29 +678,19 @@ internal sealed partial class AmqpConnectionActor
     }
 
     /// <param name="rejected">the queue refused the message (full, with x-overflow reject-publish): the publish is nacked.</param>
-    private void OnEnqueued(long messageId, string queue, bool rejected = false)
+    private void OnEnqueued(long messageId, string queue, bool rejected = false) =>
+        OnTargetAnswered(messageId, DeliveryTarget.Queue(queue), rejected);
+
+    private void OnTargetAnswered(long messageId, DeliveryTarget target, bool refused = false)
     {
-        if (_pending.TryGetValue(messageId, out var pending) && pending.Queues.Remove(queue))
+        if (_pending.Answer(messageId, target, out var done, refused))
         {
-            pending.Rejected |= rejected;
-            if (pending.Done)
-            {
-                Complete(messageId, pending, ack: !pending.Rejected);
-            }
+            Complete(done.Origin, ack: !done.Refused);
         }
     }
 
-    private void OnMqttAck(Broker.Actors.Sessions.DeliverAck ack)
+    private void Complete(PendingPublish pending, bool ack)
     {
-        if (_pending.TryGetValue(ack.Correlation, out var pending) && pending.Mqtt is { } mqtt && mqtt.Remove(ack.Target) && pending.Done)
-        {
-            Complete(ack.Correlation, pending, ack: true);
-        }
-    }
-
-    private void Complete(long messageId, PendingPublish pending, bool ack)
-    {
-        _pending.Remove(messageId);
         var channel = pending.Channel;
         if (!_channels.TryGetValue(channel.Number, out var current) || current != channel || channel.Closing)
         {
@@ -751,27 +719,14 @@ internal sealed partial class AmqpConnectionActor
     private void OnRetryTick()
     {
         var now = Environment.TickCount64;
-        List<(long, PendingPublish)>? failed = null;
-        foreach (var (id, pending) in _pending)
+        if (_pending.Retry(now, Resend) is { } givenUp)
         {
-            if (now < pending.NextRetryAt)
+            foreach (var entry in givenUp)
             {
-                continue;
-            }
-            if (++pending.Attempts >= MaxAttempts)
-            {
-                (failed ??= []).Add((id, pending));
-                continue;
-            }
-            pending.NextRetryAt = now + Math.Min(MaxRetryMs, FirstRetryMs << pending.Attempts);
-            Resend(pending);
-        }
-        if (failed is not null)
-        {
-            foreach (var (id, pending) in failed)
-            {
-                _log.Warning("AMQP publish {0} not confirmed by {1} after {2} attempts: nacked", id, string.Join(", ", pending.Queues), pending.Attempts);
-                Complete(id, pending, ack: false);
+                BrokerCounters.PublishesGivenUp.Increment();
+                _log.Warning("AMQP publish on channel {0} (confirm {1}) given up after {2} sends, unanswered by {3}: nacked",
+                    entry.Origin.Channel.Number, entry.Origin.Seq, entry.Attempts, string.Join(", ", entry.Outstanding.Keys));
+                Complete(entry.Origin, ack: false);
             }
         }
         foreach (var channel in _channels.Values)
@@ -795,19 +750,16 @@ internal sealed partial class AmqpConnectionActor
         }
     }
 
-    /// <summary>Sends a publish again to every target that has not answered yet.</summary>
-    private void Resend(PendingPublish pending)
+    /// <summary>Sends again what one target of a publish has not answered: a queue's enqueue, or an MQTT delivery.</summary>
+    private void Resend(object sent)
     {
-        foreach (var queue in pending.Queues)
+        if (sent is Enqueue enqueue)
         {
-            _amqp.QueueRegion.Tell(pending.Enqueue with { Queue = queue }, Self);
+            _amqp.QueueRegion.Tell(enqueue, Self);
         }
-        if (pending.Mqtt is { } mqtt)
+        else
         {
-            foreach (var sent in mqtt.Values)
-            {
-                _services.Router.Resend(sent, Self);
-            }
+            _services.Router.Resend(sent, Self);
         }
     }
 
@@ -817,10 +769,7 @@ internal sealed partial class AmqpConnectionActor
     /// </summary>
     private void OnMemberRemoved()
     {
-        foreach (var pending in _pending.Values)
-        {
-            Resend(pending);
-        }
+        _pending.ResendAll(Resend);
         foreach (var channel in _channels.Values)
         {
             foreach (var consumer in channel.Consumers.Values)

@@ -107,7 +107,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 OnEnqueued(r.MessageId, r.Queue, rejected: true);
                 return;
             case DeliverAck a:
-                OnMqttAck(a);
+                OnTargetAnswered(a.Correlation, a.Target);
                 return;
             case ConsumeOk ok:
                 OnConsumeOk(ok, Sender);
