@@ -24,6 +24,16 @@ public sealed record BrokerSettings
     public required ushort ServerKeepAlive { get; init; }
     public required ushort ReceiveMaximum { get; init; }
     public required ushort TopicAliasMaximum { get; init; }
+
+    /// <summary>Most UTF-8 bytes in a topic name or filter (mqtt.max-topic-length).</summary>
+    public required int MaxTopicLength { get; init; }
+
+    /// <summary>Most '/'-separated levels in a topic name or filter (mqtt.max-topic-levels).</summary>
+    public required int MaxTopicLevels { get; init; }
+
+    /// <summary>Most subscriptions one session holds (mqtt.max-subscriptions-per-session).</summary>
+    public required int MaxSubscriptionsPerSession { get; init; }
+
     public required TimeSpan ConnectTimeout { get; init; }
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int SnapshotEvery { get; init; }
@@ -34,7 +44,8 @@ public sealed record BrokerSettings
     public required ulong AmqpMaxMessageSize { get; init; }
     public required int AmqpConsumerWindow { get; init; }
 
-    public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
+    public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0,
+        MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession);
 
     public static BrokerSettings From(Config config)
     {
@@ -66,6 +77,9 @@ public sealed record BrokerSettings
             ServerKeepAlive = (ushort)b.GetInt("mqtt.server-keep-alive", 0),
             ReceiveMaximum = (ushort)b.GetInt("mqtt.receive-maximum", 1024),
             TopicAliasMaximum = (ushort)b.GetInt("mqtt.topic-alias-maximum", 64),
+            MaxTopicLength = Positive(b, "mqtt.max-topic-length", 4096, 65535),
+            MaxTopicLevels = Positive(b, "mqtt.max-topic-levels", 128, int.MaxValue),
+            MaxSubscriptionsPerSession = Positive(b, "mqtt.max-subscriptions-per-session", 1000, int.MaxValue),
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
@@ -76,5 +90,13 @@ public sealed record BrokerSettings
             AmqpMaxMessageSize = (ulong)b.GetLong("amqp.max-message-size", 134217728),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
         };
+    }
+
+    private static int Positive(Config b, string key, int fallback, int max)
+    {
+        var value = b.GetLong(key, fallback);
+        return value is >= 1 && value <= max
+            ? (int)value
+            : throw new ConfigurationException($"broker.{key} must be between 1 and {max}, not {value}");
     }
 }

@@ -269,7 +269,8 @@ internal sealed class MqttConnectionActor : UntypedActor
         WillMessage? will = null;
         if (c.WillFlag)
         {
-            if (!TopicFilter.IsValidTopicName(c.WillTopic))
+            var s = _services.Settings;
+            if (!TopicFilter.IsValidTopicName(c.WillTopic) || !TopicFilter.WithinBounds(c.WillTopic, s.MaxTopicLength, s.MaxTopicLevels))
             {
                 SendConnAck(IsV5 ? (byte)0x90 : (byte)0x02, false, null);
                 Close(null, "invalid will topic");
@@ -498,6 +499,12 @@ internal sealed class MqttConnectionActor : UntypedActor
         if (!TopicFilter.IsValidTopicName(topic))
         {
             Close(0x90, "invalid topic name");
+            return;
+        }
+        var settings = _services.Settings;
+        if (!TopicFilter.WithinBounds(topic, settings.MaxTopicLength, settings.MaxTopicLevels))
+        {
+            Close(0x90, "topic name beyond max-topic-length or max-topic-levels");
             return;
         }
         var qos = (byte)p.QualityOfServiceLevel;
