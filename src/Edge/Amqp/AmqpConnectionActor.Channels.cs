@@ -623,7 +623,8 @@ internal sealed partial class AmqpConnectionActor
         var seq = channel.Confirm ? ++channel.PublishSeq : 0;
         Dictionary<string, object>? mqtt = null;
         var mqttTargets = 0;
-        if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id) is { } forMqtt)
+        if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id,
+                _services.Settings.MaxTopicLength, _services.Settings.MaxTopicLevels) is { } forMqtt)
         {
             mqtt = track && forMqtt.Qos > 0 ? new Dictionary<string, object>(StringComparer.Ordinal) : null;
             var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), mqtt is null ? 0 : message.Id, Self, mqtt, toAmqp: false);
