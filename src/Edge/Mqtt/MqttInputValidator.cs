@@ -165,7 +165,7 @@ public static class MqttInputValidator
     }
 
     /// <summary>
-    /// SUBSCRIBE: packet id, [properties], then per filter its string and an options byte.
+    /// SUBSCRIBE: packet id (non-zero, 3.1.1 §2.3.1), [properties], then per filter its string and an options byte.
     /// <code>
     /// options 3.1.1: bits 7-2 reserved (0)            | 1-0 QoS
     /// options 5.0:   bits 7-6 reserved | 5-4 retain handling | 3 RAP | 2 NL | 1-0 QoS
@@ -173,9 +173,13 @@ public static class MqttInputValidator
     /// </summary>
     private static MqttViolation? CheckSubscribe(ref Reader r, bool v5)
     {
-        if (!r.TrySkip(2))
+        if (!r.TryUInt16(out var packetId))
         {
             return Truncated("SUBSCRIBE");
+        }
+        if (packetId == 0)
+        {
+            return Malformed("SUBSCRIBE with packet identifier 0");
         }
         if (v5)
         {
@@ -214,12 +218,16 @@ public static class MqttInputValidator
         return null;
     }
 
-    /// <summary>UNSUBSCRIBE: packet id, [properties], topic filters.</summary>
+    /// <summary>UNSUBSCRIBE: packet id (non-zero, 3.1.1 §2.3.1), [properties], topic filters.</summary>
     private static MqttViolation? CheckUnsubscribe(ref Reader r, bool v5)
     {
-        if (!r.TrySkip(2))
+        if (!r.TryUInt16(out var packetId))
         {
             return Truncated("UNSUBSCRIBE");
+        }
+        if (packetId == 0)
+        {
+            return Malformed("UNSUBSCRIBE with packet identifier 0");
         }
         if (v5 && ReadProperties(ref r, out _) is { } props)
         {

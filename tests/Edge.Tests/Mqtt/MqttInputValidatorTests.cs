@@ -134,6 +134,14 @@ public class MqttInputValidatorTests
     public void Subscribe_checks_every_filter_not_only_the_first() =>
         Assert.Equal((byte)0x81, Reason(0x82, [0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x00, 0x02, 0x61, 0x00, 0x01], v5: false));
 
+    [Theory]
+    [InlineData(0x82, false, new byte[] { 0x00, 0x00, 0x00, 0x01, 0x74, 0x00 })]          // SUBSCRIBE
+    [InlineData(0x82, true, new byte[] { 0x00, 0x00, 0x00, 0x00, 0x01, 0x74, 0x00 })]
+    [InlineData(0xA2, false, new byte[] { 0x00, 0x00, 0x00, 0x01, 0x74 })]                // UNSUBSCRIBE
+    [InlineData(0xA2, true, new byte[] { 0x00, 0x00, 0x00, 0x00, 0x01, 0x74 })]
+    public void Subscribe_and_unsubscribe_with_packet_identifier_0_are_malformed(byte header, bool v5, byte[] body) =>
+        Assert.Equal((byte)0x81, Reason(header, body, v5));
+
     [Fact]
     public void Subscribe_whose_options_byte_is_missing_is_malformed() =>
         Assert.Equal((byte)0x81, Reason(0x82, [0x00, 0x01, 0x00, 0x01, 0x74], v5: false));
