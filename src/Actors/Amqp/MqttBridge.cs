@@ -3,6 +3,7 @@ using System.Text;
 using Broker.Actors.Amqp.Content;
 using Akka.Actor;
 using Broker.Actors.Messages;
+using Broker.Actors.Routing;
 
 namespace Broker.Actors.Amqp;
 
@@ -91,11 +92,15 @@ public static class MqttBridge
         return new AmqpMessage(Exchange, TopicToRoutingKey(m.Topic), BasicPropertiesCodec.Write(properties), m.Payload, m.Qos > 0, m.ExpiresAtUnixMs, m.Id);
     }
 
-    /// <summary>A message published to <c>amq.topic</c> as an MQTT publish, or null when its routing key is no MQTT topic.</summary>
-    public static PublishedMessage? ToMqtt(string routingKey, byte[] rawProperties, byte[] body, long expiresAtUnixMs, long id)
+    /// <summary>
+    /// A message published to <c>amq.topic</c> as an MQTT publish, or null when its routing key is no MQTT topic,
+    /// or one beyond the MQTT topic bounds (<c>broker.mqtt.max-topic-length</c> / <c>max-topic-levels</c>), which an
+    /// MQTT client could not publish to either.
+    /// </summary>
+    public static PublishedMessage? ToMqtt(string routingKey, byte[] rawProperties, byte[] body, long expiresAtUnixMs, long id, int maxTopicLength, int maxTopicLevels)
     {
         var topic = RoutingKeyToTopic(routingKey);
-        if (topic is null)
+        if (topic is null || !TopicFilter.WithinBounds(topic, maxTopicLength, maxTopicLevels))
         {
             return null;
         }

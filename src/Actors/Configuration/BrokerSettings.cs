@@ -25,6 +25,16 @@ public sealed record BrokerSettings
     public required ushort ServerKeepAlive { get; init; }
     public required ushort ReceiveMaximum { get; init; }
     public required ushort TopicAliasMaximum { get; init; }
+
+    /// <summary>Most UTF-8 bytes in a topic name or filter (mqtt.max-topic-length).</summary>
+    public required int MaxTopicLength { get; init; }
+
+    /// <summary>Most '/'-separated levels in a topic name or filter (mqtt.max-topic-levels).</summary>
+    public required int MaxTopicLevels { get; init; }
+
+    /// <summary>Most subscriptions one session holds (mqtt.max-subscriptions-per-session).</summary>
+    public required int MaxSubscriptionsPerSession { get; init; }
+
     public required TimeSpan ConnectTimeout { get; init; }
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int SnapshotEvery { get; init; }
@@ -51,7 +61,8 @@ public sealed record BrokerSettings
     /// </summary>
     public int RemoteFrameSize => (int)(Math.Max(MaxPacketSize, (long)AmqpMaxMessageSize + AmqpFrameMax) + Messages.RemoteChunks.FrameHeadroom);
 
-    public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0);
+    public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0,
+        MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession);
 
     public static BrokerSettings From(Config config)
     {
@@ -83,6 +94,9 @@ public sealed record BrokerSettings
             ServerKeepAlive = (ushort)b.GetInt("mqtt.server-keep-alive", 0),
             ReceiveMaximum = (ushort)b.GetInt("mqtt.receive-maximum", 1024),
             TopicAliasMaximum = (ushort)b.GetInt("mqtt.topic-alias-maximum", 64),
+            MaxTopicLength = (int)InRange(b, "mqtt.max-topic-length", 4096, 1, 65535),
+            MaxTopicLevels = (int)InRange(b, "mqtt.max-topic-levels", 128, 1, int.MaxValue),
+            MaxSubscriptionsPerSession = (int)InRange(b, "mqtt.max-subscriptions-per-session", 1000, 1, int.MaxValue),
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),

@@ -48,6 +48,10 @@ public sealed class SubscriptionTrie
     private readonly Node _root = new();
     private int _count;
 
+    /// <summary>One stack per thread: a publish must not allocate one, and matches on one thread never nest.</summary>
+    [ThreadStatic]
+    private static Stack<(Node, int)>? _matchStack;
+
     private sealed class Node
     {
         public readonly Dictionary<string, Node> Children = new(StringComparer.Ordinal);
@@ -223,10 +227,17 @@ public sealed class SubscriptionTrie
     public void Match(string topic, RouteCollector collector)
     {
         var dollar = topic.Length > 0 && topic[0] == '$';
+        // A topic's depth is the client's to choose: an explicit stack, so no depth can overflow the thread's.
+        var pending = _matchStack ??= new Stack<(Node, int)>();
+        pending.Clear();
         _lock.EnterReadLock();
         try
         {
-            MatchLevel(_root, topic, 0, collector, isFirstLevel: true, dollar);
+            pending.Push((_root, 0));
+            while (pending.TryPop(out var entry))
+            {
+                MatchLevel(entry.Item1, entry.Item2, topic, pending, collector, dollar);
+            }
         }
         finally
         {
@@ -234,10 +245,13 @@ public sealed class SubscriptionTrie
         }
     }
 
-    private static void MatchLevel(Node node, string topic, int start, RouteCollector collector, bool isFirstLevel, bool dollar)
+    /// <summary>Matches the level of <paramref name="topic"/> starting at <paramref name="start"/> below <paramref name="node"/>.</summary>
+    private void MatchLevel(Node node, int start, string topic, Stack<(Node, int)> pending, RouteCollector collector, bool dollar)
     {
+        // A '$' topic is not matched by a wildcard at its first level (§4.7.2); only the root is at that level.
+        var wildcardsMatch = !(dollar && ReferenceEquals(node, _root));
         // A '#' below this node matches the rest of the topic, including the parent level itself.
-        if (!(isFirstLevel && dollar))
+        if (wildcardsMatch)
         {
             AddAll(node.HashSubscribers, node.HashShared, collector);
         }
@@ -250,15 +264,15 @@ public sealed class SubscriptionTrie
         var lookup = node.Children.GetAlternateLookup<ReadOnlySpan<char>>();
         if (lookup.TryGetValue(level, out var child))
         {
-            Descend(child, topic, end, collector, dollar);
+            Descend(child, end, topic, pending, collector);
         }
-        if (node.Plus is not null && !(isFirstLevel && dollar))
+        if (node.Plus is not null && wildcardsMatch)
         {
-            Descend(node.Plus, topic, end, collector, dollar);
+            Descend(node.Plus, end, topic, pending, collector);
         }
     }
 
-    private static void Descend(Node child, string topic, int end, RouteCollector collector, bool dollar)
+    private static void Descend(Node child, int end, string topic, Stack<(Node, int)> pending, RouteCollector collector)
     {
         if (end == topic.Length)
         {
@@ -268,7 +282,7 @@ public sealed class SubscriptionTrie
         }
         else
         {
-            MatchLevel(child, topic, end + 1, collector, isFirstLevel: false, dollar);
+            pending.Push((child, end + 1));
         }
     }
 
@@ -328,31 +342,39 @@ public sealed class SubscriptionTrie
         return (node, false);
     }
 
+    /// <summary>
+    /// Removes the empty nodes on the filter's path, deepest first. The path is recorded on the way down
+    /// instead of recursing, since a filter's depth is the client's to choose.
+    /// </summary>
     private void Prune(string filter)
     {
         var levels = filter.Split('/');
         var depth = levels[^1] == "#" ? levels.Length - 1 : levels.Length;
-        PruneRec(_root, levels, 0, depth);
-    }
-
-    private static bool PruneRec(Node node, string[] levels, int i, int depth)
-    {
-        if (i == depth)
+        var path = new Node[depth + 1];
+        path[0] = _root;
+        var reached = 0;
+        while (reached < depth)
         {
-            return node.IsEmpty;
-        }
-        var level = levels[i];
-        if (level == "+")
-        {
-            if (node.Plus is not null && PruneRec(node.Plus, levels, i + 1, depth))
+            var node = path[reached];
+            var level = levels[reached];
+            var next = level == "+" ? node.Plus : node.Children.GetValueOrDefault(level);
+            if (next is null)
             {
-                node.Plus = null;
+                break;
+            }
+            path[++reached] = next;
+        }
+        for (var i = reached; i > 0 && path[i].IsEmpty; i--)
+        {
+            var level = levels[i - 1];
+            if (level == "+")
+            {
+                path[i - 1].Plus = null;
+            }
+            else
+            {
+                path[i - 1].Children.Remove(level);
             }
         }
-        else if (node.Children.TryGetValue(level, out var child) && PruneRec(child, levels, i + 1, depth))
-        {
-            node.Children.Remove(level);
-        }
-        return node.IsEmpty;
     }
 }

@@ -17,6 +17,21 @@ public static class TopicFilter
         return topic.AsSpan().IndexOfAny('+', '#', '\0') < 0;
     }
 
+    /// <summary>
+    /// True when a topic name or filter has at most <paramref name="maxBytes"/> UTF-8 bytes and at most
+    /// <paramref name="maxLevels"/> levels (a <c>$share/group/</c> prefix counts as its two levels, so the
+    /// bound covers what the trie stores). Counts without allocating.
+    /// </summary>
+    public static bool WithinBounds(string topic, int maxBytes, int maxLevels)
+    {
+        // A char is at most 3 UTF-8 bytes (a surrogate pair is 4 for 2 chars): skip the count when that cannot reach the bound.
+        if (topic.Length > maxBytes || (topic.Length * 3L > maxBytes && Encoding.UTF8.GetByteCount(topic) > maxBytes))
+        {
+            return false;
+        }
+        return topic.AsSpan().Count('/') < maxLevels;
+    }
+
     /// <summary>A topic filter a client may subscribe to, including <c>$share/group/filter</c>.</summary>
     public static bool IsValidFilter(string? filter)
     {

@@ -218,7 +218,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 Commit(_state.OnSubscribe(s.PacketId, s.Subscriptions, _limits), Sender, 0);
                 break;
             case UnsubscribeRequest u when u.ConnectionId == _connectionId:
-                Commit(_state.OnUnsubscribe(u.PacketId, u.Filters), Sender, 0);
+                Commit(_state.OnUnsubscribe(u.PacketId, u.Filters, _limits), Sender, 0);
                 break;
             case InboundQos2 q when q.ConnectionId == _connectionId:
                 Commit(_state.OnInboundQos2(q.PacketId, q.Release), Sender, 0);

@@ -4,8 +4,18 @@ using Broker.Actors.Routing;
 
 namespace Broker.Actors.Sessions;
 
-/// <summary>Server limits that shape session decisions; they come from configuration, not from the journal.</summary>
-public sealed record SessionLimits(int MaxInflight, int MaxQueue, bool QueueQos0, byte MaxQos = 2)
+/// <summary>
+/// Server limits that shape session decisions; they come from configuration (<c>BrokerSettings.Limits</c>), not
+/// from the journal. Left out, the topic bounds are the protocol's own (65535 bytes) and the rest unbounded.
+/// </summary>
+public sealed record SessionLimits(
+    int MaxInflight,
+    int MaxQueue,
+    bool QueueQos0,
+    byte MaxQos = 2,
+    int MaxTopicLength = 65535,
+    int MaxTopicLevels = int.MaxValue,
+    int MaxSubscriptions = int.MaxValue)
 {
     public static readonly SessionLimits Default = new(100, 1000, false);
 }
@@ -223,12 +233,18 @@ public sealed record SessionState : IBrokerSerializable
         var b = new Builder(this);
         var codes = new byte[subscriptions.Count];
         var retained = new List<object>();
+        var v5 = ProtocolLevel >= 5;
         for (var i = 0; i < subscriptions.Count; i++)
         {
             var sub = subscriptions[i];
-            if (!TopicFilter.IsValidFilter(sub.Filter))
+            if (!TopicFilter.IsValidFilter(sub.Filter) || !TopicFilter.WithinBounds(sub.Filter, limits.MaxTopicLength, limits.MaxTopicLevels))
             {
-                codes[i] = ProtocolLevel >= 5 ? (byte)0x8F : (byte)0x80;
+                codes[i] = v5 ? (byte)0x8F : (byte)0x80;   // Topic Filter invalid / Failure
+                continue;
+            }
+            if (b.State.Subscriptions.Count >= limits.MaxSubscriptions && !b.State.Subscriptions.ContainsKey(sub.Filter))
+            {
+                codes[i] = v5 ? (byte)0x97 : (byte)0x80;   // Quota exceeded / Failure; replacing a filter is still allowed
                 continue;
             }
             var granted = (byte)Math.Min(sub.Qos, limits.MaxQos);
@@ -252,16 +268,21 @@ public sealed record SessionState : IBrokerSerializable
         return b.Done();
     }
 
-    public SessionDecision OnUnsubscribe(ushort packetId, IReadOnlyList<string> filters)
+    public SessionDecision OnUnsubscribe(ushort packetId, IReadOnlyList<string> filters, SessionLimits limits)
     {
         var b = new Builder(this);
         var codes = new byte[filters.Count];
         for (var i = 0; i < filters.Count; i++)
         {
+            // A filter held from before the bounds were lowered can still be removed.
             if (b.State.Subscriptions.ContainsKey(filters[i]))
             {
                 b.Emit(new SubscriptionRemoved(filters[i]));
                 codes[i] = 0x00;
+            }
+            else if (!TopicFilter.WithinBounds(filters[i], limits.MaxTopicLength, limits.MaxTopicLevels))
+            {
+                codes[i] = 0x8F;   // Topic Filter invalid (MQTT 5; a 3.1.1 UNSUBACK carries no codes)
             }
             else
             {

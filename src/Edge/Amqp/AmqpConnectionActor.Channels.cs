@@ -622,7 +622,8 @@ internal sealed partial class AmqpConnectionActor
         // Each target still to answer, with what was sent to it: queues and (QoS 1 and up) MQTT sessions.
         var outstanding = track ? new Dictionary<DeliveryTarget, object>() : null;
         var mqttTargets = 0;
-        if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id) is { } forMqtt)
+        if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id,
+                _services.Settings.MaxTopicLength, _services.Settings.MaxTopicLevels) is { } forMqtt)
         {
             var waitForMqtt = track && forMqtt.Qos > 0;
             var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), waitForMqtt ? message.Id : 0, Self, waitForMqtt ? outstanding : null, toAmqp: false);

@@ -46,7 +46,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private HashSet<ushort>? _selfAcked;
     private Dictionary<ushort, string>? _topicAliases;
     private MqttPublishPacket? _outPublish;
-    private List<MqttPacket>? _early;
+    private List<InboundPacket>? _early;
     private Phase _phase;
     private MqttProtocolVersion _version;
     private string _clientId = "";
@@ -115,11 +115,11 @@ internal sealed class MqttConnectionActor : UntypedActor
         switch (message)
         {
             case InboundPacket p when _phase == Phase.Connected:
-                OnPacket(p.Packet);
+                OnPacket(p);
                 break;
             case InboundPacket p:
                 // Packets pipelined behind CONNECT wait for the session's answer.
-                (_early ??= []).Add(p.Packet);
+                (_early ??= []).Add(p);
                 break;
             case InboundConnect c when _phase == Phase.AwaitingConnect:
                 OnConnect(c.Packet, c.Version);
@@ -255,7 +255,8 @@ internal sealed class MqttConnectionActor : UntypedActor
         WillMessage? will = null;
         if (c.WillFlag)
         {
-            if (!TopicFilter.IsValidTopicName(c.WillTopic))
+            var s = _services.Settings;
+            if (!TopicFilter.IsValidTopicName(c.WillTopic) || !TopicFilter.WithinBounds(c.WillTopic, s.MaxTopicLength, s.MaxTopicLevels))
             {
                 SendConnAck(IsV5 ? (byte)0x90 : (byte)0x02, false, null);
                 Close(null, "invalid will topic");
@@ -394,8 +395,9 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     // ------------------------------------------------------------------ packets from the client
 
-    private void OnPacket(MqttPacket packet)
+    private void OnPacket(InboundPacket inbound)
     {
+        var packet = inbound.Packet;
         _lastPacketAt = NowMs;
         if (_keepAlive > 0 && !_closing)
         {
@@ -433,7 +435,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 Send(PingResp);
                 break;
             case MqttDisconnectPacket d:
-                OnDisconnect(d);
+                OnDisconnect(d, inbound.SessionExpiry);
                 break;
             default:
                 Close(0x82, $"unexpected {packet.GetType().Name}");
@@ -441,16 +443,20 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
     }
 
-    private void OnDisconnect(MqttDisconnectPacket d)
+    /// <summary>
+    /// An MQTT 5 DISCONNECT's Session Expiry Interval replaces the CONNECT's, 0 included (the session ends now);
+    /// raising it from a CONNECT's 0 is a protocol error (§3.14.2.2.2).
+    /// </summary>
+    private void OnDisconnect(MqttDisconnectPacket d, uint? sessionExpiry)
     {
-        if (IsV5 && d.SessionExpiryInterval != 0)
+        if (IsV5 && sessionExpiry is { } expiry)
         {
-            if (_connectExpiry == 0)
+            if (expiry != 0 && _connectExpiry == 0)
             {
                 Close(0x82, "session expiry set on DISCONNECT after 0 at CONNECT");
                 return;
             }
-            _newExpiry = d.SessionExpiryInterval;
+            _newExpiry = expiry;
         }
         _graceful = true;
         _willOnDisconnect = IsV5 && d.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage;
@@ -484,6 +490,12 @@ internal sealed class MqttConnectionActor : UntypedActor
         if (!TopicFilter.IsValidTopicName(topic))
         {
             Close(0x90, "invalid topic name");
+            return;
+        }
+        var settings = _services.Settings;
+        if (!TopicFilter.WithinBounds(topic, settings.MaxTopicLength, settings.MaxTopicLevels))
+        {
+            Close(0x90, "topic name beyond max-topic-length or max-topic-levels");
             return;
         }
         var qos = (byte)p.QualityOfServiceLevel;

@@ -12,8 +12,11 @@ using MQTTnet.Protocol;
 
 namespace Broker.Edge.Mqtt;
 
-/// <summary>A decoded packet from the client, with its size on the wire.</summary>
-internal sealed record InboundPacket(MqttPacket Packet, int Size);
+/// <summary>
+/// A decoded packet from the client, with its size on the wire. For an MQTT 5 DISCONNECT,
+/// <paramref name="SessionExpiry"/> is its Session Expiry Interval when present (MQTTnet reads an absent one as 0).
+/// </summary>
+internal sealed record InboundPacket(MqttPacket Packet, int Size, uint? SessionExpiry = null);
 
 /// <summary>The first packet: a CONNECT, with the protocol version its header announced.</summary>
 internal sealed record InboundConnect(MqttConnectPacket Packet, MqttProtocolVersion Version);
@@ -190,6 +193,12 @@ internal sealed class MqttTransport
                             return;
                         }
                     }
+                    var v5 = version == MqttProtocolVersion.V500;
+                    if (MqttInputValidator.Check(header, received.Body, v5) is { } violation)
+                    {
+                        connection.Tell(new TransportError(violation.ReasonCode, violation.Message));
+                        return;
+                    }
                     MqttPacket packet;
                     try
                     {
@@ -200,9 +209,12 @@ internal sealed class MqttTransport
                         connection.Tell(new TransportError(0x81, ex.Message));
                         return;
                     }
-                    connection.Tell(packet is MqttConnectPacket connect
-                        ? new InboundConnect(connect, version)
-                        : new InboundPacket(packet, total));
+                    connection.Tell(packet switch
+                    {
+                        MqttConnectPacket connect => new InboundConnect(connect, version),
+                        MqttDisconnectPacket when v5 => new InboundPacket(packet, total, MqttInputValidator.DisconnectSessionExpiry(received.Body)),
+                        _ => new InboundPacket(packet, total),
+                    });
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted || result.IsCanceled)

@@ -314,4 +314,48 @@ public class SubscriptionTrieTests
         trie.SetConnected("b", "$share/g/t", true);
         Assert.All(Enumerable.Range(0, 4), _ => Assert.Equal("b", Match(trie, "t").Targets.Keys.Single()));
     }
+
+    /// <summary>A depth no thread stack could recurse through (the fix for one SUBSCRIBE that took a node down).</summary>
+    private const int HugeDepth = 100_000;
+
+    [Fact]
+    public void Filters_and_topics_of_100000_levels_match_and_are_removed_without_recursion()
+    {
+        var deep = string.Join('/', Enumerable.Repeat("a", HugeDepth));
+        var plusses = string.Join('/', Enumerable.Repeat("+", HugeDepth));
+        var trie = new SubscriptionTrie();
+        trie.Add("exact", deep);
+        trie.Add("plus", plusses);
+        trie.Add("hash", plusses[..^1] + "#");
+        trie.Add("shallow", "a/+");
+        Assert.Equal(4, trie.Count);
+
+        Assert.Equal(["exact", "hash", "plus"], Plain(trie, deep));
+        Assert.Equal(["hash", "plus"], Plain(trie, string.Join('/', Enumerable.Repeat("b", HugeDepth))));
+        Assert.Equal(["hash"], Plain(trie, deep + "/a"));
+        Assert.Equal(["hash"], Plain(trie, deep[..^2]));   // one level less: only "#" also matches its parent level
+        Assert.Empty(Plain(trie, deep[..^4]));
+
+        trie.Remove("exact", deep);
+        Assert.Equal(["hash", "plus"], Plain(trie, deep));
+        trie.Remove("plus", plusses);
+        trie.Remove("hash", plusses[..^1] + "#");
+        trie.Remove("shallow", "a/+");
+        Assert.Equal(0, trie.Count);
+        Assert.True(RootIsEmpty(trie));
+    }
+
+    [Fact]
+    public void Removing_a_deep_filter_keeps_the_nodes_other_filters_still_use()
+    {
+        var deep = string.Join('/', Enumerable.Repeat("a", HugeDepth));
+        var trie = new SubscriptionTrie();
+        trie.Add("short", "a/a/a");
+        trie.Add("deep", deep);
+        trie.Remove("deep", deep);
+        Assert.Equal(["short"], Plain(trie, "a/a/a"));
+        Assert.Empty(Plain(trie, deep));
+        trie.Remove("short", "a/a/a");
+        Assert.True(RootIsEmpty(trie));
+    }
 }

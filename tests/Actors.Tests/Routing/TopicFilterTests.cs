@@ -142,4 +142,18 @@ public class TopicFilterTests
     [InlineData("a/+", "a/$x", true)]
     public void Matches_follows_the_spec_table(string filter, string topic, bool expected) =>
         Assert.Equal(expected, TopicFilter.Matches(filter, topic));
+
+    [Theory]
+    [InlineData("a/b/c", 5, 3, true)]
+    [InlineData("a/b/c/", 6, 3, false)]        // a trailing '/' starts a fourth, empty level
+    [InlineData("///", 4, 4, true)]
+    [InlineData("////", 5, 4, false)]
+    [InlineData("abcde", 4, 10, false)]
+    [InlineData("é", 2, 1, true)]              // 2 UTF-8 bytes
+    [InlineData("éé", 3, 1, false)]            // 4 UTF-8 bytes in 2 chars
+    [InlineData("\U0001F600", 4, 1, true)]    // one surrogate pair: 4 bytes
+    [InlineData("$share/g/a/b", 100, 4, true)] // a shared filter's prefix counts as levels
+    [InlineData("$share/g/a/b", 100, 3, false)]
+    public void WithinBounds_counts_utf8_bytes_and_levels(string topic, int maxBytes, int maxLevels, bool expected) =>
+        Assert.Equal(expected, TopicFilter.WithinBounds(System.Text.RegularExpressions.Regex.Unescape(topic), maxBytes, maxLevels));
 }

@@ -229,12 +229,63 @@ public class SessionStateTests
     {
         var run = Connected();
         run.Subscribe(new Subscription("a", 1));
-        var d = run.Do(s => s.OnUnsubscribe(9, ["a", "b"]));
+        var d = run.Do(s => s.OnUnsubscribe(9, ["a", "b"], run.Limits));
         var done = Assert.Single(d.Effects.OfType<UnsubscribeDone>());
         Assert.Equal(9, done.PacketId);
         Assert.Equal([0x00, 0x11], done.ReasonCodes);
         Assert.Empty(d.State.Subscriptions);
         Assert.Empty(Publishes(run.Deliver(Msg("a", "x"))));
+    }
+
+    private static readonly SessionLimits Bounded = Limits with { MaxTopicLength = 16, MaxTopicLevels = 3, MaxSubscriptions = 2 };
+
+    [Theory]
+    [InlineData(5, 0x8F)]   // Topic Filter invalid
+    [InlineData(4, 0x80)]   // Failure
+    public void Subscribe_refuses_only_the_filters_beyond_the_topic_bounds(byte level, byte refused)
+    {
+        var run = Connected(Bounded, Info(level: level));
+        var d = run.Subscribe(
+            new Subscription("a/b/c", 1),                  // 3 levels: the bound
+            new Subscription("a/b/c/d", 1),                // 4 levels
+            new Subscription("abcdefghijklmnopq", 1),      // 17 bytes
+            new Subscription("é/ééééééé", 0));             // 9 chars but 17 UTF-8 bytes
+        Assert.Equal([0x01, refused, refused, refused], Assert.Single(d.Effects.OfType<SubscribeDone>()).ReasonCodes);
+        Assert.Equal(["a/b/c"], d.State.Subscriptions.Keys);
+    }
+
+    [Theory]
+    [InlineData(5, 0x97)]   // Quota exceeded
+    [InlineData(4, 0x80)]   // Failure
+    public void Subscribe_beyond_the_subscription_quota_is_refused_but_replacing_a_filter_is_not(byte level, byte refused)
+    {
+        var run = Connected(Bounded, Info(level: level));
+        var d = run.Subscribe(new Subscription("a", 0), new Subscription("b", 0), new Subscription("c", 0), new Subscription("a", 1));
+        Assert.Equal([0x00, 0x00, refused, 0x01], Assert.Single(d.Effects.OfType<SubscribeDone>()).ReasonCodes);
+        Assert.Equal(["a", "b"], d.State.Subscriptions.Keys);
+        Assert.Equal(1, d.State.Subscriptions["a"].Qos);
+
+        run.Do(s => s.OnUnsubscribe(2, ["b"], run.Limits));
+        Assert.Equal([0x00], Assert.Single(run.Subscribe(new Subscription("c", 0)).Effects.OfType<SubscribeDone>()).ReasonCodes);
+    }
+
+    [Fact]
+    public void Unsubscribe_of_a_filter_beyond_the_topic_bounds_answers_topic_filter_invalid()
+    {
+        var run = Connected(Bounded);
+        var d = run.Do(s => s.OnUnsubscribe(3, ["a/b/c/d", "a"], run.Limits));
+        Assert.Equal([0x8F, 0x11], Assert.Single(d.Effects.OfType<UnsubscribeDone>()).ReasonCodes);
+    }
+
+    [Fact]
+    public void A_filter_held_from_before_the_bounds_were_lowered_can_still_be_unsubscribed()
+    {
+        var run = Connected();
+        run.Subscribe(new Subscription("a/b/c/d", 1));
+        run.Limits = Bounded;
+        var d = run.Do(s => s.OnUnsubscribe(3, ["a/b/c/d"], run.Limits));
+        Assert.Equal([0x00], Assert.Single(d.Effects.OfType<UnsubscribeDone>()).ReasonCodes);
+        Assert.Empty(d.State.Subscriptions);
     }
 
     // ------------------------------------------------------------------ delivery while connected
@@ -686,7 +737,7 @@ public class SessionStateTests
             };
             Step(s => s.OnClientAck(kind, pid, limits, Now + 100));
         }
-        Step(s => s.OnUnsubscribe(2, ["t/#", "nope"]));
+        Step(s => s.OnUnsubscribe(2, ["t/#", "nope"], limits));
         Step(s => s.OnInboundQos2(40, true));
         Step(s => s.OnConnectionClosed(true, false, 10, Now + 200));
         Step(s => s.OnConnect("c3", Info(clean: true, expiry: 0), 0, limits, Now + 300));

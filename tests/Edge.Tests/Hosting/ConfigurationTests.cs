@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using Broker.Actors.Configuration;
+using Broker.Actors.Sessions;
 using Broker.Edge.Hosting;
 
 namespace Broker.Edge.Tests.Hosting;
@@ -105,6 +106,10 @@ public class ConfigurationTests
         Assert.Equal(86400u, s.PersistentSessionExpiry);
         Assert.Equal(1024, s.ReceiveMaximum);
         Assert.Equal(64, s.TopicAliasMaximum);
+        Assert.Equal(4096, s.MaxTopicLength);
+        Assert.Equal(128, s.MaxTopicLevels);
+        Assert.Equal(1000, s.MaxSubscriptionsPerSession);
+        Assert.Equal(new SessionLimits(100, 1000, false, MaxTopicLength: 4096, MaxTopicLevels: 128, MaxSubscriptions: 1000), s.Limits);
         Assert.Equal(TimeSpan.FromSeconds(10), s.ConnectTimeout);
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);
@@ -321,6 +326,17 @@ public class ConfigurationTests
         {
             File.Delete(path);
         }
+    }
+
+    [Theory]
+    [InlineData("broker.mqtt.max-topic-length = 0")]
+    [InlineData("broker.mqtt.max-topic-length = 65536")]   // beyond what an MQTT string can hold
+    [InlineData("broker.mqtt.max-topic-levels = 0")]
+    [InlineData("broker.mqtt.max-subscriptions-per-session = -1")]
+    public void Topic_and_subscription_bounds_outside_their_range_are_refused(string hocon)
+    {
+        using var env = new EnvironmentScope();
+        Assert.Throws<ConfigurationException>(() => BrokerSettings.From(BrokerConfig.Load(hocon)));
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public sealed class BadInputNodeFixture : IAsyncLifetime
 /// Raw TCP clients send what no MQTT client should: the node answers per the spec or closes that one connection,
 /// and never stops serving well-behaved clients. Every read has a deadline.
 /// </summary>
-public sealed class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<BadInputNodeFixture>
+public sealed partial class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<BadInputNodeFixture>
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
 

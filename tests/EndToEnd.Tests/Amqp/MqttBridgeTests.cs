@@ -102,6 +102,24 @@ public sealed class MqttBridgeTests(NodeFixture fixture) : IClassFixture<NodeFix
     }
 
     [Fact]
+    public async Task An_amqp_routing_key_deeper_than_max_topic_levels_does_not_reach_mqtt_subscribers()
+    {
+        var root = Word();
+        await using var sub = await TestClient.ConnectAsync(fixture.Port, "bridge-deep-" + root);
+        await sub.SubscribeAsync(root + "/#");
+        await using var connection = await AmqpTestClient.ConnectAsync(fixture.Node.AmqpPort);
+        await using var channel = await connection.ConfirmChannelAsync();
+        // Empty words keep the keys within AMQP's 255 bytes: 201 and 128 levels (max-topic-levels is 128).
+        await channel.BasicPublishAsync("amq.topic", root + new string('.', 200), "too deep"u8.ToArray());
+        await channel.BasicPublishAsync("amq.topic", root + new string('.', 127), "at the bound"u8.ToArray());
+
+        // One publisher's messages reach a session in order: the first to arrive shows the deeper one was not routed.
+        var got = sub.Next();
+        Assert.Equal("at the bound", Encoding.UTF8.GetString(got.Payload));
+        Assert.Equal(root + new string('/', 127), got.Topic);
+    }
+
+    [Fact]
     public async Task The_admin_api_lists_an_amqp_connection_with_its_consumers()
     {
         var name = "orders-" + Word();

@@ -105,14 +105,14 @@ internal sealed class TopicRoutes : ExchangeRoutes
     private TopicRoutes(ImmutableHashSet<BindingDefinition> bindings, TopicNode root) : base(bindings) => _root = root;
 
     public override ExchangeRoutes Add(BindingDefinition binding) =>
-        Bindings.Contains(binding) ? this : new TopicRoutes(Bindings.Add(binding), _root.Add(TopicNode.Split(binding.RoutingKey), 0, binding));
+        Bindings.Contains(binding) ? this : new TopicRoutes(Bindings.Add(binding), _root.Add(TopicNode.Split(binding.RoutingKey), binding));
 
     public override ExchangeRoutes Remove(BindingDefinition binding) =>
         Bindings.Contains(binding)
-            ? new TopicRoutes(Bindings.Remove(binding), _root.Remove(TopicNode.Split(binding.RoutingKey), 0, binding) ?? TopicNode.Empty)
+            ? new TopicRoutes(Bindings.Remove(binding), _root.Remove(TopicNode.Split(binding.RoutingKey), binding) ?? TopicNode.Empty)
             : this;
 
-    public override void Match(string routingKey, RouteContext context) => _root.Match(TopicNode.Split(routingKey), 0, context);
+    public override void Match(string routingKey, RouteContext context) => _root.Match(TopicNode.Split(routingKey), context);
 }
 
 /// <summary>Every binding's argument table, parsed once when the binding is added, tested against the message headers.</summary>

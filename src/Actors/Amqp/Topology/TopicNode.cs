@@ -16,6 +16,10 @@ internal sealed class TopicNode
     private readonly TopicNode? _hash;
     private readonly ImmutableHashSet<BindingDefinition> _bindings;
 
+    /// <summary>One stack per thread: a publish must not allocate one, and matches on one thread never nest.</summary>
+    [ThreadStatic]
+    private static Stack<(TopicNode, int)>? _matchStack;
+
     private TopicNode(ImmutableDictionary<string, TopicNode> words, TopicNode? star, TopicNode? hash, ImmutableHashSet<BindingDefinition> bindings)
     {
         _words = words;
@@ -32,76 +36,118 @@ internal sealed class TopicNode
     /// </summary>
     public static string[] Split(string key) => key.Length == 0 ? [] : key.Split('.');
 
-    public TopicNode Add(string[] words, int i, BindingDefinition binding)
+    /// <summary>
+    /// The trie with <paramref name="binding"/> added. The path is collected on the way down and copied on the way
+    /// up, without recursion: a key's depth is the client's to choose.
+    /// </summary>
+    public TopicNode Add(string[] words, BindingDefinition binding)
     {
-        if (i == words.Length)
+        var path = new TopicNode[words.Length + 1];
+        path[0] = this;
+        for (var i = 0; i < words.Length; i++)
         {
-            return new TopicNode(_words, _star, _hash, _bindings.Add(binding));
+            path[i + 1] = path[i].Child(words[i]) ?? Empty;
         }
-        var word = words[i];
-        return word switch
+        var last = path[^1];
+        var node = new TopicNode(last._words, last._star, last._hash, last._bindings.Add(binding));
+        for (var i = words.Length - 1; i >= 0; i--)
         {
-            "*" => new TopicNode(_words, (_star ?? Empty).Add(words, i + 1, binding), _hash, _bindings),
-            "#" => new TopicNode(_words, _star, (_hash ?? Empty).Add(words, i + 1, binding), _bindings),
-            _ => new TopicNode(_words.SetItem(word, _words.GetValueOrDefault(word, Empty).Add(words, i + 1, binding)), _star, _hash, _bindings),
-        };
+            node = path[i].WithChild(words[i], node);
+        }
+        return node;
     }
 
     /// <summary>The trie without <paramref name="binding"/>; null when nothing is left, so empty branches are pruned.</summary>
-    public TopicNode? Remove(string[] words, int i, BindingDefinition binding)
+    public TopicNode? Remove(string[] words, BindingDefinition binding)
     {
-        TopicNode next;
-        if (i == words.Length)
+        var path = new TopicNode[words.Length + 1];
+        path[0] = this;
+        for (var i = 0; i < words.Length; i++)
         {
-            next = new TopicNode(_words, _star, _hash, _bindings.Remove(binding));
-        }
-        else
-        {
-            var word = words[i];
-            var child = word switch
-            {
-                "*" => _star,
-                "#" => _hash,
-                _ => _words.GetValueOrDefault(word),
-            };
+            var child = path[i].Child(words[i]);
             if (child is null)
             {
                 return this;
             }
-            var changed = child.Remove(words, i + 1, binding);
-            next = word switch
-            {
-                "*" => new TopicNode(_words, changed, _hash, _bindings),
-                "#" => new TopicNode(_words, _star, changed, _bindings),
-                _ => new TopicNode(changed is null ? _words.Remove(word) : _words.SetItem(word, changed), _star, _hash, _bindings),
-            };
+            path[i + 1] = child;
         }
-        return next.IsEmpty ? null : next;
+        var last = path[^1];
+        var node = NullIfEmpty(new TopicNode(last._words, last._star, last._hash, last._bindings.Remove(binding)));
+        for (var i = words.Length - 1; i >= 0; i--)
+        {
+            node = NullIfEmpty(path[i].WithChild(words[i], node));
+        }
+        return node;
     }
 
-    public void Match(string[] words, int i, RouteContext context)
+    /// <summary>
+    /// Hits every binding whose key matches <paramref name="words"/>. Walks with an explicit stack, and once a "#"
+    /// is met visits each (node, word index) once: "#.#.#…" against a long key would otherwise follow
+    /// exponentially many paths to the same places.
+    /// </summary>
+    public void Match(string[] words, RouteContext context)
     {
-        if (i == words.Length)
+        var pending = _matchStack ??= new Stack<(TopicNode, int)>();
+        pending.Clear();
+        HashSet<(TopicNode, int)>? seen = null;
+        pending.Push((this, 0));
+        while (pending.TryPop(out var entry))
         {
-            foreach (var b in _bindings)
+            var (node, i) = entry;
+            if (i == words.Length)
             {
-                context.Hit(b);
+                foreach (var b in node._bindings)
+                {
+                    context.Hit(b);
+                }
+                // "#" at the end also matches zero words.
+                if (node._hash is not null)
+                {
+                    Visit(node._hash, i, pending, ref seen);
+                }
+                continue;
             }
-            // "#" at the end also matches zero words.
-            _hash?.Match(words, i, context);
-            return;
-        }
-        if (_words.TryGetValue(words[i], out var child))
-        {
-            child.Match(words, i + 1, context);
-        }
-        _star?.Match(words, i + 1, context);
-        if (_hash is not null)
-        {
-            for (var j = i; j <= words.Length; j++)
+            if (node._words.TryGetValue(words[i], out var child))
             {
-                _hash.Match(words, j, context);
+                Visit(child, i + 1, pending, ref seen);
+            }
+            if (node._star is not null)
+            {
+                Visit(node._star, i + 1, pending, ref seen);
+            }
+            if (node._hash is not null)
+            {
+                // Only a "#" lets two paths reach the same node at the same word: from here on, remember the visits.
+                seen ??= [];
+                for (var j = i; j <= words.Length; j++)
+                {
+                    Visit(node._hash, j, pending, ref seen);
+                }
             }
         }
     }
+
+    private static void Visit(TopicNode node, int i, Stack<(TopicNode, int)> pending, ref HashSet<(TopicNode, int)>? seen)
+    {
+        if (seen is null || seen.Add((node, i)))
+        {
+            pending.Push((node, i));
+        }
+    }
+
+    private TopicNode? Child(string word) => word switch
+    {
+        "*" => _star,
+        "#" => _hash,
+        _ => _words.GetValueOrDefault(word),
+    };
+
+    private TopicNode WithChild(string word, TopicNode? child) => word switch
+    {
+        "*" => new TopicNode(_words, child, _hash, _bindings),
+        "#" => new TopicNode(_words, _star, child, _bindings),
+        _ => new TopicNode(child is null ? _words.Remove(word) : _words.SetItem(word, child), _star, _hash, _bindings),
+    };
+
+    private static TopicNode? NullIfEmpty(TopicNode node) => node.IsEmpty ? null : node;
 }

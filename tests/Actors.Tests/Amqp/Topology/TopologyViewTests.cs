@@ -114,6 +114,32 @@ public class TopologyViewTests
     }
 
     [Fact]
+    public void Topic_keys_of_100000_words_bind_route_and_unbind_without_recursion()
+    {
+        var deep = string.Join('.', Enumerable.Repeat("w", 100_000));
+        var stars = string.Join('.', Enumerable.Repeat("*", 100_000));
+        var view = View(X("t", ExchangeKind.Topic), Q("exact"), Q("stars"), Q("hash"),
+            B("t", "exact", deep), B("t", "stars", stars), B("t", "hash", "w.#"));
+        Assert.Equal(["exact", "hash", "stars"], Route(view, "t", deep));
+        view = view.Apply(new BindingRemoved(new BindingDefinition("t", "exact", false, deep, [])));
+        view = view.Apply(new BindingRemoved(new BindingDefinition("t", "stars", false, stars, [])));
+        Assert.Equal(["hash"], Route(view, "t", deep));
+        Assert.Empty(Route(view, "t", "x." + deep));
+    }
+
+    [Fact]
+    public async Task Many_hashes_in_a_binding_do_not_make_matching_exponential()
+    {
+        // 40 "#" then a word the key lacks: every split of 80 words over 40 "#" is a path (about 10^33 of them).
+        var view = View(X("t", ExchangeKind.Topic), Q("never"), Q("always"),
+            B("t", "never", string.Join('.', Enumerable.Repeat("#", 40)) + ".z"),
+            B("t", "always", string.Join('.', Enumerable.Repeat("#", 40))));
+        var key = string.Join('.', Enumerable.Repeat("a", 80));
+        var routed = await Task.Run(() => Route(view, "t", key)).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["always"], routed);
+    }
+
+    [Fact]
     public void Removed_topic_binding_no_longer_routes_while_others_on_the_same_path_do()
     {
         var view = View(X("t", ExchangeKind.Topic), Q("q1"), Q("q2"), B("t", "q1", "a.*.c"), B("t", "q2", "a.*.c"), B("t", "q2", "a.#"));
