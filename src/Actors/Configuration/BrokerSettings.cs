@@ -50,6 +50,7 @@ public sealed record BrokerSettings
     public required long AmqpMaxTxBytes { get; init; }
     public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
+    public required long InboundHighWaterMark { get; init; }
     public required int RetainedMaxMessages { get; init; }
     public required long RetainedMaxBytes { get; init; }
 
@@ -112,6 +113,7 @@ public sealed record BrokerSettings
             AmqpMaxTxBytes = (long)InRange(b, "amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
             AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
+            InboundHighWaterMark = (long)InRange(b, "inbound-high-water-mark", 1048576, 4096, long.MaxValue),
             RetainedMaxMessages = b.GetInt("retained.max-messages", 100000),
             RetainedMaxBytes = b.GetLong("retained.max-bytes", 268435456),
         };

@@ -54,7 +54,42 @@ internal sealed partial class AmqpConnectionActor
 
     // ------------------------------------------------------------------ channel input
 
-    private void OnChannelInput(ushort number, object item)
+    /// <summary>Handles channel input and lets the read loop count it as done, unless the channel holds it for later.</summary>
+    private void ActOn(ushort number, object item, int size)
+    {
+        var held = false;
+        try
+        {
+            held = OnChannelInput(number, item);
+        }
+        finally
+        {
+            if (!held)
+            {
+                _transport.Inbound.Release(size);
+            }
+        }
+    }
+
+    /// <summary>What the channel held for later is never acted on: the read loop stops counting it.</summary>
+    private void DropBacklog(AmqpChannel channel)
+    {
+        while (channel.Backlog is { Count: > 0 } backlog)
+        {
+            _transport.Inbound.Release(SizeOf(backlog.Dequeue()));
+        }
+        channel.Backlog = null;
+    }
+
+    private static int SizeOf(object item) => item switch
+    {
+        AmqpInboundPublish p => p.Size,
+        AmqpInboundMethod m => m.Size,
+        _ => 0,
+    };
+
+    /// <summary>True when the item waits in the channel's backlog (it is released from the inbound count as it is taken from there).</summary>
+    private bool OnChannelInput(ushort number, object item)
     {
         if (_phase != Phase.Open)
         {
@@ -62,7 +97,7 @@ internal sealed partial class AmqpConnectionActor
             {
                 CloseConnection(AmqpReplyCode.ChannelError, "CHANNEL_ERROR - channel frame before connection.open", 0, 0);
             }
-            return;
+            return false;
         }
         if (!_channels.TryGetValue(number, out var channel))
         {
@@ -72,18 +107,18 @@ internal sealed partial class AmqpConnectionActor
                 if (number > _channelMax)
                 {
                     CloseConnection(AmqpReplyCode.NotAllowed, $"NOT_ALLOWED - channel id {number} greater than channel_max {_channelMax}", 20, 10);
-                    return;
+                    return false;
                 }
                 _channels[number] = new AmqpChannel(number);
                 Send(number, ChannelOpenOk.Instance);
-                return;
+                return false;
             }
             if (item is AmqpInboundMethod { Method: ChannelCloseOk })
             {
-                return;
+                return false;
             }
             CloseConnection(AmqpReplyCode.ChannelError, $"CHANNEL_ERROR - expected 'channel.open' on channel {number}", 0, 0);
-            return;
+            return false;
         }
         if (channel.Closing)
         {
@@ -98,21 +133,30 @@ internal sealed partial class AmqpConnectionActor
                     _channels.Remove(number);
                     break;
             }
-            return;
+            return false;
         }
         if (channel.Busy)
         {
             (channel.Backlog ??= new Queue<object>()).Enqueue(item);
-            return;
+            return true;
         }
         Process(channel, item);
+        return false;
     }
 
     private void Drain(AmqpChannel channel)
     {
         while (!channel.Busy && !channel.Closing && channel.Backlog is { Count: > 0 } backlog && _phase == Phase.Open)
         {
-            Process(channel, backlog.Dequeue());
+            var item = backlog.Dequeue();
+            try
+            {
+                Process(channel, item);
+            }
+            finally
+            {
+                _transport.Inbound.Release(SizeOf(item));
+            }
         }
     }
 
@@ -270,7 +314,7 @@ internal sealed partial class AmqpConnectionActor
         }
         ReleaseChannel(channel);
         channel.Closing = true;
-        channel.Backlog = null;
+        DropBacklog(channel);
         Send(number, new ChannelClose(code, Truncate(text), classId, methodId));
     }
 

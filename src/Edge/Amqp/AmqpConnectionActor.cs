@@ -86,13 +86,20 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         switch (message)
         {
             case AmqpInboundPublish p:
-                OnChannelInput(p.Channel, p);
+                ActOn(p.Channel, p, p.Size);
                 return;
             case AmqpInboundMethod m when m.Channel == 0:
-                OnConnectionMethod(m.Method);
+                try
+                {
+                    OnConnectionMethod(m.Method);
+                }
+                finally
+                {
+                    _transport.Inbound.Release(m.Size);
+                }
                 return;
             case AmqpInboundMethod m:
-                OnChannelInput(m.Channel, m);
+                ActOn(m.Channel, m, m.Size);
                 return;
             case QueueDelivery d:
                 OnDelivery(d, Sender);
@@ -351,6 +358,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         foreach (var channel in _channels.Values)
         {
             ReleaseChannel(channel);
+            DropBacklog(channel);
         }
         _channels.Clear();
         if (_phase == Phase.Open)
@@ -371,6 +379,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
+        _transport.Inbound.Close();
         _closeTimeout?.Cancel();
         _retryTick?.Cancel();
         if (_phase != Phase.Closing)

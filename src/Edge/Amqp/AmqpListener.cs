@@ -33,7 +33,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     protected override (IActorRef Actor, AmqpTransport Transport, Task Run) Open(Socket client)
     {
-        var transport = new AmqpTransport(client)
+        var transport = new AmqpTransport(client, _services.Settings.InboundHighWaterMark)
         {
             // The handshake must finish within the connect timeout; tune-ok replaces it with the heartbeat deadline.
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,

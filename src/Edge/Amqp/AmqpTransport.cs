@@ -8,11 +8,15 @@ using Broker.Actors.Amqp.Content;
 
 namespace Broker.Edge.Amqp;
 
-/// <summary>A method frame from the client, other than a basic.publish.</summary>
-internal sealed record AmqpInboundMethod(ushort Channel, AmqpMethod Method);
+/// <summary>A method frame from the client, other than a basic.publish; <paramref name="Size"/>: its payload on the wire.</summary>
+internal sealed record AmqpInboundMethod(ushort Channel, AmqpMethod Method, int Size = 0);
 
 /// <summary>A basic.publish with its content (header properties exactly as sent, and the whole body).</summary>
-internal sealed record AmqpInboundPublish(ushort Channel, BasicPublish Method, byte[] Properties, byte[] Body);
+internal sealed record AmqpInboundPublish(ushort Channel, BasicPublish Method, byte[] Properties, byte[] Body)
+{
+    /// <summary>What the read loop counted for it against the inbound high-water mark.</summary>
+    public int Size => Properties.Length + Body.Length;
+}
 
 /// <summary>The byte stream broke the protocol: the connection closes with <paramref name="Code"/> (501, 502, 505, 540…).</summary>
 internal sealed record AmqpTransportError(ushort Code, string Text, ushort ClassId = 0, ushort MethodId = 0);
@@ -72,8 +76,12 @@ internal sealed class AmqpTransport
     /// <summary>Sum of the body buffers and properties of <see cref="PendingContent"/> on all channels (read-loop thread only).</summary>
     private long _pendingBytes;
 
-    public AmqpTransport(Socket socket)
+    /// <summary>Methods and publishes handed to the connection actor and not yet acted on; the read loop pauses above its mark.</summary>
+    public InboundGate Inbound { get; }
+
+    public AmqpTransport(Socket socket, long inboundHighWaterMark)
     {
+        Inbound = new InboundGate(inboundHighWaterMark);
         _stream = new NetworkStream(socket, ownsSocket: true);
         _output = new SocketOutput(socket, _stream);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
@@ -224,8 +232,14 @@ internal sealed class AmqpTransport
                     connection.Tell(AmqpHeaderAccepted.Instance);
                 }
                 var any = false;
+                var paused = false;
                 while (true)
                 {
+                    if (Inbound.IsAboveHighWater)
+                    {
+                        paused = true;
+                        break;
+                    }
                     var status = AmqpFrameReader.TryRead(ref buffer, FrameMax, out var frame);
                     if (status == AmqpFrameStatus.Incomplete)
                     {
@@ -251,6 +265,13 @@ internal sealed class AmqpTransport
                         DeadlineMs = Environment.TickCount64 + timeout;
                     }
                 }
+                if (paused)
+                {
+                    // Complete frames may remain in the buffer: mark nothing examined, so the next read returns them at once.
+                    input.AdvanceTo(buffer.Start);
+                    await Inbound.WaitAsync(ct).ConfigureAwait(false);
+                    continue;
+                }
                 input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {
@@ -262,6 +283,12 @@ internal sealed class AmqpTransport
         {
             await input.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    private void Hand(IActorRef connection, AmqpInboundPublish publish)
+    {
+        Inbound.Add(publish.Size);
+        connection.Tell(publish);
     }
 
     /// <summary>Handles one frame; false when the connection must end (the actor was told why).</summary>
@@ -326,7 +353,9 @@ internal sealed class AmqpTransport
                     {
                         _openRead = true;
                     }
-                    connection.Tell(new AmqpInboundMethod(frame.Channel, method));
+                    var size = (int)frame.Payload.Length;
+                    Inbound.Add(size);
+                    connection.Tell(new AmqpInboundMethod(frame.Channel, method, size));
                 }
                 return true;
             }
@@ -358,7 +387,7 @@ internal sealed class AmqpTransport
                 if (bodySize == 0)
                 {
                     pending.Remove(frame.Channel);
-                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, properties.ToArray(), []));
+                    Hand(connection, new AmqpInboundPublish(frame.Channel, content.Method, properties.ToArray(), []));
                     return true;
                 }
                 // The properties wait with the body, so they count towards the connection's bound as well.
@@ -405,7 +434,7 @@ internal sealed class AmqpTransport
                 {
                     pending.Remove(frame.Channel);
                     _pendingBytes -= content.Body.Length + content.Properties.Length;
-                    connection.Tell(new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, content.Body));
+                    Hand(connection, new AmqpInboundPublish(frame.Channel, content.Method, content.Properties, content.Body));
                 }
                 return true;
             }

@@ -115,10 +115,10 @@ internal sealed class MqttConnectionActor : UntypedActor
         switch (message)
         {
             case InboundPacket p when _phase == Phase.Connected:
-                OnPacket(p);
+                ActOn(p);
                 break;
             case InboundPacket p:
-                // Packets pipelined behind CONNECT wait for the session's answer.
+                // Packets pipelined behind CONNECT wait for the session's answer, still counted against the inbound high-water mark.
                 (_early ??= []).Add(p);
                 break;
             case InboundConnect c when _phase == Phase.AwaitingConnect:
@@ -326,7 +326,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             _early = null;
             foreach (var packet in early)
             {
-                OnPacket(packet);
+                ActOn(packet);
             }
         }
     }
@@ -394,6 +394,19 @@ internal sealed class MqttConnectionActor : UntypedActor
     }
 
     // ------------------------------------------------------------------ packets from the client
+
+    /// <summary>Handles one packet and lets the read loop count it as done.</summary>
+    private void ActOn(InboundPacket inbound)
+    {
+        try
+        {
+            OnPacket(inbound);
+        }
+        finally
+        {
+            _transport.Inbound.Release(inbound.Size);
+        }
+    }
 
     private void OnPacket(InboundPacket inbound)
     {
@@ -833,6 +846,7 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
+        _transport.Inbound.Close();
         _retryTick?.Cancel();
         if (_sessionAttached)
         {

@@ -30,7 +30,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
 
     protected override (IActorRef Actor, MqttTransport Transport, Task Run) Open(Socket client)
     {
-        var transport = new MqttTransport(client)
+        var transport = new MqttTransport(client, _services.Settings.InboundHighWaterMark)
         {
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };

@@ -55,12 +55,16 @@ internal sealed class MqttTransport
 
     private long _deadlineMs = long.MaxValue;
 
-    public MqttTransport(Socket socket)
+    public MqttTransport(Socket socket, long inboundHighWaterMark)
     {
         _stream = new NetworkStream(socket, ownsSocket: true);
         _output = new SocketOutput(socket, _stream);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        Inbound = new InboundGate(inboundHighWaterMark);
     }
+
+    /// <summary>Packets handed to the connection actor and not yet acted on; the read loop pauses above its mark.</summary>
+    public InboundGate Inbound { get; }
 
     public string Remote { get; }
 
@@ -146,8 +150,14 @@ internal sealed class MqttTransport
             {
                 var result = await input.ReadAsync(ct).ConfigureAwait(false);
                 var buffer = result.Buffer;
+                var paused = false;
                 while (true)
                 {
+                    if (Inbound.IsAboveHighWater)
+                    {
+                        paused = true;
+                        break;
+                    }
                     var status = MqttFrameReader.TryRead(ref buffer, maxPacketSize, out var header, out var body, out var total);
                     if (status == FrameStatus.Incomplete)
                     {
@@ -209,12 +219,22 @@ internal sealed class MqttTransport
                         connection.Tell(new TransportError(0x81, ex.Message));
                         return;
                     }
-                    connection.Tell(packet switch
+                    if (packet is MqttConnectPacket connect)
                     {
-                        MqttConnectPacket connect => new InboundConnect(connect, version),
-                        MqttDisconnectPacket when v5 => new InboundPacket(packet, total, MqttInputValidator.DisconnectSessionExpiry(received.Body)),
-                        _ => new InboundPacket(packet, total),
-                    });
+                        connection.Tell(new InboundConnect(connect, version));
+                        continue;
+                    }
+                    Inbound.Add(total);
+                    connection.Tell(packet is MqttDisconnectPacket && v5
+                        ? new InboundPacket(packet, total, MqttInputValidator.DisconnectSessionExpiry(received.Body))
+                        : new InboundPacket(packet, total));
+                }
+                if (paused)
+                {
+                    // Complete packets may remain in the buffer: mark nothing examined, so the next read returns them at once.
+                    input.AdvanceTo(buffer.Start);
+                    await Inbound.WaitAsync(ct).ConfigureAwait(false);
+                    continue;
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
