@@ -12,6 +12,7 @@ using Broker.Actors.Configuration;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
+using Broker.Actors.Serialization;
 using Broker.Actors.Sessions;
 
 namespace Broker.Actors.Tests.Fixtures;
@@ -28,7 +29,7 @@ public sealed class JournalFixtureTests : IAsyncLifetime
     private ActorSystem? _system;
 
     /// <summary>Formats with a committed fixture: 0 is the unversioned format every build before versioning wrote.</summary>
-    public static TheoryData<int> Formats() => [0];
+    public static TheoryData<int> Formats() => [0, 1];
 
     private static string FixturePath(int format, string extension) =>
         Path.Combine(AppContext.BaseDirectory, "Fixtures", $"journal-v{format}.{extension}");
@@ -75,11 +76,24 @@ public sealed class JournalFixtureTests : IAsyncLifetime
         {
             var key = Key(row.Snapshot, row.PersistenceId, row.Seq);
             var s = stored.Single(x => Key(x.Snapshot, x.PersistenceId, x.Seq) == key);
-            Assert.True(row.Manifest == s.Manifest, $"{key}: manifest '{s.Manifest}', expected '{row.Manifest}'");
+            var manifest = format == 0 ? row.Manifest : $"{row.Manifest}.{format}";
+            Assert.True(manifest == s.Manifest, $"{key}: manifest '{s.Manifest}', expected '{manifest}'");
             Assert.True(s.SerializerId == 7301, $"{key}: serializer {s.SerializerId}");
             var decoded = system.Serialization.Deserialize(s.Bytes, s.SerializerId, s.Manifest);
             Assert.True(Json(row.Value) == Json(decoded), $"{key}: decoded\n{Json(decoded)}\nexpected\n{Json(row.Value)}");
         }
+    }
+
+    [Fact]
+    public void The_fixture_holds_every_persisted_type_and_the_newest_format_has_one()
+    {
+        var persisted = typeof(IPersisted).Assembly.GetTypes()
+            .Where(t => typeof(IPersisted).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false })
+            .Select(t => t.Name).Order(StringComparer.Ordinal);
+        var inFixture = JournalFixture.Rows(ActorRefs.Nobody).Select(r => r.Value.GetType().Name).Distinct().Order(StringComparer.Ordinal);
+        Assert.Equal(persisted, inFixture);
+        Assert.Contains(BrokerSerializer.JournalFormat, ((IEnumerable<object[]>)Formats()).Select(f => (int)f[0]));
+        Assert.True(File.Exists(FixturePath(BrokerSerializer.JournalFormat, "db")), "the format this build writes has no fixture: run Regenerate_the_journal_fixture");
     }
 
     [Theory]
@@ -202,22 +216,10 @@ public sealed class JournalFixtureTests : IAsyncLifetime
     [RegenerateFixtureFact]
     public async Task Regenerate_the_journal_fixture()
     {
-        const int format = 0;
-        var folder = Path.Combine(RepositoryRoot(), "tests", "Actors.Tests", "Fixtures");
-        await JournalFixtureWriter.WriteAsync(_db, ConfigurationFactory.Empty,
+        const int format = BrokerSerializer.JournalFormat;
+        var folder = Path.Combine(Repository.Root(), "tests", "Actors.Tests", "Fixtures");
+        await JournalFixtureWriter.WriteAsync(_db, ConfigurationFactory.ParseString($"broker.persistence.format-version = {format}"),
             Path.Combine(folder, $"journal-v{format}.db"), Path.Combine(folder, $"journal-v{format}.rows.txt"));
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Cluster.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("no Cluster.sln above " + AppContext.BaseDirectory);
     }
 
     private sealed class NoDeadLetters : IDeadLetterPublisher
