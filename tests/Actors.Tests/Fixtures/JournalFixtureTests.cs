@@ -212,6 +212,36 @@ public sealed class JournalFixtureTests : IAsyncLifetime
             Json(snapshot));
     }
 
+    [Fact]
+    public async Task An_entity_whose_journal_holds_a_newer_format_refuses_to_recover_and_leaves_it_as_it_is()
+    {
+        var system = StartOnCopy(BrokerSerializer.JournalFormat);
+        var newer = $"E5.{BrokerSerializer.JournalFormat + 1}";
+        await SetManifest("session-fix-a", 5, newer);
+        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), Probe().Ref, Probe().Ref);
+        var watcher = Probe();
+
+        var session = system.ActorOf(SessionActor.Props(services), "fix-a");
+        watcher.Watch(session);
+
+        await watcher.ExpectTerminatedAsync(session, Timeout);
+        var rows = (await JournalFixtureWriter.ReadRowsAsync(_db.DbFile)).Where(r => r is { Snapshot: false, PersistenceId: "session-fix-a" }).ToList();
+        Assert.Equal(17, rows.Count);
+        Assert.Equal(newer, rows.Single(r => r.Seq == 5).Manifest);
+    }
+
+    private async Task SetManifest(string persistenceId, long seq, string manifest)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection(_db.ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "UPDATE event_journal SET manifest = $m WHERE persistence_id = $id AND sequence_nr = $seq";
+        cmd.Parameters.AddWithValue("$m", manifest);
+        cmd.Parameters.AddWithValue("$id", persistenceId);
+        cmd.Parameters.AddWithValue("$seq", seq);
+        Assert.Equal(1, await cmd.ExecuteNonQueryAsync());
+    }
+
     /// <summary>Rewrites the fixture of the format this build writes; opt-in (see Fixtures/README.md), never part of a normal run.</summary>
     [RegenerateFixtureFact]
     public async Task Regenerate_the_journal_fixture()
