@@ -105,7 +105,7 @@ public sealed record TopologySnapshot(
 /// One change, sent by the owner to every replica in version order (and the event the owner journals). A replica
 /// that sees a gap asks for a snapshot.
 /// </summary>
-public sealed record TopologyChanged(long Version, TopologyChange Change) : IBrokerSerializable;
+public sealed record TopologyChanged(long Version, TopologyChange Change) : IPersisted;
 
 public abstract record TopologyChange;
 

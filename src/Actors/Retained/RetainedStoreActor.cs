@@ -33,11 +33,11 @@ public sealed record QueryRetained(string Filter) : IBrokerSerializable;
 /// <summary>One chunk of the retained messages matching <paramref name="Filter"/>, in topic order (see <see cref="RemoteChunks"/>).</summary>
 public sealed record RetainedMessages(string Filter, IReadOnlyList<PublishedMessage> Messages, bool Last = true) : IBrokerSerializable;
 
-public sealed record RetainedSet(PublishedMessage Message) : IBrokerSerializable;
+public sealed record RetainedSet(PublishedMessage Message) : IPersisted;
 
-public sealed record RetainedRemoved(string Topic) : IBrokerSerializable;
+public sealed record RetainedRemoved(string Topic) : IPersisted;
 
-public sealed record RetainedSnapshot(IReadOnlyList<PublishedMessage> Messages) : IBrokerSerializable;
+public sealed record RetainedSnapshot(IReadOnlyList<PublishedMessage> Messages) : IPersisted;
 
 /// <summary>Stop message of the retained store when its shard moves: it stops once its writes are durable.</summary>
 public sealed record RetainedHandOff
@@ -109,7 +109,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 }
                 return;
             }
-            IBrokerSerializable evt = msg.Payload.Length == 0 ? new RetainedRemoved(msg.Topic) : new RetainedSet(msg);
+            IPersisted evt = msg.Payload.Length == 0 ? new RetainedRemoved(msg.Topic) : new RetainedSet(msg);
             Apply(evt);
             _pending++;
             PersistAsync(evt, _ =>
@@ -164,7 +164,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
         return count > _limits.MaxMessages || (bytes > _limits.MaxBytes && bytes > _bytes);
     }
 
-    private void Apply(IBrokerSerializable evt)
+    private void Apply(IPersisted evt)
     {
         switch (evt)
         {

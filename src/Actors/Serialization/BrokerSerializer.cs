@@ -11,13 +11,16 @@ namespace Broker.Actors.Serialization;
 /// <summary>
 /// Binary serializer for everything the broker journals or sends between nodes. Each type has a short
 /// fixed manifest; the layout is a compact field-by-field encoding (7-bit length-prefixed UTF-8 strings,
-/// a presence byte before optional fields). No CLR type name is ever written.
+/// a presence byte before optional fields). No CLR type name is ever written. Persisted types also name
+/// the journal format in their manifest (BrokerSerializer.Journal.cs).
 /// </summary>
 public sealed partial class BrokerSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
+    private readonly int _writeFormat = WriteFormatFrom(system.Settings.Config);
+
     public override int Identifier => 7301;
 
-    public override string Manifest(object o) => o switch
+    private static string TypeManifest(object o) => o switch
     {
         Deliver => "D",
         DeliverAck => "DA",
@@ -79,13 +82,6 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             Write(w, obj);
         }
         return ms.ToArray();
-    }
-
-    public override object FromBinary(byte[] bytes, string manifest)
-    {
-        using var ms = new MemoryStream(bytes, writable: false);
-        using var r = new BinaryReader(ms, System.Text.Encoding.UTF8);
-        return Read(r, manifest);
     }
 
     private void Write(BinaryWriter w, object obj)

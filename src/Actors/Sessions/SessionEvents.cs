@@ -3,7 +3,7 @@ using Broker.Actors.Messages;
 namespace Broker.Actors.Sessions;
 
 /// <summary>Events journaled by a persistent session; replaying them rebuilds <see cref="SessionState"/>.</summary>
-public interface ISessionEvent : IBrokerSerializable;
+public interface ISessionEvent : IPersisted;
 
 /// <summary>
 /// Journaled by a session that is not otherwise journaled (expiry 0) when it hands off to another node while

@@ -40,7 +40,7 @@ public sealed record SessionDecision(SessionState State, IReadOnlyList<ISessionE
 /// functions of it (<c>On…</c> methods); <see cref="Apply"/> folds one event, so replaying the journal
 /// rebuilds the same state.
 /// </summary>
-public sealed record SessionState : IBrokerSerializable
+public sealed record SessionState : IPersisted
 {
     public required string ClientId { get; init; }
     public bool Exists { get; init; }

@@ -130,7 +130,7 @@ public sealed class RetainedStorePersistenceTests : IAsyncLifetime
                 rows.Add((reader.GetInt64(0), reader.GetString(1)));
             }
         }
-        Assert.Equal([(7301L, "R1"), (7301L, "R2")], rows);
+        Assert.Equal([(7301L, "R1.1"), (7301L, "R2.1")], rows);
     }
 
     [Fact]

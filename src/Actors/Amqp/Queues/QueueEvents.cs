@@ -3,7 +3,7 @@ using Broker.Actors.Messages;
 namespace Broker.Actors.Amqp.Queues;
 
 /// <summary>Events a queue entity journals; replaying them (after its latest <see cref="QueueSnapshot"/>) rebuilds its journaled content.</summary>
-public interface IQueueEvent : IBrokerSerializable;
+public interface IQueueEvent : IPersisted;
 
 /// <summary>The queue exists with this definition; journaled for every queue, durable or not, so it survives a move to another node.</summary>
 public sealed record QueueInitialized(QueueDefinition Definition) : IQueueEvent;
@@ -28,4 +28,4 @@ public sealed record QueueDestroyed : IQueueEvent
 
 /// <summary>The journaled part of a queue: its definition, its journaled messages (ready or unacknowledged) in order, and recent message ids.</summary>
 public sealed record QueueSnapshot(QueueDefinition Definition, long NextSequence, IReadOnlyList<MessageEnqueued> Messages, IReadOnlyList<long> RecentIds)
-    : IBrokerSerializable;
+    : IPersisted;

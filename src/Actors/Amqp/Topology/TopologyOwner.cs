@@ -9,12 +9,12 @@ using Broker.Actors.Messages;
 namespace Broker.Actors.Amqp.Topology;
 
 /// <summary>Journaled when the owner starts and whenever membership changes: the uids of the members it saw.</summary>
-public sealed record MembersSeen(IReadOnlyList<long> Uids) : IBrokerSerializable;
+public sealed record MembersSeen(IReadOnlyList<long> Uids) : IPersisted;
 
 /// <summary>Journaled before an exclusive queue's <see cref="QueueAdded"/>: the connection actor the queue goes with.</summary>
-public sealed record QueueOwnerRecorded(string Queue, IActorRef Owner) : IBrokerSerializable;
+public sealed record QueueOwnerRecorded(string Queue, IActorRef Owner) : IPersisted;
 
-public sealed record TopologyOwnerSnapshot(TopologySnapshot Topology, IReadOnlyList<QueueOwnerRecorded> Owners, IReadOnlyList<long>? MembersSeen) : IBrokerSerializable;
+public sealed record TopologyOwnerSnapshot(TopologySnapshot Topology, IReadOnlyList<QueueOwnerRecorded> Owners, IReadOnlyList<long>? MembersSeen) : IPersisted;
 
 /// <summary>Stop message of the topology owner when its shard moves: it stops once its writes are durable.</summary>
 public sealed record TopologyHandOff

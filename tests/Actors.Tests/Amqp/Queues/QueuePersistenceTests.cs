@@ -53,7 +53,7 @@ public sealed class QueuePersistenceTests : QueueTestKit
             queue.Tell(new Enqueue("confirmed", Msg("m" + i, persistent: true, id: i), Confirm: true), publisher.Ref);
             var confirmed = await publisher.ExpectMsgAsync<Enqueued>(Timeout);
             Assert.Equal(i, confirmed.MessageId);
-            Assert.Equal(i, await CountEvents("amqp-queue-confirmed", "Q:2"));
+            Assert.Equal(i, await CountEvents("amqp-queue-confirmed", "Q:2.1"));
         }
     }
 
@@ -119,7 +119,7 @@ public sealed class QueuePersistenceTests : QueueTestKit
         await Consume(queue, "acked", consumer, "c1", prefetch: 3);
         var delivered = new[] { await Next(consumer), await Next(consumer), await Next(consumer) };
         queue.Tell(new SettleMessages("acked", Channel(consumer), [delivered[0].Sequence, delivered[2].Sequence], Settlement.Ack));
-        await AwaitAssertAsync(async () => Assert.Equal(1, await CountEvents("amqp-queue-acked", "Q:3")), Timeout);
+        await AwaitAssertAsync(async () => Assert.Equal(1, await CountEvents("amqp-queue-acked", "Q:3.1")), Timeout);
 
         await Stop(queue);
         var (again, _) = await Start("acked");
@@ -146,7 +146,7 @@ public sealed class QueuePersistenceTests : QueueTestKit
             await getter.ExpectMsgAsync<QueueDelivery>(Timeout);
         }
         // The snapshot covers the enqueues: their events are deleted.
-        await AwaitAssertAsync(async () => Assert.Equal(0, await CountEvents("amqp-queue-snap", "Q:2")), Timeout);
+        await AwaitAssertAsync(async () => Assert.Equal(0, await CountEvents("amqp-queue-snap", "Q:2.1")), Timeout);
 
         await Stop(queue);
         var (again, _) = await Start("snap");

@@ -595,7 +595,7 @@ public sealed class TopologyOwnerTests : IAsyncLifetime
                 rows.Add((reader.GetInt64(0), reader.GetString(1)));
             }
         }
-        Assert.Equal([(7301L, "T:MS"), (7301L, "T:QO"), (7301L, "T:C")], rows);
+        Assert.Equal([(7301L, "T:MS.1"), (7301L, "T:QO.1"), (7301L, "T:C.1")], rows);
     }
 
     private async Task<long> CountRows(string table)
