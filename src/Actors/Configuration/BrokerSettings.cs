@@ -51,6 +51,8 @@ public sealed record BrokerSettings
     public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
     public required long InboundHighWaterMark { get; init; }
+    public required double MemoryHighWatermark { get; init; }
+    public required long MemoryHighWatermarkBytes { get; init; }
     public required int RetainedMaxMessages { get; init; }
     public required long RetainedMaxBytes { get; init; }
 
@@ -114,6 +116,10 @@ public sealed record BrokerSettings
             AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
             InboundHighWaterMark = (long)InRange(b, "inbound-high-water-mark", 1048576, 4096, long.MaxValue),
+            MemoryHighWatermark = b.GetDouble("memory.high-watermark", 0.4) is > 0 and <= 1 and var share
+                ? share
+                : throw new ConfigurationException("broker.memory.high-watermark must be above 0 and at most 1"),
+            MemoryHighWatermarkBytes = (long)InRange(b, "memory.high-watermark-bytes", 0, 0, long.MaxValue),
             RetainedMaxMessages = b.GetInt("retained.max-messages", 100000),
             RetainedMaxBytes = b.GetLong("retained.max-bytes", 268435456),
         };

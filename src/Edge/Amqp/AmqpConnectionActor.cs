@@ -46,6 +46,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
     private string _user = "";
     private long _connectedAtUnixMs;
     private bool _cancelNotify;
+    private bool _blockedNotify;
     private ushort _heartbeatSeconds;
     private bool _registered;
     private ICancelable? _closeTimeout;
@@ -140,6 +141,12 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case RedeliverPending:
                 OnMemberRemoved();
                 return;
+            case AmqpBlocked b:
+                if (_blockedNotify && _phase == Phase.Open)
+                {
+                    Send(0, b.Blocked ? new ConnectionBlocked("low on memory") : ConnectionUnblocked.Instance);
+                }
+                break;
             case AmqpHeaderAccepted:
                 OnHeader();
                 return;
@@ -188,7 +195,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             new("exchange_exchange_bindings", true),
             new("basic.nack", true),
             new("consumer_cancel_notify", true),
-            new("connection.blocked", false),
+            new("connection.blocked", true),
             new("per_consumer_qos", true),
             new("authentication_failure_close", true),
         ]);
@@ -253,10 +260,10 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 _ => "",
             };
         }
-        if (startOk.ClientProperties.TryGet("capabilities", out var caps) && caps is FieldTable capabilities &&
-            capabilities.TryGet("consumer_cancel_notify", out var notify) && notify is true)
+        if (startOk.ClientProperties.TryGet("capabilities", out var caps) && caps is FieldTable capabilities)
         {
-            _cancelNotify = true;
+            _cancelNotify = capabilities.TryGet("consumer_cancel_notify", out var notify) && notify is true;
+            _blockedNotify = capabilities.TryGet("connection.blocked", out var blocked) && blocked is true;
         }
         var credentials = startOk.Mechanism switch
         {

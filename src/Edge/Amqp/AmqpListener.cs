@@ -14,17 +14,20 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
     private readonly AmqpServices _amqp;
 
     /// <remarks>Sweeps every quarter second, so heartbeats of one second go out on time.</remarks>
-    private AmqpListener(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp)
+    private readonly MemoryAlarm _alarm;
+
+    private AmqpListener(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm)
         : base(host, port, TimeSpan.FromMilliseconds(250))
     {
+        _alarm = alarm;
         _system = system;
         _services = services;
         _amqp = amqp;
     }
 
-    public static AmqpListener Start(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp)
+    public static AmqpListener Start(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm)
     {
-        var listener = new AmqpListener(host, port, system, services, amqp);
+        var listener = new AmqpListener(host, port, system, services, amqp, alarm);
         listener.Run();
         return listener;
     }
@@ -35,6 +38,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
     {
         var transport = new AmqpTransport(client, _services.Settings.InboundHighWaterMark)
         {
+            Alarm = _alarm,
             // The handshake must finish within the connect timeout; tune-ok replaces it with the heartbeat deadline.
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
             MaxMessageSize = _services.Settings.AmqpMaxMessageSize,

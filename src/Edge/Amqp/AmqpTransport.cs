@@ -18,6 +18,9 @@ internal sealed record AmqpInboundPublish(ushort Channel, BasicPublish Method, b
     public int Size => Properties.Length + Body.Length;
 }
 
+/// <summary>The node's memory alarm blocked this client at a publish (true), or let it go on (false).</summary>
+internal sealed record AmqpBlocked(bool Blocked);
+
 /// <summary>The byte stream broke the protocol: the connection closes with <paramref name="Code"/> (501, 502, 505, 540…).</summary>
 internal sealed record AmqpTransportError(ushort Code, string Text, ushort ClassId = 0, ushort MethodId = 0);
 
@@ -79,6 +82,9 @@ internal sealed class AmqpTransport
     /// <summary>Methods and publishes handed to the connection actor and not yet acted on; the read loop pauses above its mark.</summary>
     public InboundGate Inbound { get; }
 
+    /// <summary>While the node's memory alarm is set, a basic.publish from this client waits unread (and so does all after it).</summary>
+    public MemoryAlarm? Alarm { get; init; }
+
     public AmqpTransport(Socket socket, long inboundHighWaterMark)
     {
         Inbound = new InboundGate(inboundHighWaterMark);
@@ -135,8 +141,35 @@ internal sealed class AmqpTransport
     }
 
     /// <summary>True once per passed deadline.</summary>
+    private volatile bool _blocked;
+
+    /// <summary>Waits out the memory alarm; the time spent blocked does not count towards the connection's deadline.</summary>
+    private async Task WaitWhileBlockedAsync(CancellationToken ct)
+    {
+        var since = Environment.TickCount64;
+        _blocked = true;
+        try
+        {
+            await Alarm!.WhenClearedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            var deadline = DeadlineMs;
+            if (deadline != long.MaxValue)
+            {
+                DeadlineMs = deadline + (Environment.TickCount64 - since);
+            }
+            _blocked = false;
+        }
+    }
+
     public bool TakeOverdue(long nowMs)
     {
+        if (_blocked)
+        {
+            // Nothing is read from a blocked client, so its silence is ours: keep alive and heartbeats wait.
+            return false;
+        }
         var deadline = Volatile.Read(ref _deadlineMs);
         return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
     }
@@ -233,6 +266,7 @@ internal sealed class AmqpTransport
                 }
                 var any = false;
                 var paused = false;
+                var blocked = false;
                 while (true)
                 {
                     if (Inbound.IsAboveHighWater)
@@ -240,7 +274,14 @@ internal sealed class AmqpTransport
                         paused = true;
                         break;
                     }
+                    var unread = buffer;
                     var status = AmqpFrameReader.TryRead(ref buffer, FrameMax, out var frame);
+                    if (status == AmqpFrameStatus.Complete && Alarm is { IsActive: true } && IsBasicPublish(frame))
+                    {
+                        buffer = unread;
+                        blocked = true;
+                        break;
+                    }
                     if (status == AmqpFrameStatus.Incomplete)
                     {
                         break;
@@ -272,6 +313,14 @@ internal sealed class AmqpTransport
                     await Inbound.WaitAsync(ct).ConfigureAwait(false);
                     continue;
                 }
+                if (blocked)
+                {
+                    input.AdvanceTo(buffer.Start);
+                    connection.Tell(new AmqpBlocked(true));
+                    await WaitWhileBlockedAsync(ct).ConfigureAwait(false);
+                    connection.Tell(new AmqpBlocked(false));
+                    continue;
+                }
                 input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {
@@ -283,6 +332,18 @@ internal sealed class AmqpTransport
         {
             await input.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>A method frame of basic.publish: class 60, method 40 at the start of its payload.</summary>
+    private static bool IsBasicPublish(in AmqpFrame frame)
+    {
+        if (frame.Type != AmqpFrameType.Method || frame.Payload.Length < 4)
+        {
+            return false;
+        }
+        Span<byte> ids = stackalloc byte[4];
+        frame.Payload.Slice(0, 4).CopyTo(ids);
+        return ids is [0, 60, 0, 40];
     }
 
     private void Hand(IActorRef connection, AmqpInboundPublish publish)

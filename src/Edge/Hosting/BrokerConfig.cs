@@ -28,6 +28,8 @@ public static class BrokerConfig
         ["BROKER_DB_CONNECTION"] = "broker.db-connection",
         ["BROKER_SQLITE_SYNCHRONOUS"] = "broker.sqlite-synchronous",
         ["BROKER_AMQP_USERS"] = "broker.amqp.users",
+        ["BROKER_MEMORY_HIGH_WATERMARK"] = "broker.memory.high-watermark",
+        ["BROKER_MEMORY_HIGH_WATERMARK_BYTES"] = "broker.memory.high-watermark-bytes",
     };
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>

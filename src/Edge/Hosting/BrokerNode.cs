@@ -32,8 +32,11 @@ public sealed class BrokerNode : IAsyncDisposable
     private readonly AdminServer _admin;
     private int _stopped;
 
-    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin)
+    private readonly MemoryAlarm _alarm;
+
+    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin, MemoryAlarm alarm)
     {
+        _alarm = alarm;
         _amqp = amqp;
         System = system;
         Settings = settings;
@@ -128,10 +131,12 @@ public sealed class BrokerNode : IAsyncDisposable
             {
                 system.Log.Warning("no AMQP topology from its owner within 30 s; the AMQP listener opens anyway and routes once it arrives");
             }
-            var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services);
+            var alarm = new MemoryAlarm(MemoryAlarm.Watermark(settings.MemoryHighWatermark, settings.MemoryHighWatermarkBytes), system.Log, TimeSpan.FromSeconds(1));
+            system.Log.Info("memory high watermark {0} MiB of managed heap", alarm.HighWatermark >> 20);
+            var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services, alarm);
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
                 AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
-            var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices);
+            var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
             system.Log.Info("AMQP listener on {0}", amqp.Endpoint);
             system.ActorOf(MemberRemovedWatcher.Props(() =>
             {
@@ -143,7 +148,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
-            return new BrokerNode(system, settings, mqtt, amqp, admin);
+            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm);
         }
         catch
         {
@@ -163,6 +168,7 @@ public sealed class BrokerNode : IAsyncDisposable
             return;
         }
         await Task.WhenAll(_mqtt.StopAsync(TimeSpan.FromSeconds(5)), _amqp.StopAsync(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        _alarm.Dispose();
         await _admin.DisposeAsync().ConfigureAwait(false);
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);
         await System.WhenTerminated.ConfigureAwait(false);

@@ -11,16 +11,19 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     private readonly ActorSystem _system;
     private readonly BrokerServices _services;
 
-    private MqttListener(string host, int port, ActorSystem system, BrokerServices services)
+    private readonly MemoryAlarm _alarm;
+
+    private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm)
         : base(host, port, TimeSpan.FromMilliseconds(500))
     {
+        _alarm = alarm;
         _system = system;
         _services = services;
     }
 
-    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services)
+    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm)
     {
-        var listener = new MqttListener(host, port, system, services);
+        var listener = new MqttListener(host, port, system, services, alarm);
         listener.Run();
         return listener;
     }
@@ -32,6 +35,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     {
         var transport = new MqttTransport(client, _services.Settings.InboundHighWaterMark)
         {
+            Alarm = _alarm,
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };
         var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services));

@@ -66,6 +66,9 @@ internal sealed class MqttTransport
     /// <summary>Packets handed to the connection actor and not yet acted on; the read loop pauses above its mark.</summary>
     public InboundGate Inbound { get; }
 
+    /// <summary>While the node's memory alarm is set, a PUBLISH from this client waits unread (and so does all after it).</summary>
+    public MemoryAlarm? Alarm { get; init; }
+
     public string Remote { get; }
 
     /// <summary>
@@ -79,8 +82,35 @@ internal sealed class MqttTransport
     }
 
     /// <summary>True once per passed deadline; a deadline moved meanwhile by the actor wins.</summary>
+    private volatile bool _blocked;
+
+    /// <summary>Waits out the memory alarm; the time spent blocked does not count towards the connection's deadline.</summary>
+    private async Task WaitWhileBlockedAsync(CancellationToken ct)
+    {
+        var since = Environment.TickCount64;
+        _blocked = true;
+        try
+        {
+            await Alarm!.WhenClearedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            var deadline = DeadlineMs;
+            if (deadline != long.MaxValue)
+            {
+                DeadlineMs = deadline + (Environment.TickCount64 - since);
+            }
+            _blocked = false;
+        }
+    }
+
     public bool TakeOverdue(long nowMs)
     {
+        if (_blocked)
+        {
+            // Nothing is read from a blocked client, so its silence is ours: keep alive and heartbeats wait.
+            return false;
+        }
         var deadline = Volatile.Read(ref _deadlineMs);
         return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
     }
@@ -151,6 +181,7 @@ internal sealed class MqttTransport
                 var result = await input.ReadAsync(ct).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var paused = false;
+                var blocked = false;
                 while (true)
                 {
                     if (Inbound.IsAboveHighWater)
@@ -158,7 +189,14 @@ internal sealed class MqttTransport
                         paused = true;
                         break;
                     }
+                    var unread = buffer;
                     var status = MqttFrameReader.TryRead(ref buffer, maxPacketSize, out var header, out var body, out var total);
+                    if (status == FrameStatus.Complete && header >> 4 == (int)MqttControlPacketType.Publish && Alarm is { IsActive: true })
+                    {
+                        buffer = unread;
+                        blocked = true;
+                        break;
+                    }
                     if (status == FrameStatus.Incomplete)
                     {
                         break;
@@ -229,11 +267,11 @@ internal sealed class MqttTransport
                         ? new InboundPacket(packet, total, MqttInputValidator.DisconnectSessionExpiry(received.Body))
                         : new InboundPacket(packet, total));
                 }
-                if (paused)
+                if (paused || blocked)
                 {
                     // Complete packets may remain in the buffer: mark nothing examined, so the next read returns them at once.
                     input.AdvanceTo(buffer.Start);
-                    await Inbound.WaitAsync(ct).ConfigureAwait(false);
+                    await (blocked ? WaitWhileBlockedAsync(ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
                     continue;
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);
