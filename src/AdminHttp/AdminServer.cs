@@ -26,8 +26,11 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly SessionQueryService _sessions;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
-    private AdminServer(WebApplication app, SessionQueryService sessions, Func<(bool, string)> readiness)
+    private readonly int _maxPageSize;
+
+    private AdminServer(WebApplication app, SessionQueryService sessions, Func<(bool, string)> readiness, int maxPageSize)
     {
+        _maxPageSize = maxPageSize;
         _app = app;
         _sessions = sessions;
         _readiness = readiness;
@@ -35,7 +38,8 @@ public sealed class AdminServer : IAsyncDisposable
 
     public int Port { get; private set; }
 
-    public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, Func<(bool, string)> readiness)
+    /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
+    public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize, Func<(bool, string)> readiness)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -51,7 +55,7 @@ public sealed class AdminServer : IAsyncDisposable
             }
         });
         var app = builder.Build();
-        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout), readiness);
+        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout), readiness, maxPageSize);
         app.Run(server.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -165,6 +169,8 @@ public sealed class AdminServer : IAsyncDisposable
             await Error(ctx, 503, "broker not available").ConfigureAwait(false);
             return;
         }
+        // Every member gathers and sends at most one page: "no limit" is served page by page like any other.
+        limit = limit == 0 ? _maxPageSize : Math.Min(limit, _maxPageSize);
         var page = await _sessions.ListAsync(new ListSessions(after, prefix, state, limit)).ConfigureAwait(false);
         if (!page.AnyAnswered)
         {

@@ -37,6 +37,7 @@ public sealed record BrokerSettings
 
     public required TimeSpan ConnectTimeout { get; init; }
     public required TimeSpan AdminQueryTimeout { get; init; }
+    public required int AdminMaxPageSize { get; init; }
     public required int SnapshotEvery { get; init; }
     public required string AmqpUsers { get; init; }
     public required string AmqpLoopbackUsers { get; init; }
@@ -102,6 +103,7 @@ public sealed record BrokerSettings
             MaxSubscriptionsPerSession = (int)InRange(b, "mqtt.max-subscriptions-per-session", 1000, 1, int.MaxValue),
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
+            AdminMaxPageSize = (int)InRange(b, "admin.max-page-size", 10000, 1, 1000000),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
             AmqpUsers = b.GetString("amqp.users", "guest:guest"),
             AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),

@@ -144,7 +144,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 amqp.Broadcast(RedeliverPending.Instance);
             }), "member-removed");
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
-            var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout,
+            var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout, settings.AdminMaxPageSize,
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
