@@ -22,7 +22,7 @@ run Cluster.sln --filter "FullyQualifiedName!~Broker.Cluster.Tests" "$@"
 status=$?
 run tests/Cluster.Tests/Broker.Cluster.Tests.csproj "$@"
 status=$(( status > 0 ? status : $? ))
-grep -ho 'chaos: [^<&]*' "$results"/*.trx 2>/dev/null | sort -u
+grep -hoE '(chaos|hostile): [^<&]*' "$results"/*.trx 2>/dev/null | sort -u
 passed=0; failed=0; skipped=0
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
