@@ -79,8 +79,9 @@ public static class QosZeroFlood
 
 /// <summary>
 /// The QoS 0 flood on a node process of its own, with an MQTT QoS 1 canary on the same node: the node alone pays for
-/// the flood, so the result measures what the node holds for a slow subscriber (RSS growth is printed, not asserted,
-/// until per-connection backpressure lands) and asserts that the node stays up and the canary loses nothing.
+/// the flood, so the result measures what the node holds for a slow subscriber and asserts that the node stays up and
+/// the canary loses nothing. RSS growth is printed, not asserted: with the flooder held to its inbound high-water mark
+/// it measured 48-108 MiB here (the GC's own growth under that allocation rate), too near any useful bound to assert.
 /// </summary>
 [Collection(Name)]
 public sealed class QosZeroFloodTests(ITestOutputHelper output)
