@@ -66,7 +66,7 @@ internal sealed class AmqpTransport
     private static readonly StreamPipeReaderOptions ReaderOptions =
         new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
-    private long _deadlineMs = long.MaxValue;
+    private readonly ClientDeadline _deadline = new();
     private long _receiveTimeoutMs;
     private long _lastSentMs = Environment.TickCount64;
     private long _heartbeatMs;
@@ -121,12 +121,14 @@ internal sealed class AmqpTransport
     /// </summary>
     public void DiscardChannelFrames() => Volatile.Write(ref _discarding, true);
 
-    /// <summary>When the connection must next show activity (<see cref="Environment.TickCount64"/> ms).</summary>
+    /// <summary>When the connection must next show activity (see <see cref="ClientDeadline"/>).</summary>
     public long DeadlineMs
     {
-        get => Volatile.Read(ref _deadlineMs);
-        set => Volatile.Write(ref _deadlineMs, value);
+        get => _deadline.Ms;
+        set => _deadline.Ms = value;
     }
+
+    public bool TakeOverdue(long nowMs) => _deadline.TakeOverdue(nowMs);
 
     /// <summary>
     /// Heartbeats negotiated: the client must send something at least every two intervals, and we send a
@@ -138,40 +140,6 @@ internal sealed class AmqpTransport
         Volatile.Write(ref _heartbeatMs, ms);
         Volatile.Write(ref _receiveTimeoutMs, ms * 2);
         DeadlineMs = ms == 0 ? long.MaxValue : Environment.TickCount64 + ms * 2;
-    }
-
-    /// <summary>True once per passed deadline.</summary>
-    private volatile bool _blocked;
-
-    /// <summary>Waits out the memory alarm; the time spent blocked does not count towards the connection's deadline.</summary>
-    private async Task WaitWhileBlockedAsync(CancellationToken ct)
-    {
-        var since = Environment.TickCount64;
-        _blocked = true;
-        try
-        {
-            await Alarm!.WhenClearedAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            var deadline = DeadlineMs;
-            if (deadline != long.MaxValue)
-            {
-                DeadlineMs = deadline + (Environment.TickCount64 - since);
-            }
-            _blocked = false;
-        }
-    }
-
-    public bool TakeOverdue(long nowMs)
-    {
-        if (_blocked)
-        {
-            // Nothing is read from a blocked client, so its silence is ours: keep alive and heartbeats wait.
-            return false;
-        }
-        var deadline = Volatile.Read(ref _deadlineMs);
-        return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
     }
 
     /// <summary>True when a heartbeat interval passed since the last bytes went out.</summary>
@@ -317,7 +285,7 @@ internal sealed class AmqpTransport
                 {
                     input.AdvanceTo(buffer.Start);
                     connection.Tell(new AmqpBlocked(true));
-                    await WaitWhileBlockedAsync(ct).ConfigureAwait(false);
+                    await _deadline.WaitWhileBlockedAsync(Alarm!, ct).ConfigureAwait(false);
                     connection.Tell(new AmqpBlocked(false));
                     continue;
                 }

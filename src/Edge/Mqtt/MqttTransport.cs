@@ -53,7 +53,7 @@ internal sealed class MqttTransport
     private static readonly StreamPipeReaderOptions ReaderOptions =
         new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
-    private long _deadlineMs = long.MaxValue;
+    private readonly ClientDeadline _deadline = new();
 
     public MqttTransport(Socket socket, long inboundHighWaterMark)
     {
@@ -71,49 +71,14 @@ internal sealed class MqttTransport
 
     public string Remote { get; }
 
-    /// <summary>
-    /// When the connection must next show activity (<see cref="Environment.TickCount64"/> ms). The
-    /// connection actor moves it; one sweep per listener checks every connection instead of a timer each.
-    /// </summary>
+    /// <summary>When the connection must next show activity (see <see cref="ClientDeadline"/>).</summary>
     public long DeadlineMs
     {
-        get => Volatile.Read(ref _deadlineMs);
-        set => Volatile.Write(ref _deadlineMs, value);
+        get => _deadline.Ms;
+        set => _deadline.Ms = value;
     }
 
-    /// <summary>True once per passed deadline; a deadline moved meanwhile by the actor wins.</summary>
-    private volatile bool _blocked;
-
-    /// <summary>Waits out the memory alarm; the time spent blocked does not count towards the connection's deadline.</summary>
-    private async Task WaitWhileBlockedAsync(CancellationToken ct)
-    {
-        var since = Environment.TickCount64;
-        _blocked = true;
-        try
-        {
-            await Alarm!.WhenClearedAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            var deadline = DeadlineMs;
-            if (deadline != long.MaxValue)
-            {
-                DeadlineMs = deadline + (Environment.TickCount64 - since);
-            }
-            _blocked = false;
-        }
-    }
-
-    public bool TakeOverdue(long nowMs)
-    {
-        if (_blocked)
-        {
-            // Nothing is read from a blocked client, so its silence is ours: keep alive and heartbeats wait.
-            return false;
-        }
-        var deadline = Volatile.Read(ref _deadlineMs);
-        return nowMs > deadline && Interlocked.CompareExchange(ref _deadlineMs, long.MaxValue, deadline) == deadline;
-    }
+    public bool TakeOverdue(long nowMs) => _deadline.TakeOverdue(nowMs);
 
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
     public long PendingBytes => _output.PendingBytes;
@@ -271,7 +236,7 @@ internal sealed class MqttTransport
                 {
                     // Complete packets may remain in the buffer: mark nothing examined, so the next read returns them at once.
                     input.AdvanceTo(buffer.Start);
-                    await (blocked ? WaitWhileBlockedAsync(ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
+                    await (blocked ? _deadline.WaitWhileBlockedAsync(Alarm!, ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
                     continue;
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);

@@ -1,5 +1,6 @@
 using Akka.Event;
 using Broker.Edge.Hosting;
+using Broker.Tests.Shared;
 
 namespace Broker.Edge.Tests.Hosting;
 
@@ -36,5 +37,25 @@ public sealed class MemoryAlarmTests
         Assert.Equal(12345, MemoryAlarm.Watermark(0.4, 12345));
         var half = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
         Assert.InRange(MemoryAlarm.Watermark(0.5, 0), half - 1, half + 1);
+    }
+
+    [Fact]
+    public async Task A_client_blocked_by_the_alarm_is_not_overdue_and_its_deadline_moves_by_the_time_blocked()
+    {
+        long heap = 200;
+        using var alarm = new MemoryAlarm(100, NoLogger.Instance, Timeout.InfiniteTimeSpan, () => heap);
+        alarm.Check();
+        var deadline = new ClientDeadline { Ms = Environment.TickCount64 + 50 };
+        var start = Environment.TickCount64;
+
+        var blocked = deadline.WaitWhileBlockedAsync(alarm, CancellationToken.None);
+        await Wait.UntilAsync(() => Environment.TickCount64 > start + 200, TimeSpan.FromSeconds(5), "the deadline to pass");
+        Assert.False(deadline.TakeOverdue(Environment.TickCount64));
+
+        heap = 10;
+        alarm.Check();
+        await blocked.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(deadline.Ms >= start + 250, "the deadline moved by the time spent blocked");
+        Assert.True(deadline.TakeOverdue(deadline.Ms + 1));
     }
 }
