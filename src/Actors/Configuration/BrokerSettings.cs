@@ -52,6 +52,7 @@ public sealed record BrokerSettings
     public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
     public required long InboundHighWaterMark { get; init; }
+    public required int Qos0DropBacklog { get; init; }
     public required double MemoryHighWatermark { get; init; }
     public required long MemoryHighWatermarkBytes { get; init; }
     public required int RetainedMaxMessages { get; init; }
@@ -66,7 +67,8 @@ public sealed record BrokerSettings
     public int RemoteFrameSize => (int)(Math.Max(MaxPacketSize, (long)AmqpMaxMessageSize + AmqpFrameMax) + Messages.RemoteChunks.FrameHeadroom);
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0,
-        MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession);
+        MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession,
+        Qos0DropBacklog: Qos0DropBacklog);
 
     public static BrokerSettings From(Config config)
     {
@@ -118,6 +120,7 @@ public sealed record BrokerSettings
             AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
             InboundHighWaterMark = (long)InRange(b, "inbound-high-water-mark", 1048576, 4096, long.MaxValue),
+            Qos0DropBacklog = (int)InRange(b, "mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
             MemoryHighWatermark = b.GetDouble("memory.high-watermark", 0.4) is > 0 and <= 1 and var share
                 ? share
                 : throw new ConfigurationException("broker.memory.high-watermark must be above 0 and at most 1"),

@@ -21,4 +21,7 @@ public static class BrokerCounters
 
     /// <summary>Retained messages the store refused because the cluster's retained limits were reached.</summary>
     public static readonly Counter RetainedRefused = new();
+
+    /// <summary>QoS 0 messages a session dropped because too many messages waited for it (<c>mqtt.qos0-drop-backlog</c>).</summary>
+    public static readonly Counter Qos0Dropped = new();
 }

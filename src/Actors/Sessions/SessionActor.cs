@@ -51,6 +51,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
 
     private readonly BrokerServices _services;
     private readonly SessionLimits _limits;
+    private bool _droppingQos0;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RouteCollector? _collector;
     private SessionState _state;
@@ -165,7 +166,20 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                     }
                 });
                 break;
+            case Deliver d when d.Correlation == 0 && d.Message.Qos == 0 && Context is ActorCell cell && cell.NumberOfMessages > _limits.Qos0DropBacklog:
+                // Nobody waits for a QoS 0 message: while this session is that far behind, it is dropped here.
+                BrokerCounters.Qos0Dropped.Increment();
+                if (!_droppingQos0)
+                {
+                    _droppingQos0 = true;
+                    _log.Warning("session {0}: {1} messages wait; QoS 0 messages are dropped until it catches up", _state.ClientId, cell.NumberOfMessages);
+                }
+                break;
             case Deliver d:
+                if (_droppingQos0 && Context is ActorCell caughtUp && caughtUp.NumberOfMessages <= _limits.Qos0DropBacklog / 2)
+                {
+                    _droppingQos0 = false;
+                }
                 RememberId(d.Message.Id);
                 Commit(_state.OnDeliver(d.Message, d.NonShared, d.SharedFilters, _limits, Now), Sender, d.Correlation);
                 if (!_state.Exists)

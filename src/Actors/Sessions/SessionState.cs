@@ -15,7 +15,8 @@ public sealed record SessionLimits(
     byte MaxQos = 2,
     int MaxTopicLength = 65535,
     int MaxTopicLevels = int.MaxValue,
-    int MaxSubscriptions = int.MaxValue)
+    int MaxSubscriptions = int.MaxValue,
+    int Qos0DropBacklog = int.MaxValue)
 {
     public static readonly SessionLimits Default = new(100, 1000, false);
 }
