@@ -109,7 +109,14 @@ public class ConfigurationTests
         Assert.Equal(4096, s.MaxTopicLength);
         Assert.Equal(128, s.MaxTopicLevels);
         Assert.Equal(1000, s.MaxSubscriptionsPerSession);
-        Assert.Equal(new SessionLimits(100, 1000, false, MaxTopicLength: 4096, MaxTopicLevels: 128, MaxSubscriptions: 1000), s.Limits);
+        Assert.Equal(1000, s.Qos0DropBacklog);
+        Assert.Equal(new SessionLimits(100, 1000, false, MaxTopicLength: 4096, MaxTopicLevels: 128, MaxSubscriptions: 1000, Qos0DropBacklog: 1000), s.Limits);
+        Assert.Equal(1048576, s.InboundHighWaterMark);
+        Assert.Equal(0.4, s.MemoryHighWatermark);
+        Assert.Equal(0, s.MemoryHighWatermarkBytes);
+        Assert.Equal(100000, s.RetainedMaxMessages);
+        Assert.Equal(268435456, s.RetainedMaxBytes);
+        Assert.Equal(10000, s.AdminMaxPageSize);
         Assert.Equal(TimeSpan.FromSeconds(10), s.ConnectTimeout);
         Assert.Equal(TimeSpan.FromSeconds(3), s.AdminQueryTimeout);
         Assert.Equal(500, s.SnapshotEvery);

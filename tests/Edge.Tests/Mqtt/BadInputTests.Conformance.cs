@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Broker.Tests.Shared;
 using MQTTnet.Formatter;
+using static Broker.Tests.Shared.MqttWire;
 
 namespace Broker.Edge.Tests.Mqtt;
 

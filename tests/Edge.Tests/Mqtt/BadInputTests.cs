@@ -1,9 +1,9 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Broker.Tests.Shared;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using static Broker.Tests.Shared.MqttWire;
 
 namespace Broker.Edge.Tests.Mqtt;
 
@@ -27,48 +27,11 @@ public sealed class BadInputNodeFixture : IAsyncLifetime
 /// </summary>
 public sealed partial class BadInputTests(BadInputNodeFixture fixture) : IClassFixture<BadInputNodeFixture>
 {
-    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
-
     private int Port => fixture.Node.MqttPort;
-
 
     // ------------------------------------------------------------------ raw socket helpers
 
-    private async Task<Socket> OpenAsync()
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var cts = new CancellationTokenSource(ReadTimeout);
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port), cts.Token);
-        return socket;
-    }
-
-    /// <summary>Reads until the server closes the connection (FIN or reset); fails if it is still open after the timeout.</summary>
-    private static async Task<byte[]> ReadUntilClosedAsync(Socket socket, TimeSpan? timeout = null)
-    {
-        using var cts = new CancellationTokenSource(timeout ?? ReadTimeout);
-        var received = new List<byte>();
-        var buffer = new byte[4096];
-        try
-        {
-            while (true)
-            {
-                var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-                if (n == 0)
-                {
-                    return [.. received];
-                }
-                received.AddRange(buffer.AsSpan(0, n));
-            }
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
-        {
-            return [.. received];
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"the server kept the connection open for {timeout ?? ReadTimeout}; received {Convert.ToHexString([.. received])}");
-        }
-    }
+    private Task<Socket> OpenAsync() => MqttWire.OpenAsync(Port);
 
     /// <summary>Tells the server we send nothing more; it may already have closed the connection, which is fine.</summary>
     private static void HalfClose(Socket socket)
@@ -80,38 +43,6 @@ public sealed partial class BadInputTests(BadInputNodeFixture fixture) : IClassF
         catch (SocketException)
         {
         }
-    }
-
-    /// <summary>Reads exactly <paramref name="count"/> bytes, failing on close or timeout.</summary>
-    private static async Task<byte[]> ReadExactlyAsync(Socket socket, int count)
-    {
-        using var cts = new CancellationTokenSource(ReadTimeout);
-        var buffer = new byte[count];
-        var read = 0;
-        while (read < count)
-        {
-            var n = await socket.ReceiveAsync(buffer.AsMemory(read), SocketFlags.None, cts.Token);
-            Assert.True(n > 0, $"connection closed after {read} of {count} bytes");
-            read += n;
-        }
-        return buffer;
-    }
-
-    /// <summary>Reads one MQTT packet: its fixed header byte and its body.</summary>
-    private static async Task<(byte Header, byte[] Body)> ReadPacketAsync(Socket socket)
-    {
-        var header = (await ReadExactlyAsync(socket, 1))[0];
-        var length = 0;
-        for (var shift = 0; ; shift += 7)
-        {
-            var b = (await ReadExactlyAsync(socket, 1))[0];
-            length |= (b & 0x7F) << shift;
-            if ((b & 0x80) == 0)
-            {
-                break;
-            }
-        }
-        return (header, length == 0 ? [] : await ReadExactlyAsync(socket, length));
     }
 
     /// <summary>A CONNECT with the given protocol name and level, clean session, keep alive 60 s.</summary>

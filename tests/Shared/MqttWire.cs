@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Broker.Cluster.Tests.Hostile;
+namespace Broker.Tests.Shared;
 
 /// <summary>
 /// MQTT packets built byte by byte, independent of the broker's codec (a shared codec bug would cancel out), and raw
