@@ -78,6 +78,20 @@ internal sealed class BenchOptions
     /// <summary>Seconds between opening the idle connections and reading the broker's RSS.</summary>
     public int MemorySettle { get; set; } = 5;
 
+    // Connection-scale scenarios (see Scale.cs).
+    /// <summary>Client of connect-seq and connect-conc: raw (the lean socket client) or mqttnet.</summary>
+    public string Generator { get; set; } = "raw";
+    /// <summary>Persistent sessions the restart scenario creates before it stops the node.</summary>
+    public int Sessions { get; set; } = 10_000;
+    /// <summary>Idle connections per source address (127.0.0.2, 127.0.0.3, ...) in memory-20k.</summary>
+    public int PerAddress { get; set; } = 5000;
+    /// <summary>Keep alive of the raw clients, seconds (long: idle connections must outlive a slow run).</summary>
+    public int KeepAlive { get; set; } = 600;
+    /// <summary>The node's log after the restart (restart scenario): its " ready" line ends the restart.</summary>
+    public string? ReadyLog { get; set; }
+    /// <summary>Sessions resumed after the restart to check they survived (spread over all; 0 = none).</summary>
+    public int RestartVerify { get; set; } = 500;
+
     /// <summary>Further brokers measured alternately with the first: every run of every scenario goes to each in turn.</summary>
     public List<BenchTarget> Also { get; set; } = [];
 
@@ -161,6 +175,12 @@ internal sealed class BenchOptions
                 case "--confirm-window": o.ConfirmWindow = NextInt(); break;
                 case "--unconfirmed-window": o.UnconfirmedWindow = NextInt(); break;
                 case "--memory-settle": o.MemorySettle = NextInt(); break;
+                case "--generator": o.Generator = Next(); break;
+                case "--sessions": o.Sessions = NextInt(); break;
+                case "--per-address": o.PerAddress = NextInt(); break;
+                case "--keep-alive": o.KeepAlive = NextInt(); break;
+                case "--ready-log": o.ReadyLog = Next(); break;
+                case "--restart-verify": o.RestartVerify = NextInt(); break;
                 case "--also": o.Also.Add(BenchTarget.Parse(Next())); break;
                 default: throw new ArgumentException($"unknown option {key}");
             }
@@ -181,6 +201,10 @@ internal sealed class BenchOptions
             || o.AckEvery > o.Prefetch || o.ConfirmWindow < 1 || o.UnconfirmedWindow < 1 || o.MemorySettle < 0)
         {
             throw new ArgumentException("AMQP messages must be >= 2; prefetch 1..65535; 1 <= ack-every <= prefetch; windows >= 1");
+        }
+        if (o.Generator is not ("raw" or "mqttnet") || o.Sessions < 1 || o.PerAddress < 1 || o.KeepAlive is < 0 or > 65535 || o.RestartVerify < 0)
+        {
+            throw new ArgumentException("--generator must be raw or mqttnet; sessions and per-address >= 1; keep-alive 0..65535; restart-verify >= 0");
         }
         if (o.Protocol is not ("5" or "3.1.1"))
         {
@@ -206,6 +230,11 @@ internal sealed class BenchOptions
           AMQP 0.9.1 (not in "all"; --port is the AMQP port; --scenario amqp selects them all):
                            [--amqp-messages 100000] [--amqp-persistent-messages 50000] [--prefetch 100] [--ack-every 1]
                            [--confirm-window 500] [--unconfirmed-window 2000] [--memory-settle 5]
+          connection scale (not in "all"; --scenario scale selects them all; raw socket clients, see docs/benchmarks.md):
+                           connect-seq, connect-conc, session-create, session-resume, memory-20k, restart
+                           [--generator raw|mqttnet] (connect-seq/-conc) [--concurrency 50] [--clients 2000]
+                           [--per-address 5000] [--keep-alive 600] [--memory-settle 5] (memory-20k)
+                           restart (our node only): --pid PID --restart-cmd "CMD" --ready-log LOG [--sessions 10000] [--restart-verify 500]
           any scenarios, several brokers alternately (each run of each scenario goes to every broker in turn):
                            --also NAME,PORT,PID,JSON [--also ...]   (PID 0 = none)
           Broker.Bench report A.json B.json [C.json...]   markdown table of A against B (ratio A/B), more columns for C...

@@ -17,7 +17,20 @@ internal static class Report
         var o = a.Options;
         var amqp = all.SelectMany(x => x.Scenarios).All(s => s.Id.StartsWith("amqp-", StringComparison.Ordinal));
         var runs = all.SelectMany(x => x.Scenarios).Max(s => (int?)s.Runs.Count) ?? 0;
-        if (amqp)
+        var scale = all.SelectMany(x => x.Scenarios).All(s => Scale.CountsConnections(s.Id) || s.Id is "session-resume" or "restart");
+        if (scale)
+        {
+            long Expected(string id) => all.SelectMany(x => x.Scenarios).Where(s => s.Id == id).SelectMany(s => s.Runs).Select(r => r.Expected).DefaultIfEmpty().Max();
+            var sessions = all.SelectMany(x => x.Scenarios).Where(s => s.Id == "restart").SelectMany(s => s.Runs)
+                .Select(r => r.Extra.GetValueOrDefault("sessions")).DefaultIfEmpty().Max();
+            sb.Append(CultureInfo.InvariantCulture,
+                $"Runs per scenario: {runs} (median shown), each on freshly started brokers. MQTT {o.Protocol}, {(o.Generator == "raw" ? "raw-socket clients" : "MQTTnet clients for connect-seq/-conc, raw-socket clients otherwise")}; ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"connect and session scenarios: {Math.Max(Expected("connect-seq"), Expected("session-create")):N0} clients, connect-conc and sessions {o.Concurrency} at a time; ");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"memory-20k: {Expected("memory-20k"):N0} idle connections from {o.PerAddress:N0} per source address; restart: {sessions:N0} persistent sessions (our node only).\n\n");
+        }
+        else if (amqp)
         {
             sb.Append(CultureInfo.InvariantCulture,
                 $"Runs per scenario: {runs} (median shown). Transient messages: {o.AmqpMessages:N0}, persistent messages: {o.AmqpPersistentMessages:N0}, ");
@@ -64,7 +77,13 @@ internal static class Report
                 }
             }
         }
-        if (amqp)
+        if (scale)
+        {
+            sb.Append("\n↑ higher is better, ↓ lower is better. Lost: for connect, session-create and memory-20k the failed connections; ")
+              .Append("for session-resume the sessions that came back without session present or without their queued message; ")
+              .Append("for restart the sampled sessions without session present after the restart; summed over all runs.\n");
+        }
+        else if (amqp)
         {
             sb.Append("\n↑ higher is better, ↓ lower is better. Lost = messages published (transient) or confirmed to the publisher ")
               .Append("(persistent) but never delivered to a consumer, summed over all runs; for idle memory it counts failed connections.\n");
@@ -158,7 +177,7 @@ internal static class Report
         return MedianOf(s.Runs.Select(r => r.Metrics.TryGetValue(key, out var v) ? (double?)v : null));
     }
 
-    private static bool IsConnections(ScenarioResult s) => s.Id is "connect" or "memory" or "amqp-idle-memory";
+    private static bool IsConnections(ScenarioResult s) => s.Id is "connect" or "memory" or "amqp-idle-memory" || Scale.CountsConnections(s.Id);
 
     private static string Lost(ScenarioResult? s)
     {

@@ -45,9 +45,13 @@ internal static class Scenarios
         }
         var parts = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var picked = All.Concat(Special).Concat(Amqp.All).Where(s => parts.Any(p => s.Id == p || s.Id.StartsWith(p + "-", StringComparison.Ordinal))).ToList();
+        // Connection-scale scenarios: by id, by "scale", or by a prefix that is not itself another scenario's id (so
+        // "connect" and "memory" keep selecting only the scenarios of those ids, "session" selects both session ones).
+        picked.AddRange(Scale.All.Where(s => parts.Any(p => s.Id == p || p == "scale"
+            || (s.Id.StartsWith(p + "-", StringComparison.Ordinal) && !All.Any(a => a.Id == p)))));
         if (picked.Count == 0)
         {
-            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Concat(Amqp.All).Select(s => s.Id))}");
+            throw new ArgumentException($"no scenario matches '{spec}'; ids: {string.Join(", ", All.Concat(Special).Concat(Amqp.All).Concat(Scale.All).Select(s => s.Id))}");
         }
         return picked;
     }

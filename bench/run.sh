@@ -8,7 +8,11 @@
 #                     [--clients 1000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
 #   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
 #   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
+#        bench/run.sh --scale [--runs 3] [--clients 2000] [--concurrency 100] [--idle-clients 20000] [--sessions 10000]
+#                     [--protocol 5|3.1.1] [--scenario scale] [--timeout 600] [--out DIR] [--no-build] [-- extra bench options]
 #   --amqp: the AMQP 0.9.1 scenarios against our node and a RabbitMQ from Debian, alternately in one run.
+#   --scale: the connection-scale scenarios (connect-seq, connect-conc, session-create, session-resume, memory-20k
+#   against both brokers, restart on our node only), fresh brokers for every run; see docs/benchmarks.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +30,12 @@ EXTRA=()
 CLUSTER=0
 FAILOVER_RUNS=3
 SINGLE=1
+SCALE=0
+CONCURRENCY=""
+IDLE_CLIENTS=""
+SESSIONS=""
+PROTOCOL=""
+TIMEOUT=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -42,14 +52,23 @@ while [[ $# -gt 0 ]]; do
     --cluster) CLUSTER=1; shift ;;
     --failover-runs) FAILOVER_RUNS="$2"; shift 2 ;;
     --no-single) SINGLE=0; shift ;;
+    --scale) SCALE=1; shift ;;
+    --concurrency) CONCURRENCY="$2"; shift 2 ;;
+    --idle-clients) IDLE_CLIENTS="$2"; shift 2 ;;
+    --sessions) SESSIONS="$2"; shift 2 ;;
+    --protocol) PROTOCOL="$2"; shift 2 ;;
+    --timeout) TIMEOUT="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-[[ $CLUSTER == 1 && $AMQP == 1 ]] && { echo "--cluster and --amqp do not go together" >&2; exit 2; }
-if [[ $AMQP == 1 ]]; then
+[[ $((CLUSTER + AMQP + SCALE)) -le 1 ]] || { echo "--cluster, --amqp and --scale do not go together" >&2; exit 2; }
+if [[ $SCALE == 1 ]]; then
+  : "${SCENARIO:=scale}" "${CLIENTS:=2000}" "${CONCURRENCY:=100}" "${SESSIONS:=10000}" "${PROTOCOL:=5}" "${TIMEOUT:=600}"
+  command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
+elif [[ $AMQP == 1 ]]; then
   : "${MESSAGES:=100000}" "${MESSAGES_PERSISTENT:=50000}" "${LATENCY_SECONDS:=10}" "${SCENARIO:=amqp}" "${CLIENTS:=1000}"
   RABBITMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
   if [[ ! -x $RABBITMQ_SERVER ]]; then
@@ -68,8 +87,16 @@ fi
 mkdir -p "$OUT"
 echo "results and logs in $OUT" >&2
 
-# 2,000 client sockets per broker plus the bench's own ends.
+# 2,000 client sockets per broker plus the bench's own ends; --scale: 20,000 idle connections.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+if [[ $SCALE == 1 && -z "$IDLE_CLIENTS" ]]; then
+  # The broker and the bench each hold one descriptor per idle connection, plus their own (~1,000 is ample).
+  IDLE_CLIENTS=20000
+  if [[ "$(ulimit -n)" != unlimited && $(($(ulimit -n) - 1000)) -lt $IDLE_CLIENTS ]]; then
+    IDLE_CLIENTS=$(($(ulimit -n) - 1000))
+    echo "open files limited to $(ulimit -n) (hard limit $(ulimit -Hn)): memory-20k opens $IDLE_CLIENTS connections" >&2
+  fi
+fi
 
 if [[ $BUILD == 1 ]]; then
   dotnet build "$ROOT/src/Edge" -c Release -nologo -v q >"$OUT/build-edge.log" 2>&1 || { tail -30 "$OUT/build-edge.log" >&2; exit 1; }
@@ -90,20 +117,28 @@ MOSQ_PORT=""
 DATA_DIR=""
 
 # Stops a process by pid: SIGTERM, then SIGKILL after 20 s.
+# A pid that has exited but was not yet reaped (a zombie) counts as stopped.
+running() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
 stop_pid() {
   local pid="$1" name="$2"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  [[ -n "$pid" ]] && running "$pid" || { [[ -z "$pid" ]] || wait "$pid" 2>/dev/null || true; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; echo "$name stopped" >&2; return 0; }
+    running "$pid" || { wait "$pid" 2>/dev/null || true; echo "$name stopped" >&2; return 0; }
     sleep 0.1
   done
   echo "$name did not stop within 20 s, sending SIGKILL" >&2
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
+RESTART_PID_FILE=""
 stop_both() {
   stop_pid "$OURS_PID" "ours"
+  if [[ -n "$RESTART_PID_FILE" && -f "$RESTART_PID_FILE" ]]; then
+    stop_pid "$(cat "$RESTART_PID_FILE")" "ours (restarted)"
+    rm -f "$RESTART_PID_FILE"
+  fi
+  RESTART_PID_FILE=""
   stop_pid "$MOSQ_PID" "mosquitto"
   stop_rabbitmq
   OURS_PID=""
@@ -122,14 +157,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Starts our node on free ports with a fresh data folder; $1 names its log.
+# Starts our node on free ports with a fresh data folder; $1 names its log. With $2 = fixed the ports are chosen
+# here (free now) instead of by the node, so that it can be started again on the same ones (OURS_PORTS holds them).
+OURS_PORTS=(0 0 0 0)
 start_ours() {
   DATA_DIR="$(mktemp -d /tmp/broker-bench-data.XXXXXX)"
   local log="$OUT/ours-$1.log"
+  OURS_PORTS=(0 0 0 0)
+  if [[ "${2:-}" == fixed ]]; then
+    OURS_PORTS=("$("${BENCH[@]}" freeport)" "$("${BENCH[@]}" freeport)" "$("${BENCH[@]}" freeport)" "$("${BENCH[@]}" freeport)")
+  fi
   (
     cd "$ROOT"
     export BROKER_CONFIG="$ROOT/cluster.hocon" BROKER_HOST=127.0.0.1 BROKER_DATA_DIR="$DATA_DIR" \
-           BROKER_MQTT_PORT=0 BROKER_AMQP_PORT=0 BROKER_ADMIN_PORT=0 BROKER_REMOTE_PORT=0 BROKER_SEED_NODES=
+           BROKER_MQTT_PORT="${OURS_PORTS[0]}" BROKER_AMQP_PORT="${OURS_PORTS[1]}" BROKER_ADMIN_PORT="${OURS_PORTS[2]}" \
+           BROKER_REMOTE_PORT="${OURS_PORTS[3]}" BROKER_SEED_NODES=
     exec dotnet "$EDGE_DLL"
   ) >"$log" 2>&1 &
   OURS_PID=$!
@@ -348,6 +390,72 @@ run_amqp() {
 
   "${BENCH[@]}" report "$OUT/ours.json" "$OUT/rabbitmq.json" | tee "$OUT/results.md"
 }
+
+# Runs the bench against one broker with the scale options: $1 = name, $2 = port, $3 = pid, $4 = scenario ids, rest = options.
+bench_scale() {
+  local name="$1" port="$2" pid="$3" spec="$4"; shift 4
+  "${BENCH[@]}" run --host 127.0.0.1 --port "$port" --pid "$pid" --name "$name" --json "$OUT/$name.json" --append --runs 1 \
+    --warmup 0 --scenario "$spec" --clients "$CLIENTS" --concurrency "$CONCURRENCY" --protocol "$PROTOCOL" --timeout "$TIMEOUT" \
+    --sessions "$SESSIONS" "$@" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-$name.log" >&2
+}
+
+# Scale mode: every run on a freshly started pair of brokers (a broker's state after one run, its sessions, heap and
+# TIME_WAIT sockets, would weigh on the next): the connect and session scenarios, memory-20k on a pair of its own,
+# then restart on our node alone (started on fixed ports; the bench stops it with SIGTERM and runs the script written
+# here, which starts it again on the same data folder and ports and writes its pid for stop_both).
+run_scale() {
+  local ids main_ids r launcher
+  ids="$("${BENCH[@]}" list "$SCENARIO" | cut -f1)"
+  main_ids="$(grep -vx -e memory-20k -e restart <<<"$ids" | grep -E '^(connect-seq|connect-conc|session-create|session-resume)$' | paste -sd, - || true)"
+  rm -f "$OUT/ours.json" "$OUT/mosquitto.json" "$OUT/bench-ours.log" "$OUT/bench-mosquitto.log"
+  for r in $(seq 1 "$RUNS"); do
+    if [[ -n "$main_ids" ]]; then
+      start_ours "scale-$r"
+      start_mosquitto "scale-$r"
+      bench_scale ours "$OURS_PORT" "$OURS_PID" "$main_ids"
+      bench_scale mosquitto "$MOSQ_PORT" "$MOSQ_PID" "$main_ids"
+      stop_both
+    fi
+    if grep -qx memory-20k <<<"$ids"; then
+      start_ours "memory-20k-$r"
+      start_mosquitto "memory-20k-$r"
+      bench_scale ours "$OURS_PORT" "$OURS_PID" memory-20k --clients "$IDLE_CLIENTS"
+      bench_scale mosquitto "$MOSQ_PORT" "$MOSQ_PID" memory-20k --clients "$IDLE_CLIENTS"
+      stop_both
+    fi
+    if grep -qx restart <<<"$ids"; then
+      start_ours "restart-$r" fixed
+      RESTART_PID_FILE="$OUT/ours-restart-$r-after.pid"
+      launcher="$OUT/restart-ours-$r.sh"
+      rm -f "$RESTART_PID_FILE" "$OUT/ours-restart-$r-after.log"
+      {
+        echo '#!/usr/bin/env bash'
+        echo "# Written by bench/run.sh --scale: starts our node again on the data folder and ports of restart run $r."
+        printf 'cd %q
+' "$ROOT"
+        printf 'export BROKER_CONFIG=%q BROKER_HOST=127.0.0.1 BROKER_DATA_DIR=%q BROKER_MQTT_PORT=%q BROKER_AMQP_PORT=%q BROKER_ADMIN_PORT=%q BROKER_REMOTE_PORT=%q BROKER_SEED_NODES=\n' \
+          "$ROOT/cluster.hocon" "$DATA_DIR" "${OURS_PORTS[@]}"
+        printf 'dotnet %q >%q 2>&1 </dev/null &\n' "$EDGE_DLL" "$OUT/ours-restart-$r-after.log"
+        printf 'echo $! >%q\n' "$RESTART_PID_FILE"
+      } >"$launcher"
+      bench_scale ours "$OURS_PORT" "$OURS_PID" restart --restart-cmd "bash $(printf '%q' "$launcher")" \
+        --ready-log "$OUT/ours-restart-$r-after.log"
+      stop_both
+    fi
+  done
+  if [[ -f "$OUT/ours.json" && -f "$OUT/mosquitto.json" ]]; then
+    "${BENCH[@]}" report "$OUT/ours.json" "$OUT/mosquitto.json" | tee "$OUT/results.md"
+  fi
+}
+
+if [[ $SCALE == 1 ]]; then
+  start=$(date +%s)
+  load0="$(cut -d' ' -f1-3 /proc/loadavg)"
+  run_scale
+  echo "scale bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    | tee -a "$OUT/results.md" >&2
+  exit 0
+fi
 
 if [[ $AMQP == 1 ]]; then
   start=$(date +%s)
