@@ -25,10 +25,21 @@ internal static class Report
                 .Select(r => r.Extra.GetValueOrDefault("sessions")).DefaultIfEmpty().Max();
             sb.Append(CultureInfo.InvariantCulture,
                 $"Runs per scenario: {runs} (median shown), each on freshly started brokers. MQTT {o.Protocol}, {(o.Generator == "raw" ? "raw-socket clients" : "MQTTnet clients for connect-seq/-conc, raw-socket clients otherwise")}; ");
-            sb.Append(CultureInfo.InvariantCulture,
-                $"connect and session scenarios: {Math.Max(Expected("connect-seq"), Expected("session-create")):N0} clients, connect-conc and sessions {o.Concurrency} at a time; ");
-            sb.Append(CultureInfo.InvariantCulture,
-                $"memory-20k: {Expected("memory-20k"):N0} idle connections from {o.PerAddress:N0} per source address; restart: {sessions:N0} persistent sessions (our node only).\n\n");
+            var parts = new List<string>();
+            var clients = new[] { "connect-seq", "connect-conc", "session-create", "session-resume" }.Max(Expected);
+            if (clients > 0)
+            {
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"connect and session scenarios: {clients:N0} clients, connect-conc and sessions {o.Concurrency} at a time"));
+            }
+            if (Expected("memory-20k") > 0)
+            {
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"memory-20k: {Expected("memory-20k"):N0} idle connections, {o.PerAddress:N0} per source address"));
+            }
+            if (sessions > 0)
+            {
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"restart: {sessions:N0} persistent sessions (our node only)"));
+            }
+            sb.AppendJoin("; ", parts).Append(".\n\n");
         }
         else if (amqp)
         {
