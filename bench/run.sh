@@ -6,10 +6,10 @@
 #                     [--failover-runs 3] [--no-single] [--out DIR] [--no-build] [-- extra bench options]
 #        bench/run.sh --amqp [--runs 3] [--messages 100000] [--messages-persistent 50000] [--scenario amqp]
 #                     [--clients 1000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
-#   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
-#   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
 #        bench/run.sh --scale [--runs 3] [--clients 2000] [--concurrency 100] [--idle-clients 20000] [--sessions 10000]
 #                     [--protocol 5|3.1.1] [--scenario scale] [--timeout 600] [--out DIR] [--no-build] [-- extra bench options]
+#   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
+#   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
 #   --amqp: the AMQP 0.9.1 scenarios against our node and a RabbitMQ from Debian, alternately in one run.
 #   --scale: the connection-scale scenarios (connect-seq, connect-conc, session-create, session-resume, memory-20k
 #   against both brokers, restart on our node only), fresh brokers for every run; see docs/benchmarks.md.
@@ -59,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --protocol) PROTOCOL="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
