@@ -19,9 +19,11 @@ public sealed class BrokerServices
     private readonly Lazy<MessageRouter> _router;
     private readonly Lazy<IActorRef> _queueRegion;
 
-    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes, AmqpTopology? amqpTopology = null)
+    public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes,
+        IActorRef catalog, AmqpTopology? amqpTopology = null)
     {
         Settings = settings;
+        Catalog = catalog;
         SessionIndex = sessionIndex;
         Routes = routes;
         // Resolved on first use: remembered sessions may start (and publish wills) while the regions are still being started.
@@ -40,6 +42,9 @@ public sealed class BrokerServices
 
     /// <summary>This node's <see cref="RouteReplicator"/>, which keeps the router's trie equal to every subscription of the cluster.</summary>
     public IActorRef Routes { get; }
+
+    /// <summary>This node's <see cref="Sessions.SessionCatalog"/>: which client IDs have a journal.</summary>
+    public IActorRef Catalog { get; }
 
     public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;

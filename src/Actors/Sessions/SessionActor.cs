@@ -1,7 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
-using Akka.Persistence;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
@@ -10,10 +9,13 @@ namespace Broker.Actors.Sessions;
 
 /// <summary>
 /// One MQTT session, sharded by client ID. Decisions come from <see cref="SessionState"/>; this actor
-/// journals their events when the session is persistent (expiry &gt; 0) and carries out their effects
-/// (packets to the connection, acknowledgements to publishers) only once the events are durable.
+/// journals their events when the session is persistent (expiry &gt; 0), through a <see cref="SessionJournal"/>
+/// child that exists only while the session has journaled state, and carries out their effects (packets to the
+/// connection, acknowledgements to publishers) only once the events are durable.
+/// On start it asks the <see cref="SessionCatalog"/> whether the client ID has a journal: a session that never
+/// had one (every clean session) starts, runs and ends without any journal query or write.
 /// </summary>
-public sealed class SessionActor : UntypedPersistentActor, IWithTimers
+public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStash
 {
     private sealed record WillDue
     {
@@ -64,13 +66,20 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     private int _sinceSnapshot;
     private bool _ending;
     private bool _passivating;
-    private int _pendingDeletes;
-    private long _endingUpTo;
     private bool _awaitingResume;
     private System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>? _assertedSubs;
     private bool _assertedConnected;
     private long _routeToken;
     private Dictionary<long, WaitingEffects>? _routeWaits;
+
+    // The journal child and the work waiting for its answers (or for the catalog row it needs first).
+    private bool _starting = true;
+    private IActorRef? _journal;
+    private bool _journalPending;
+    private List<Action>? _afterCatalog;
+    private long _journalToken;
+    private long _lastSequenceNr;
+    private Dictionary<long, Action>? _journalWaits;
 
     public static Props Props(BrokerServices services) =>
         Akka.Actor.Props.Create(() => new SessionActor(services)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
@@ -81,31 +90,147 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         _limits = services.Settings.Limits;
         var clientId = Uri.UnescapeDataString(Self.Path.Name);
         _state = SessionState.Empty(clientId);
-        PersistenceId = "session-" + clientId;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public override string PersistenceId { get; }
+    public IStash Stash { get; set; } = null!;
 
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
-    protected override void OnRecover(object message)
+    protected override void PreStart() => _services.Catalog.Tell(new CatalogLookup(_state.ClientId));
+
+    /// <summary>Until the state is known (catalog answer, then the journal's recovery if it has one) every message waits.</summary>
+    private void OnStarting(object message)
     {
         switch (message)
         {
-            case SnapshotOffer { Snapshot: SessionState s }:
-                _state = s;
+            case CatalogFound { Exists: true }:
+                StartJournal(fresh: false);
                 break;
-            case SessionHandedOff h:
-                _state = h.State;
-                break;
-            case ISessionEvent e:
-                _state = _state.Apply(e);
-                break;
-            case RecoveryCompleted:
+            case CatalogFound:
+                _starting = false;
                 OnRecovered();
+                Stash.UnstashAll();
                 break;
+            case JournalRecovered r:
+                _state = r.State;
+                _lastSequenceNr = r.LastSequenceNr;
+                _starting = false;
+                OnRecovered();
+                Stash.UnstashAll();
+                break;
+            case Terminated t when t.ActorRef.Equals(_journal):
+                _log.Error("session {0}: its journal could not be recovered; the session stops", _state.ClientId);
+                Context.Stop(Self);
+                break;
+            default:
+                Stash.Stash();
+                break;
+        }
+    }
+
+    private void StartJournal(bool fresh)
+    {
+        _journal = Context.ActorOf(SessionJournal.Props(_state.ClientId, fresh), "journal");
+        Context.Watch(_journal);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="then"/> once the session has a journal: the first time, after the catalog row that
+    /// announces it is durable (a journal never exists without its row).
+    /// </summary>
+    private void WithJournal(Action then)
+    {
+        if (_journal is not null)
+        {
+            then();
+            return;
+        }
+        (_afterCatalog ??= []).Add(then);
+        if (!_journalPending)
+        {
+            _journalPending = true;
+            _services.Catalog.Tell(new CatalogPut(_state.ClientId, 0));
+        }
+    }
+
+    private void OnCatalogWritten(CatalogWritten w)
+    {
+        if (!_journalPending)
+        {
+            return;
+        }
+        if (!w.Ok)
+        {
+            _log.Error("session {0}: the session catalog could not be written; the session stops", _state.ClientId);
+            Context.Stop(Self);
+            return;
+        }
+        _journalPending = false;
+        StartJournal(fresh: true);
+        var waiting = _afterCatalog!;
+        _afterCatalog = null;
+        foreach (var then in waiting)
+        {
+            then();
+        }
+    }
+
+    /// <summary>Writes <paramref name="events"/> (none: only waits for earlier writes) and runs <paramref name="then"/> once durable.</summary>
+    private void Write(IReadOnlyList<ISessionEvent> events, Action then)
+    {
+        if (_journal is null && !_journalPending && events.Count == 0)
+        {
+            then();
+            return;
+        }
+        WithJournal(() =>
+        {
+            var token = ++_journalToken;
+            (_journalWaits ??= [])[token] = then;
+            _journal!.Tell(new JournalWrite(events, token));
+        });
+    }
+
+    /// <summary>Runs <paramref name="then"/> once every write sent before is durable.</summary>
+    private void Defer(Action then) => Write([], then);
+
+    /// <summary>Deletes the journal, then its catalog row, and stops the journal child; <paramref name="then"/> runs after the delete.</summary>
+    private void DeleteJournal(Action? then = null)
+    {
+        if (_journal is null && !_journalPending)
+        {
+            then?.Invoke();
+            return;
+        }
+        WithJournal(() =>
+        {
+            var token = ++_journalToken;
+            var journal = _journal!;
+            (_journalWaits ??= [])[token] = () =>
+            {
+                // Writes sent after the delete (the session became persistent again) keep the journal and its row.
+                if (_journal == journal && !_state.IsPersistent && _journalWaits!.Count == 0)
+                {
+                    Context.Unwatch(journal);
+                    Context.Stop(journal);
+                    _journal = null;
+                    _lastSequenceNr = 0;
+                    _services.Catalog.Tell(new CatalogRemove(_state.ClientId));
+                }
+                then?.Invoke();
+            };
+            journal.Tell(new JournalDeleteAll(token));
+        });
+    }
+
+    private void OnJournalDone(JournalDone d)
+    {
+        _lastSequenceNr = d.LastSequenceNr;
+        if (_journalWaits is not null && _journalWaits.Remove(d.Token, out var then))
+        {
+            then();
         }
     }
 
@@ -113,8 +238,15 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
     {
         if (!_state.Exists)
         {
+            // A row without a session (it ended before its row was removed, or only a hand-off wrote it): clean up.
+            DeleteJournal();
             Context.SetReceiveTimeout(IdleWithoutSession);
             return;
+        }
+        if (_journal is not null)
+        {
+            // The catalog names the node hosting the session, so it is started again if this node goes.
+            _services.Catalog.Tell(new CatalogPut(_state.ClientId, 0));
         }
         SyncRoutes(wait: false);
         if (_state.Connected)
@@ -130,8 +262,22 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         AfterDisconnect();
     }
 
-    protected override void OnCommand(object message)
+    protected override void OnReceive(object message)
     {
+        switch (message)
+        {
+            case CatalogWritten w:
+                OnCatalogWritten(w);
+                return;
+            case JournalDone d:
+                OnJournalDone(d);
+                return;
+        }
+        if (_starting)
+        {
+            OnStarting(message);
+            return;
+        }
         if (_ending && message is ISessionCommand)
         {
             // This incarnation is ending: the command belongs to the next one. Until Passivate is sent it
@@ -158,7 +304,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 // acknowledge once the first copy is durable, unless that acknowledgement is still held back.
                 var retrySender = Sender;
                 var retryCorrelation = d.Correlation;
-                DeferAsync(0, _ =>
+                Defer(() =>
                 {
                     if (_heldAcks is null || !_heldAcks.Contains((retrySender, retryCorrelation)))
                     {
@@ -274,38 +420,10 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
                 break; // acknowledgements of this session's own will publish
             case ISessionCommand:
                 break; // from a connection this session no longer belongs to
-            case SaveSnapshotSuccess s:
-                DeleteMessages(s.Metadata.SequenceNr);
-                DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
-                break;
-            case SaveSnapshotFailure f:
-                _log.Warning(f.Cause, "session {0}: snapshot failed", _state.ClientId);
-                break;
-            case DeleteMessagesSuccess d:
-                if (_pendingDeletes > 0 && d.ToSequenceNr >= _endingUpTo)
-                {
-                    OnEndingDeleteDone();
-                }
-                break;
-            case DeleteSnapshotsSuccess d:
-                if (_pendingDeletes > 0 && d.Criteria.MaxSequenceNr == long.MaxValue)
-                {
-                    OnEndingDeleteDone();
-                }
-                break;
-            case DeleteMessagesFailure f:
-                _log.Warning(f.Cause, "session {0}: journal cleanup failed", _state.ClientId);
-                if (_pendingDeletes > 0 && f.ToSequenceNr >= _endingUpTo)
-                {
-                    OnEndingDeleteDone();
-                }
-                break;
-            case DeleteSnapshotsFailure f:
-                _log.Warning(f.Cause, "session {0}: snapshot cleanup failed", _state.ClientId);
-                if (_pendingDeletes > 0 && f.Criteria.MaxSequenceNr == long.MaxValue)
-                {
-                    OnEndingDeleteDone();
-                }
+            case Terminated t when t.ActorRef.Equals(_journal):
+                // A write failed (the journal child stopped): nothing more can be made durable.
+                _log.Error("session {0}: its journal stopped after a failed write; the session stops", _state.ClientId);
+                Context.Stop(Self);
                 break;
             default:
                 Unhandled(message);
@@ -337,7 +455,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         var expiry = c.Info.ProtocolLevel >= 5
             ? c.Info.SessionExpiry
             : c.Info.CleanStart ? 0 : _services.Settings.PersistentSessionExpiry;
-        var wasPersisted = _state.IsPersistent || LastSequenceNr > 0;
+        var wasPersisted = _journal is not null || _journalPending;
         _connection = c.Connection;
         _connectionId = c.ConnectionId;
         Context.Watch(_connection);
@@ -345,8 +463,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         if (!decision.State.IsPersistent && wasPersisted)
         {
             // The new session lives only in memory: the journal of the old one must not come back after a crash.
-            DeleteMessages(long.MaxValue);
-            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+            DeleteJournal();
         }
         Commit(decision, Sender, 0);
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
@@ -380,10 +497,10 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             _connectionId = r.ConnectionId;
             Context.Watch(_connection);
             EndAwaitingResume();
-            if (!_state.IsPersistent && LastSequenceNr > 0)
+            if (!_state.IsPersistent)
             {
                 // Only the hand-off wrote this session to the journal; it must not come back after a crash.
-                DeleteMessages(LastSequenceNr);
+                DeleteJournal();
             }
             r.Connection.Tell(new SessionResumed(r.ConnectionId));
             return;
@@ -412,9 +529,9 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             var connectionId = _connectionId!;
             if (!_state.IsPersistent)
             {
-                Persist(new SessionHandedOff(_state), _ => { });
+                Write([new SessionHandedOff(_state)], () => { });
             }
-            DeferAsync(0, _ =>
+            Defer(() =>
             {
                 connection.Tell(new SessionMoved(connectionId));
                 Context.Unwatch(connection);
@@ -424,7 +541,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
             });
             return;
         }
-        DeferAsync(0, _ => Context.Stop(Self));
+        Defer(() => Context.Stop(Self));
     }
 
     private void OnConnectionClosed(ConnectionClosed c)
@@ -514,30 +631,10 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         }
         _ending = true;
         _services.SessionIndex.Tell(new IndexRemove(_state.ClientId, Self));
-        var persisted = LastSequenceNr > 0;
         _state = SessionState.Empty(_state.ClientId);
         SyncRoutes(wait: false);
-        DeferAsync(0, _ =>
-        {
-            if (!persisted)
-            {
-                Passivate();
-                return;
-            }
-            // The next incarnation must not recover this session: passivate once the deletes are done.
-            _pendingDeletes = 2;
-            _endingUpTo = LastSequenceNr;
-            DeleteMessages(_endingUpTo);
-            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
-        });
-    }
-
-    private void OnEndingDeleteDone()
-    {
-        if (_ending && --_pendingDeletes == 0)
-        {
-            Passivate();
-        }
+        // The next incarnation must not recover this session: passivate once the journal (if any) is deleted.
+        DeleteJournal(Passivate);
     }
 
     private void Passivate()
@@ -575,14 +672,12 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         }
         if (persist)
         {
-            _pendingWrites += decision.Events.Count;
-            PersistAllAsync(decision.Events, _ =>
+            var count = decision.Events.Count;
+            _pendingWrites += count;
+            Write(decision.Events, () =>
             {
-                _pendingWrites--;
-                _sinceSnapshot++;
-            });
-            DeferAsync(0, _ =>
-            {
+                _pendingWrites -= count;
+                _sinceSnapshot += count;
                 if (waiting is null)
                 {
                     Run(effects, connection, sender, correlation);
@@ -691,7 +786,7 @@ public sealed class SessionActor : UntypedPersistentActor, IWithTimers
         if (_sinceSnapshot >= _services.Settings.SnapshotEvery && _pendingWrites == 0 && _state.IsPersistent)
         {
             _sinceSnapshot = 0;
-            SaveSnapshot(_state);
+            _journal?.Tell(new JournalSnapshot(_state));
         }
     }
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Broker.Actors.Messages;
 
@@ -10,15 +11,19 @@ public sealed record SessionProbe(string ClientId) : ISessionCommand;
 public sealed record SessionProbeAck(string ClientId) : IBrokerSerializable;
 
 /// <summary>
-/// After a restart, remembered sessions come back on their own, but a publish that arrived before a
-/// session had re-registered its subscriptions would miss it. The node therefore opens its listeners
-/// only after this has run: it starts every shard (so each restarts its remembered sessions) and then
-/// waits until every hosted session has finished its recovery.
+/// Sessions with a journal are started again when the node that hosted them is gone, so their subscriptions are routed,
+/// their wills published and their expiry kept: at start-up every session whose catalog row names a node incarnation
+/// that is no longer a member (all of them after a restart of a single node), and after a member is removed, the
+/// sessions it hosted. A publish that arrived before a session had re-registered its subscriptions would miss it, so
+/// the node opens its listeners only after the start-up wake has been answered by every such session.
 /// </summary>
 public static class SessionRecovery
 {
     /// <summary>Client IDs reserved for starting shards; a probe entity holds no session and passivates.</summary>
     public const string ProbePrefix = "$shard-probe-";
+
+    /// <summary>The catalog's name of a node incarnation (a restarted node on the same address is another one).</summary>
+    public static string HostOf(UniqueAddress node) => node.Address + "#" + node.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     public static IReadOnlyList<string> ProbeIds(IMessageExtractor extractor, int shardCount)
     {
@@ -37,17 +42,36 @@ public static class SessionRecovery
         return ids!;
     }
 
-    /// <summary>Returns the number of recovered sessions hosted by <paramref name="region"/>.</summary>
-    public static async Task<int> WaitForRememberedSessionsAsync(IActorRef region, TimeSpan timeout, CancellationToken ct = default)
+    /// <summary>Starts every session of the catalog hosted by no current member and waits until each has recovered; returns how many.</summary>
+    public static async Task<int> WakeOrphanedSessionsAsync(IActorRef region, SessionCatalogStore catalog, IReadOnlySet<string> liveHosts,
+        TimeSpan timeout, CancellationToken ct = default)
+    {
+        var ids = await catalog.HostedElsewhereAsync(liveHosts, ct).ConfigureAwait(false);
+        await WakeAsync(region, ids, timeout, ct).ConfigureAwait(false);
+        return ids.Count;
+    }
+
+    /// <summary>Starts the sessions <paramref name="ids"/> (wherever sharding places them) and waits until each has recovered.</summary>
+    public static async Task WakeAsync(IActorRef region, IReadOnlyCollection<string> ids, TimeSpan timeout, CancellationToken ct = default)
     {
         var deadline = DateTime.UtcNow + timeout;
-        var extractor = new SessionMessageExtractor();
-        await Task.WhenAll(ProbeIds(extractor, SessionMessageExtractor.ShardCount).Select(id => ProbeAsync(region, id, deadline, ct))).ConfigureAwait(false);
-        var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, timeout, ct).ConfigureAwait(false);
-        var sessions = state.Shards.SelectMany(s => s.EntityIds).Where(id => !id.StartsWith(ProbePrefix, StringComparison.Ordinal)).ToList();
-        await Task.WhenAll(sessions.Select(id => ProbeAsync(region, id, deadline, ct))).ConfigureAwait(false);
-        return sessions.Count;
+        using var gate = new SemaphoreSlim(WakeConcurrency);
+        await Task.WhenAll(ids.Select(async id =>
+        {
+            await gate.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await ProbeAsync(region, id, deadline, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        })).ConfigureAwait(false);
     }
+
+    /// <summary>Sessions starting at once during a wake: enough to keep the journal busy, few enough not to time out.</summary>
+    private const int WakeConcurrency = 512;
 
     /// <summary>A probe is asked again when it gets no answer: sharding drops messages to a shard that is moving.</summary>
     private static async Task ProbeAsync(IActorRef region, string id, DateTime deadline, CancellationToken ct)

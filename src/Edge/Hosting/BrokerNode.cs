@@ -63,6 +63,11 @@ public sealed class BrokerNode : IAsyncDisposable
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
+            if (OpenFileLimit.Raise() is { } files)
+            {
+                system.Log.Info("open-file limit {0} (was {1}): room for about {2} client connections", files.After, files.Before,
+                    files.After > OpenFileLimit.Reserved ? files.After - OpenFileLimit.Reserved : 0);
+            }
             // Loaded before joining, so their serializers exist when the first gossip from other members arrives.
             _ = DistributedData.Get(system);
             _ = ClusterSharding.Get(system);
@@ -83,7 +88,14 @@ public sealed class BrokerNode : IAsyncDisposable
             var trie = new SubscriptionTrie();
             var routes = system.ActorOf(RouteReplicator.Props(trie), RouteReplicator.Name);
             var topology = new AmqpTopology();
-            var services = new BrokerServices(system, settings, trie, index, routes, topology);
+            var catalogStore = new SessionCatalogStore(settings.DbProvider, BrokerConfig.Persistence(settings).Connection, settings.SqliteSynchronous);
+            var imported = await catalogStore.InitializeAsync(ct).ConfigureAwait(false);
+            if (imported > 0)
+            {
+                system.Log.Info("session catalog created from the journal: {0} sessions", imported);
+            }
+            var catalog = system.ActorOf(SessionCatalog.Props(catalogStore, SessionRecovery.HostOf(cluster.SelfUniqueAddress)), SessionCatalog.Name);
+            var services = new BrokerServices(system, settings, trie, index, routes, catalog, topology);
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithRole("broker");
             // AMQP: one queue entity per queue, and one topology owner for the cluster whose changes every
@@ -111,10 +123,12 @@ public sealed class BrokerNode : IAsyncDisposable
                 new RetainedMessageExtractor(),
                 sharding.DefaultShardAllocationStrategy(shardingSettings),
                 RetainedHandOff.Instance).ConfigureAwait(false);
+            // Sessions are not remembered entities: one that has a journal is listed in the session catalog, which is
+            // what starts it again after its node is gone; a clean session costs no journal write at all.
             var region = await sharding.StartAsync(
                 BrokerServices.SessionTypeName,
                 SessionActor.Props(services),
-                shardingSettings,
+                shardingSettings.WithRememberEntities(false),
                 new SessionMessageExtractor(),
                 sharding.DefaultShardAllocationStrategy(shardingSettings),
                 SessionHandOff.Instance).ConfigureAwait(false);
@@ -122,7 +136,10 @@ public sealed class BrokerNode : IAsyncDisposable
             // sessions other members host, then those of the remembered sessions that restart here.
             var synced = await routes.Ask<RoutesSynced>(new SyncRoutesFromPeers(TimeSpan.FromSeconds(15)), TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
             system.Log.Info("routes from {0} of {1} members: {2} clients", synced.Answered, synced.Peers, synced.Clients);
-            var recovered = await SessionRecovery.WaitForRememberedSessionsAsync(region, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            system.ActorOf(SessionWaker.Props(catalogStore, () => region), SessionWaker.Name);
+            var liveHosts = cluster.State.Members.Where(m => m.Status != MemberStatus.Down && m.Status != MemberStatus.Removed)
+                .Select(m => SessionRecovery.HostOf(m.UniqueAddress)).Append(SessionRecovery.HostOf(cluster.SelfUniqueAddress)).ToHashSet(StringComparer.Ordinal);
+            var recovered = await SessionRecovery.WakeOrphanedSessionsAsync(region, catalogStore, liveHosts, TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
             await routes.Ask<FlushRoutes>(FlushRoutes.Instance, TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
             system.Log.Info("{0} sessions recovered", recovered);
 

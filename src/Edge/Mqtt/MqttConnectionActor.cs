@@ -65,6 +65,13 @@ internal sealed class MqttConnectionActor : UntypedActor
     private IActorRef? _session;
     private bool _sessionMoving;
     private long _resumeSentAt;
+    private long _movingSinceMs;
+
+    /// <summary>How long a connection waits for its session to resume elsewhere (hand-off or node failure) before it closes.</summary>
+    private const long ResumeTimeoutMs = 30_000;
+
+    /// <summary>A resume request is sent again this often: sharding drops messages for a shard that is being moved.</summary>
+    private const long ResumeRetryMs = 1_000;
     private Dictionary<ushort, (bool Release, long SentAt)>? _qos2Awaiting;
     private ICancelable? _retryTick;
 
@@ -145,11 +152,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case SessionMoved m when m.ConnectionId == _connectionId:
                 // Graceful hand-off: the session continues on another node with this connection.
-                _sessionMoving = true;
-                WatchSession(null);
-                _resumeSentAt = NowMs;
-                _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
-                ScheduleRetryTick();
+                StartResume();
                 break;
             case SessionResumed r when r.ConnectionId == _connectionId:
                 _sessionMoving = false;
@@ -159,17 +162,22 @@ internal sealed class MqttConnectionActor : UntypedActor
                 Close(0x80, "session lost");
                 break;
             case Terminated t when t.ActorRef.Equals(_session) && !_sessionMoving:
-                // The node hosting the session failed. The session restarts elsewhere from its journal; the
-                // client reconnects to pick it up (and gets unacknowledged messages again then).
-                _session = null;
-                Close(0x80, "session's node failed");
+                // The node hosting the session failed. A persistent session restarts on a survivor from its journal
+                // and takes this connection back (what the client has not acknowledged is sent again); a session that
+                // lived in memory only is gone, and the survivor answers SessionLost, which closes the connection.
+                StartResume();
                 break;
             case RedeliverPending:
                 Redeliver(all: true);
                 break;
             case RetryTick:
                 _retryTick = null;
-                if (_sessionMoving && NowMs - _resumeSentAt >= FirstRetryMs)
+                if (_sessionMoving && NowMs - _movingSinceMs >= ResumeTimeoutMs)
+                {
+                    Close(0x80, "session did not resume");
+                    break;
+                }
+                if (_sessionMoving && NowMs - _resumeSentAt >= ResumeRetryMs)
                 {
                     _resumeSentAt = NowMs;
                     _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
@@ -296,6 +304,15 @@ internal sealed class MqttConnectionActor : UntypedActor
         _services.SessionRegion.Tell(new Connect(clientId, _connectionId, info, Self));
         _sessionAttached = true;
         _phase = Phase.AwaitingSession;
+    }
+
+    private void StartResume()
+    {
+        _sessionMoving = true;
+        WatchSession(null);
+        _movingSinceMs = _resumeSentAt = NowMs;
+        _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+        ScheduleRetryTick();
     }
 
     private void WatchSession(IActorRef? session)

@@ -103,7 +103,7 @@ public sealed class JournalFixtureTests : IAsyncLifetime
         var system = StartOnCopy(format);
         var routes = Probe();
         var index = Probe();
-        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), index.Ref, routes.Ref);
+        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), index.Ref, routes.Ref, await CatalogAsync(system));
         var session = system.ActorOf(SessionActor.Props(services), "fix-a");
 
         // Recovery alone: the session asserts its subscriptions (the shared one as disconnected) and reports its content.
@@ -143,7 +143,7 @@ public sealed class JournalFixtureTests : IAsyncLifetime
     {
         var system = StartOnCopy(format);
         var routes = Probe();
-        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), Probe().Ref, routes.Ref);
+        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), Probe().Ref, routes.Ref, await CatalogAsync(system));
         var session = system.ActorOf(SessionActor.Props(services), "fix-b");
 
         Assert.Equal(["b/#"], (await routes.ExpectMsgAsync<AssertRoutes>(Timeout)).Routes.Entries.Select(e => e.Filter));
@@ -218,7 +218,7 @@ public sealed class JournalFixtureTests : IAsyncLifetime
         var system = StartOnCopy(BrokerSerializer.JournalFormat);
         var newer = $"E5.{BrokerSerializer.JournalFormat + 1}";
         await SetManifest("session-fix-a", 5, newer);
-        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), Probe().Ref, Probe().Ref);
+        var services = new BrokerServices(system, BrokerSettings.From(system.Settings.Config), new SubscriptionTrie(), Probe().Ref, Probe().Ref, await CatalogAsync(system));
         var watcher = Probe();
 
         var session = system.ActorOf(SessionActor.Props(services), "fix-a");
@@ -228,6 +228,17 @@ public sealed class JournalFixtureTests : IAsyncLifetime
         var rows = (await JournalFixtureWriter.ReadRowsAsync(_db.DbFile)).Where(r => r is { Snapshot: false, PersistenceId: "session-fix-a" }).ToList();
         Assert.Equal(17, rows.Count);
         Assert.Equal(newer, rows.Single(r => r.Seq == 5).Manifest);
+    }
+
+    /// <summary>
+    /// The session catalog on the copied fixture: builds before it kept none, so creating it lists the sessions of the
+    /// journal (as on the first start of an upgraded node), which is what lets them recover.
+    /// </summary>
+    private async Task<IActorRef> CatalogAsync(ActorSystem system)
+    {
+        var store = new SessionCatalogStore("sqlite", _db.ConnectionString);
+        Assert.True(await store.InitializeAsync() >= 2);
+        return system.ActorOf(SessionCatalog.Props(store, "test-host"), SessionCatalog.Name);
     }
 
     private async Task SetManifest(string persistenceId, long seq, string manifest)
