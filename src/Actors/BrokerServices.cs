@@ -24,6 +24,7 @@ public sealed class BrokerServices
     {
         Settings = settings;
         Catalog = catalog;
+        InfoCodec = new Sessions.SessionInfoCodec(system);
         SessionIndex = sessionIndex;
         Routes = routes;
         // Resolved on first use: remembered sessions may start (and publish wills) while the regions are still being started.
@@ -45,6 +46,8 @@ public sealed class BrokerServices
 
     /// <summary>This node's <see cref="Sessions.SessionCatalog"/>: which client IDs have a journal.</summary>
     public IActorRef Catalog { get; }
+
+    public Sessions.SessionInfoCodec InfoCodec { get; }
 
     public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;

@@ -39,7 +39,8 @@ public sealed class AdminServer : IAsyncDisposable
     public int Port { get; private set; }
 
     /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
-    public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize, Func<(bool, string)> readiness)
+    public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize,
+        RestingSessions? resting, Func<(bool, string)> readiness)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -55,7 +56,7 @@ public sealed class AdminServer : IAsyncDisposable
             }
         });
         var app = builder.Build();
-        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout), readiness, maxPageSize);
+        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize), readiness, maxPageSize);
         app.Run(server.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -1,3 +1,4 @@
+using Broker.Actors.Routing;
 using Broker.Actors.Sessions;
 using Broker.Tests.Shared;
 using Microsoft.Data.Sqlite;
@@ -36,16 +37,44 @@ public sealed class SessionCatalogStoreTests
             await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => store.InitializeAsync()));
             Assert.Equal(0, await store.InitializeAsync());
 
-            await store.WriteAsync([new("a", "n1#1"), new("b", "n1#1"), new("c", "n2#7"), new("b", null), new("d", "n1#1"), new("d", "n2#7")]);
+            static CatalogEntry On(string host, long? due = null, string[]? filters = null, byte[]? info = null) =>
+                new(host, due, filters is null ? null : RouteCodec.Encode(filters), info);
+            await store.WriteAsync([
+                new("a", On("n1#1")), new("b", On("n1#1")), new("c", On("n2#7")), new("b", null), new("d", On("n1#1")), new("d", On("n2#7")),
+                new("r1", On("", due: 1000, filters: ["x/#", "$share/g/y"], info: [1, 2, 3])), new("r2", On("", due: 5000)),
+                new("r\u00e9", On("", filters: ["z"])), new("imp", On(SessionCatalogStore.ImportedHost))]);
 
             Assert.Equal(["a", "c", "d"], (await store.ExistingAsync(["a", "b", "c", "d", "e"])).Order(StringComparer.Ordinal));
             Assert.Equal(["a"], await store.HostedOnAsync("n1#1"));
             Assert.Equal(["c", "d"], (await store.HostedOnAsync("n2#7")).Order(StringComparer.Ordinal));
-            Assert.Equal(["c", "d"], (await store.HostedElsewhereAsync(new HashSet<string> { "n1#1" })).Order(StringComparer.Ordinal));
+            // Running on a gone incarnation (or imported from an older journal); sessions at rest ("") are not.
+            Assert.Equal(["c", "d", "imp"], (await store.HostedElsewhereAsync(new HashSet<string> { "n1#1" })).Order(StringComparer.Ordinal));
+
+            // The durable schedule: sessions at rest whose deadline has come, earliest first.
+            Assert.Equal(["r1"], await store.DueAsync(4999, 10));
+            Assert.Equal(["r1", "r2"], await store.DueAsync(5000, 10));
+
+            var routes = new Dictionary<string, List<string>>();
+            Assert.Equal(2, await store.ReadRoutesAsync((id, data) => routes[id] = RouteCodec.Decode(data)));
+            Assert.Equal(["x/#", "$share/g/y"], routes["r1"]);
+            Assert.Equal(["z"], routes["r\u00e9"]);
+
+            // Sessions at rest page in UTF-8 byte order, by prefix, with their summary.
+            var (page, more) = await store.ListRestingAsync(null, "r", 2);
+            Assert.Equal(["r1", "r2"], page.Select(r => r.ClientId));
+            Assert.True(more);
+            Assert.Equal([1, 2, 3], page[0].Info);
+            (page, more) = await store.ListRestingAsync("r2", "r", 2);
+            Assert.Equal(["r\u00e9"], page.Select(r => r.ClientId));
+            Assert.False(more);
+            var found = await store.FindRestingAsync("r1");
+            Assert.True(found.Resting);
+            Assert.Equal([1, 2, 3], found.Info);
+            Assert.False((await store.FindRestingAsync("a")).Resting);
 
             // More IDs than one query takes.
             var many = Enumerable.Range(0, 1200).Select(i => "id-" + i).ToList();
-            await store.WriteAsync(many.Select(id => new CatalogChange(id, "n3#1")).ToList());
+            await store.WriteAsync(many.Select(id => new CatalogChange(id, On("n3#1"))).ToList());
             Assert.Equal(1200, (await store.ExistingAsync([.. many, "absent"])).Count);
             Assert.Empty(await store.ExistingAsync([]));
         }

@@ -36,6 +36,9 @@ public sealed record BrokerSettings
     public required int MaxSubscriptionsPerSession { get; init; }
 
     public required TimeSpan ConnectTimeout { get; init; }
+
+    /// <summary>Idle time after which a disconnected persistent session leaves memory (rests); zero = never.</summary>
+    public TimeSpan SessionRestAfter { get; init; } = TimeSpan.FromSeconds(10);
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int AdminMaxPageSize { get; init; }
     public required int SnapshotEvery { get; init; }
@@ -104,6 +107,7 @@ public sealed record BrokerSettings
             MaxTopicLevels = (int)InRange(b, "mqtt.max-topic-levels", 128, 1, int.MaxValue),
             MaxSubscriptionsPerSession = (int)InRange(b, "mqtt.max-subscriptions-per-session", 1000, 1, int.MaxValue),
             ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
+            SessionRestAfter = b.GetTimeSpan("mqtt.session-rest-after", TimeSpan.FromSeconds(10)),
             AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
             AdminMaxPageSize = (int)InRange(b, "admin.max-page-size", 10000, 1, 1000000),
             SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),

@@ -61,6 +61,12 @@ public sealed record SyncRoutesFromPeers(TimeSpan Timeout);
 
 public sealed record RoutesSynced(int Peers, int Answered, int Clients);
 
+/// <summary>
+/// Start-up: the filters of the sessions listed in the session catalog (version 0: any assertion of a running session
+/// wins), applied to this node only; answered with itself.
+/// </summary>
+public sealed record LoadRoutes(IReadOnlyList<ClientRoutes> Routes);
+
 /// <summary>Answered with itself once everything sent to the replicator before it has been applied locally.</summary>
 public sealed record FlushRoutes
 {
@@ -204,6 +210,13 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
                     _log.Warning("route sync: no answer from {0}", string.Join(", ", _sync.Waiting));
                     FinishSync();
                 }
+                break;
+            case LoadRoutes l:
+                foreach (var r in l.Routes)
+                {
+                    Apply(r);
+                }
+                Sender.Tell(l);
                 break;
             case FlushRoutes:
                 Sender.Tell(FlushRoutes.Instance);

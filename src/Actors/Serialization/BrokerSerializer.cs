@@ -20,6 +20,9 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
 
     public override int Identifier => 7301;
 
+    /// <summary>The manifest of <see cref="Sessions.SessionInfo"/>, also stored with sessions at rest in the session catalog.</summary>
+    public const string SessionInfoManifest = "SI";
+
     private static string TypeManifest(object o) => o switch
     {
         Deliver => "D",
@@ -45,7 +48,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         UnsubscribeDone => "UD",
         InboundQos2 => "Q2",
         InboundQos2Done => "Q2D",
-        SessionInfo => "SI",
+        SessionInfo => SessionInfoManifest,
         SessionConnected => "E1",
         SessionDisconnected => "E2",
         WillCleared => "E3",

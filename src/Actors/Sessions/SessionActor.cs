@@ -81,6 +81,15 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private long _lastSequenceNr;
     private Dictionary<long, Action>? _journalWaits;
 
+    // The catalog row: what was last written, the writes waited for, and the write that puts the session to rest.
+    private CatalogMark _catalogMark;
+    private long _catalogToken;
+    private Dictionary<long, Action>? _catalogWaits;
+    private long _restToken;
+
+    /// <summary>What of the state the catalog row reflects; a change writes the row again.</summary>
+    private readonly record struct CatalogMark(object? Subscriptions, bool Connected, long? DisconnectedAtMs, bool HasWill, uint Expiry);
+
     public static Props Props(BrokerServices services) =>
         Akka.Actor.Props.Create(() => new SessionActor(services)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
 
@@ -151,30 +160,117 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         if (!_journalPending)
         {
             _journalPending = true;
-            _services.Catalog.Tell(new CatalogPut(_state.ClientId, 0));
+            PutCatalog(resting: false, () =>
+            {
+                _journalPending = false;
+                StartJournal(fresh: true);
+                var waiting = _afterCatalog!;
+                _afterCatalog = null;
+                foreach (var next in waiting)
+                {
+                    next();
+                }
+            });
         }
+    }
+
+    /// <summary>Writes the session's catalog row from its state; <paramref name="then"/> runs once it is durable.</summary>
+    private long PutCatalog(bool resting, Action? then = null)
+    {
+        var token = ++_catalogToken;
+        if (then is not null)
+        {
+            (_catalogWaits ??= [])[token] = then;
+        }
+        _catalogMark = Mark();
+        var subs = _state.Subscriptions;
+        _services.Catalog.Tell(new CatalogPut(_state.ClientId, token, resting, DueAtMs(),
+            subs.Count == 0 ? null : RouteCodec.Encode([.. subs.Keys]),
+            resting ? _services.InfoCodec.Encode(_state.ToInfo("")) : null));
+        return token;
+    }
+
+    private CatalogMark Mark() => new(_state.Subscriptions, _state.Connected, _state.DisconnectedAtMs, _state.Will is not null, _state.EffectiveExpiry);
+
+    /// <summary>
+    /// Writes the row again when what it reflects changed (only sessions that have one). Returns the token to wait for
+    /// when the filters changed and <paramref name="waitForRoutes"/>: a session at rest is routed from its row, so a
+    /// SUBACK waits for it; 0 otherwise.
+    /// </summary>
+    private long MaybePutCatalog(bool waitForRoutes)
+    {
+        if (_journal is null && !_journalPending)
+        {
+            return 0;
+        }
+        var mark = Mark();
+        if (mark == _catalogMark)
+        {
+            return 0;
+        }
+        var routesChanged = !ReferenceEquals(mark.Subscriptions, _catalogMark.Subscriptions);
+        if (routesChanged && waitForRoutes)
+        {
+            return PutCatalog(resting: false, () => { });
+        }
+        PutCatalog(resting: false);
+        return 0;
+    }
+
+    /// <summary>The next will-delay or expiry deadline of a disconnected session (the durable schedule starts it then).</summary>
+    private long? DueAtMs()
+    {
+        if (_state.Connected || !_state.Exists)
+        {
+            return null;
+        }
+        var at = _state.DisconnectedAtMs ?? Now;
+        long? due = _state.EffectiveExpiry == uint.MaxValue ? null : at + _state.EffectiveExpiry * 1000L;
+        if (_state.Will is { } will)
+        {
+            var willAt = at + Math.Min(will.DelaySeconds, _state.EffectiveExpiry) * 1000L;
+            due = due is null ? willAt : Math.Min(due.Value, willAt);
+        }
+        return due;
     }
 
     private void OnCatalogWritten(CatalogWritten w)
     {
-        if (!_journalPending)
-        {
-            return;
-        }
         if (!w.Ok)
         {
             _log.Error("session {0}: the session catalog could not be written; the session stops", _state.ClientId);
             Context.Stop(Self);
             return;
         }
-        _journalPending = false;
-        StartJournal(fresh: true);
-        var waiting = _afterCatalog!;
-        _afterCatalog = null;
-        foreach (var then in waiting)
+        if (_catalogWaits is not null && _catalogWaits.Remove(w.Token, out var then))
         {
             then();
         }
+    }
+
+    private bool CanRest() =>
+        _services.Settings.SessionRestAfter > TimeSpan.Zero && _journal is not null && !_journalPending && _state.Exists && !_state.Connected
+        && _connection is null && !_awaitingResume && !_ending && _pendingWrites == 0 && _heldAcks is not { Count: > 0 }
+        && _routeWaits is not { Count: > 0 } && _journalWaits is not { Count: > 0 } && _catalogWaits is not { Count: > 0 };
+
+    /// <summary>
+    /// A disconnected persistent session with nothing to do leaves memory: its row (filters, next deadline, admin summary)
+    /// is written as at rest, then it passivates. Any message before that write is durable keeps it running.
+    /// </summary>
+    private void Rest()
+    {
+        var token = 0L;
+        token = PutCatalog(resting: true, () =>
+        {
+            if (_restToken == token && CanRest())
+            {
+                _restToken = 0;
+                Timers.CancelAll();
+                _ending = true;
+                Passivate();
+            }
+        });
+        _restToken = token;
     }
 
     /// <summary>Writes <paramref name="events"/> (none: only waits for earlier writes) and runs <paramref name="then"/> once durable.</summary>
@@ -246,7 +342,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         if (_journal is not null)
         {
             // The catalog names the node hosting the session, so it is started again if this node goes.
-            _services.Catalog.Tell(new CatalogPut(_state.ClientId, 0));
+            PutCatalog(resting: false);
         }
         SyncRoutes(wait: false);
         if (_state.Connected)
@@ -277,6 +373,12 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         {
             OnStarting(message);
             return;
+        }
+        if (_restToken != 0 && message is not ReceiveTimeout)
+        {
+            // Something to do after all: the row names this node again.
+            _restToken = 0;
+            PutCatalog(resting: false);
         }
         if (_ending && message is ISessionCommand)
         {
@@ -415,6 +517,10 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                     _ending = true;
                     Passivate();
                 }
+                else if (_restToken == 0 && CanRest())
+                {
+                    Rest();
+                }
                 break;
             case DeliverAck:
                 break; // acknowledgements of this session's own will publish
@@ -541,7 +647,16 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             });
             return;
         }
-        Defer(() => Context.Stop(Self));
+        Defer(() =>
+        {
+            if (_journal is not null && _state.Exists && !_state.Connected && !_ending)
+            {
+                // Nothing starts it on the new node until it is needed: its row says so, and carries its deadline.
+                PutCatalog(resting: true, () => Context.Stop(Self));
+                return;
+            }
+            Context.Stop(Self);
+        });
     }
 
     private void OnConnectionClosed(ConnectionClosed c)
@@ -560,6 +675,11 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private void AfterDisconnect()
     {
         _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self));
+        if (_state.IsPersistent && _services.Settings.SessionRestAfter > TimeSpan.Zero)
+        {
+            // Idle this long, it rests (see Rest); ReceiveTimeout comes again while something still holds it.
+            Context.SetReceiveTimeout(_services.Settings.SessionRestAfter);
+        }
         if (_state.EffectiveExpiry == 0)
         {
             PublishWill();
@@ -658,17 +778,28 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         var effects = decision.Effects;
         var routeToken = SyncRoutes(wait: effects.Count > 0);
         var persist = decision.Events.Count > 0 && _state.IsPersistent;
-        if (!persist && routeToken == 0)
+        var catalogToken = MaybePutCatalog(waitForRoutes: effects.Count > 0);
+        if (!persist && routeToken == 0 && catalogToken == 0)
         {
             Run(effects, connection, sender, correlation);
             return;
         }
         WaitingEffects? waiting = null;
-        if (routeToken != 0)
+        if (routeToken != 0 || catalogToken != 0)
         {
-            // e.g. a SUBACK: sent once every node routes to the new subscription (and it is durable).
-            waiting = new WaitingEffects(effects, connection, sender, correlation, persist ? 2 : 1);
-            (_routeWaits ??= [])[routeToken] = waiting;
+            // e.g. a SUBACK: sent once every node routes to the new subscription (and it is durable, in the journal and
+            // in the catalog row that routes to the session while it is at rest).
+            waiting = new WaitingEffects(effects, connection, sender, correlation,
+                (persist ? 1 : 0) + (routeToken != 0 ? 1 : 0) + (catalogToken != 0 ? 1 : 0));
+            if (routeToken != 0)
+            {
+                (_routeWaits ??= [])[routeToken] = waiting;
+            }
+            if (catalogToken != 0)
+            {
+                var w = waiting;
+                _catalogWaits![catalogToken] = () => Done(w);
+            }
         }
         if (persist)
         {

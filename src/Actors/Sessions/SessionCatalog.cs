@@ -9,8 +9,11 @@ public sealed record CatalogLookup(string ClientId);
 /// <summary><paramref name="Exists"/> is also true when the catalog could not be read (the session then recovers in full).</summary>
 public sealed record CatalogFound(string ClientId, bool Exists);
 
-/// <summary>Session → catalog: the session is hosted on this node and may journal; answered with <see cref="CatalogWritten"/> once durable.</summary>
-public sealed record CatalogPut(string ClientId, long Token);
+/// <summary>
+/// Session → catalog: its row, hosted on this node (or at rest: <paramref name="Resting"/>); answered with
+/// <see cref="CatalogWritten"/> once durable. See <see cref="CatalogEntry"/> for the fields.
+/// </summary>
+public sealed record CatalogPut(string ClientId, long Token, bool Resting, long? DueAtMs, byte[]? Routes, byte[]? Info);
 
 public sealed record CatalogWritten(long Token, bool Ok);
 
@@ -54,7 +57,7 @@ public sealed class SessionCatalog : UntypedActor
                 MaybeFlush();
                 break;
             case CatalogPut p:
-                _changes.Add(new CatalogChange(p.ClientId, _host));
+                _changes.Add(new CatalogChange(p.ClientId, new CatalogEntry(p.Resting ? "" : _host, p.DueAtMs, p.Routes, p.Info)));
                 _writeWaiters.Add((Sender, p.Token));
                 MaybeFlush();
                 break;

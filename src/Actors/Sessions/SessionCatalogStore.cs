@@ -4,18 +4,32 @@ using Npgsql;
 
 namespace Broker.Actors.Sessions;
 
-/// <summary>A write to the catalog: the session's row (with the node incarnation hosting it) or its removal (<c>Host</c> null).</summary>
-public readonly record struct CatalogChange(string ClientId, string? Host);
+/// <summary>
+/// A session's catalog row. <paramref name="Host"/>: the node incarnation hosting it, "" while it is at rest (no actor
+/// anywhere). <paramref name="DueAtMs"/>: its next will-delay or expiry deadline while disconnected. <paramref name="Routes"/>:
+/// its subscription filters (<see cref="Routing.RouteCodec"/>). <paramref name="Info"/>: what the admin API shows of it while at rest.
+/// </summary>
+public sealed record CatalogEntry(string Host, long? DueAtMs, byte[]? Routes, byte[]? Info);
+
+/// <summary>A write to the catalog: the session's row, or its removal (<c>Entry</c> null).</summary>
+public readonly record struct CatalogChange(string ClientId, CatalogEntry? Entry);
 
 /// <summary>
 /// The durable list of sessions that have (or may have) a journal: one row per client ID with the node incarnation
 /// that last hosted it. A row is written before the session's first journal write and removed only after its journal
 /// is deleted, so a client ID without a row has nothing to recover and its session starts without touching the journal.
+/// The row also carries what the cluster needs of a session that is not running: its filters (loaded into every
+/// node's routes at start-up), its next deadline (the durable schedule of wills and expiries) and, at rest, its
+/// admin summary. Client IDs sort by their UTF-8 bytes (SQLite's BINARY, PostgreSQL's "C" collation), as the admin
+/// API pages them.
 /// Plain ADO.NET on the journal's database (SQLite or PostgreSQL); every batch of changes is one transaction.
 /// </summary>
 public sealed class SessionCatalogStore
 {
     public const string Table = "broker_sessions";
+
+    /// <summary>Host of rows listed from the journal of a build before the catalog: started at the next start-up.</summary>
+    public const string ImportedHost = "imported";
     private const int MaxParameters = 500;
     private const string PersistencePrefix = "session-";
 
@@ -62,7 +76,13 @@ public sealed class SessionCatalogStore
         try
         {
             await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-            await ExecuteAsync(connection, tx, $"CREATE TABLE {Table} (client_id VARCHAR(65535) NOT NULL PRIMARY KEY, host VARCHAR(512) NOT NULL)", ct).ConfigureAwait(false);
+            var blob = _postgres ? "BYTEA" : "BLOB";
+            var collate = _postgres ? " COLLATE \"C\"" : "";
+            await ExecuteAsync(connection, tx,
+                $"CREATE TABLE {Table} (client_id VARCHAR(65535){collate} NOT NULL PRIMARY KEY, host VARCHAR(512) NOT NULL, due_at BIGINT NULL, routes {blob} NULL, info {blob} NULL)",
+                ct).ConfigureAwait(false);
+            await ExecuteAsync(connection, tx, $"CREATE INDEX {Table}_host ON {Table} (host)", ct).ConfigureAwait(false);
+            await ExecuteAsync(connection, tx, $"CREATE INDEX {Table}_due ON {Table} (due_at)", ct).ConfigureAwait(false);
             var imported = 0;
             var offset = PersistencePrefix.Length + 1;
             var sources = new List<string>();
@@ -77,7 +97,7 @@ public sealed class SessionCatalogStore
             if (sources.Count > 0)
             {
                 imported = await ExecuteAsync(connection, tx,
-                    $"INSERT INTO {Table} (client_id, host) SELECT DISTINCT substr(persistence_id, {offset}), '' FROM ({string.Join(" UNION ", sources)}) ids", ct).ConfigureAwait(false);
+                    $"INSERT INTO {Table} (client_id, host) SELECT DISTINCT substr(persistence_id, {offset}), '{ImportedHost}' FROM ({string.Join(" UNION ", sources)}) ids", ct).ConfigureAwait(false);
             }
             await tx.CommitAsync(ct).ConfigureAwait(false);
             return imported;
@@ -159,13 +179,13 @@ public sealed class SessionCatalogStore
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using var upsert = connection.CreateCommand();
         upsert.Transaction = tx;
-        upsert.CommandText = $"INSERT INTO {Table} (client_id, host) VALUES (@id, @host) ON CONFLICT (client_id) DO UPDATE SET host = excluded.host";
-        var upsertId = upsert.CreateParameter();
-        upsertId.ParameterName = "@id";
-        var upsertHost = upsert.CreateParameter();
-        upsertHost.ParameterName = "@host";
-        upsert.Parameters.Add(upsertId);
-        upsert.Parameters.Add(upsertHost);
+        upsert.CommandText = $"INSERT INTO {Table} (client_id, host, due_at, routes, info) VALUES (@id, @host, @due, @routes, @info) " +
+            "ON CONFLICT (client_id) DO UPDATE SET host = excluded.host, due_at = excluded.due_at, routes = excluded.routes, info = excluded.info";
+        var upsertId = Parameter(upsert, "@id");
+        var upsertHost = Parameter(upsert, "@host");
+        var upsertDue = Parameter(upsert, "@due", System.Data.DbType.Int64);
+        var upsertRoutes = Parameter(upsert, "@routes", System.Data.DbType.Binary);
+        var upsertInfo = Parameter(upsert, "@info", System.Data.DbType.Binary);
         await using var delete = connection.CreateCommand();
         delete.Transaction = tx;
         delete.CommandText = $"DELETE FROM {Table} WHERE client_id = @id";
@@ -174,7 +194,7 @@ public sealed class SessionCatalogStore
         delete.Parameters.Add(deleteId);
         foreach (var change in changes)
         {
-            if (change.Host is null)
+            if (change.Entry is not { } e)
             {
                 deleteId.Value = change.ClientId;
                 await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -182,36 +202,146 @@ public sealed class SessionCatalogStore
             else
             {
                 upsertId.Value = change.ClientId;
-                upsertHost.Value = change.Host;
+                upsertHost.Value = e.Host;
+                upsertDue.Value = e.DueAtMs is { } due ? due : DBNull.Value;
+                upsertRoutes.Value = e.Routes is { } routes ? routes : DBNull.Value;
+                upsertInfo.Value = e.Info is { } info ? info : DBNull.Value;
                 await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
     }
 
-    /// <summary>Client IDs whose host is not one of <paramref name="liveHosts"/> (their node is gone), or only those of <paramref name="host"/>.</summary>
+    private static DbParameter Parameter(DbCommand cmd, string name, System.Data.DbType? type = null)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        if (type is { } t)
+        {
+            p.DbType = t;
+        }
+        cmd.Parameters.Add(p);
+        return p;
+    }
+
+    /// <summary>Client IDs of sessions that were running on a node incarnation not in <paramref name="liveHosts"/> (their node is gone).</summary>
     public async Task<List<string>> HostedElsewhereAsync(IReadOnlySet<string> liveHosts, CancellationToken ct = default)
     {
         var ids = new List<string>();
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = $"SELECT client_id, host FROM {Table}";
-        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        var hosts = new List<string>();
+        await using (var cmd = connection.CreateCommand())
         {
-            if (!liveHosts.Contains(reader.GetString(1)))
+            cmd.CommandText = $"SELECT DISTINCT host FROM {Table} WHERE host <> ''";
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
-                ids.Add(reader.GetString(0));
+                hosts.Add(reader.GetString(0));
             }
+        }
+        foreach (var host in hosts.Where(h => !liveHosts.Contains(h)))
+        {
+            ids.AddRange(await HostedOnAsync(connection, host, ct).ConfigureAwait(false));
         }
         return ids;
     }
 
-    /// <summary>Client IDs last hosted by <paramref name="host"/>.</summary>
-    public async Task<List<string>> HostedOnAsync(string host, CancellationToken ct = default)
+    /// <summary>Up to <paramref name="limit"/> sessions at rest whose will or expiry deadline has come.</summary>
+    public async Task<List<string>> DueAsync(long nowMs, int limit, CancellationToken ct = default)
     {
         var ids = new List<string>();
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = $"SELECT client_id FROM {Table} WHERE due_at <= @now AND host = '' ORDER BY due_at LIMIT {limit}";
+        Add(cmd, "@now", nowMs);
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            ids.Add(reader.GetString(0));
+        }
+        return ids;
+    }
+
+    /// <summary>Calls <paramref name="each"/> with the filters of every session that has some; returns how many.</summary>
+    public async Task<int> ReadRoutesAsync(Action<string, byte[]> each, CancellationToken ct = default)
+    {
+        var count = 0;
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = $"SELECT client_id, routes FROM {Table} WHERE routes IS NOT NULL";
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            each(reader.GetString(0), (byte[])reader.GetValue(1));
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Sessions at rest in client ID order: up to <paramref name="limit"/> rows after <paramref name="after"/> (null: from the
+    /// start) whose ID starts with <paramref name="prefix"/>, with their admin summary; <c>HasMore</c> when more follow.
+    /// </summary>
+    public async Task<(List<(string ClientId, byte[]? Info)> Rows, bool HasMore)> ListRestingAsync(string? after, string prefix, int limit, CancellationToken ct = default)
+    {
+        var rows = new List<(string, byte[]?)>();
+        var lower = after;
+        var inclusive = false;
+        if (prefix.Length > 0 && (lower is null || Utf8Ordinal.Instance.Compare(prefix, lower) > 0))
+        {
+            lower = prefix;
+            inclusive = true;
+        }
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        var where = lower is null ? "" : inclusive ? "AND client_id >= @lower" : "AND client_id > @lower";
+        cmd.CommandText = $"SELECT client_id, info FROM {Table} WHERE host = '' {where} ORDER BY client_id LIMIT {limit + 1}";
+        if (lower is not null)
+        {
+            Add(cmd, "@lower", lower);
+        }
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var id = reader.GetString(0);
+            if (!Utf8Ordinal.StartsWith(id, prefix))
+            {
+                return (rows, false);
+            }
+            if (rows.Count == limit)
+            {
+                return (rows, true);
+            }
+            rows.Add((id, reader.IsDBNull(1) ? null : (byte[])reader.GetValue(1)));
+        }
+        return (rows, false);
+    }
+
+    /// <summary>The admin summary of a session at rest; (false, null) when the client ID has no session at rest.</summary>
+    public async Task<(bool Resting, byte[]? Info)> FindRestingAsync(string clientId, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = $"SELECT info FROM {Table} WHERE client_id = @id AND host = ''";
+        Add(cmd, "@id", clientId);
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        if (!await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            return (false, null);
+        }
+        return (true, reader.IsDBNull(0) ? null : (byte[])reader.GetValue(0));
+    }
+
+    /// <summary>Client IDs of sessions running on <paramref name="host"/> when last written.</summary>
+    public async Task<List<string>> HostedOnAsync(string host, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        return await HostedOnAsync(connection, host, ct).ConfigureAwait(false);
+    }
+
+    private static async Task<List<string>> HostedOnAsync(DbConnection connection, string host, CancellationToken ct)
+    {
+        var ids = new List<string>();
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = $"SELECT client_id FROM {Table} WHERE host = @h";
         Add(cmd, "@h", host);

@@ -11,11 +11,16 @@ public sealed record SessionsPageResult(IReadOnlyList<SessionInfo> Sessions, boo
 /// Answers session queries for the whole cluster: asks the session index of every Up member (this node
 /// included) with a per-node timeout, gathers with <see cref="Task.WhenAll(IEnumerable{Task})"/>, and
 /// merges the per-node pages by client ID. A node that does not answer leaves its rows out and is named
-/// in the result instead of failing the page.
+/// in the result instead of failing the page. Sessions no node runs (at rest) come from the session catalog
+/// (<paramref name="resting"/>) and are merged the same way; a session listed by a node and the catalog at once
+/// (it is just starting or going to rest) appears once, as the node reports it.
 /// </summary>
-public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout)
+public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, RestingSessions? resting = null, int maxPageSize = 10000)
 {
     public const string IndexActorName = "session-index";
+
+    /// <summary>Named in <c>unreachable_nodes</c> when the catalog of sessions at rest could not be read.</summary>
+    public const string CatalogSource = "session-catalog";
 
     private readonly Cluster _cluster = Cluster.Get(system);
 
@@ -35,20 +40,40 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout)
     {
         var targets = Targets();
         var asks = targets.Select(t => t.Index.Ask<SessionsPage>(query, timeout)).ToArray();
-        await WhenAllSettled(asks).ConfigureAwait(false);
+        var atRest = resting?.ListAsync(query, maxPageSize).WaitAsync(timeout);
+        await WhenAllSettled([.. asks, atRest ?? Task.CompletedTask]).ConfigureAwait(false);
         var rows = new List<SessionInfo>();
         var unreachable = new List<string>();
         var more = false;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < asks.Length; i++)
         {
             if (asks[i].IsCompletedSuccessfully)
             {
-                rows.AddRange(asks[i].Result.Sessions);
+                foreach (var row in asks[i].Result.Sessions)
+                {
+                    if (seen.Add(row.ClientId))
+                    {
+                        rows.Add(row);
+                    }
+                }
                 more |= asks[i].Result.HasMore;
             }
             else
             {
                 unreachable.Add(targets[i].Node);
+            }
+        }
+        if (atRest is not null)
+        {
+            if (atRest.IsCompletedSuccessfully)
+            {
+                rows.AddRange(atRest.Result.Sessions.Where(r => seen.Add(r.ClientId)));
+                more |= atRest.Result.HasMore;
+            }
+            else
+            {
+                unreachable.Add(CatalogSource);
             }
         }
         rows.Sort((a, b) => Utf8Ordinal.Instance.Compare(a.ClientId, b.ClientId));
@@ -80,6 +105,17 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout)
             if (asks[i].Result is SessionInfo info && (found is null || info.Connected))
             {
                 found = info;
+            }
+        }
+        if (found is null && resting is not null)
+        {
+            try
+            {
+                found = await resting.FindAsync(clientId).WaitAsync(timeout).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                unreachable.Add(CatalogSource);
             }
         }
         return (found, answered, unreachable);

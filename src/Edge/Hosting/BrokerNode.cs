@@ -134,6 +134,11 @@ public sealed class BrokerNode : IAsyncDisposable
                 SessionHandOff.Instance).ConfigureAwait(false);
             // Listeners open only once this node routes to every session of the cluster: the routes of the
             // sessions other members host, then those of the remembered sessions that restart here.
+            // Sessions that are not running are routed from their catalog rows; running ones assert their own routes.
+            var fromCatalog = new List<ClientRoutes>();
+            var rows = await catalogStore.ReadRoutesAsync((id, data) => fromCatalog.Add(RouteCodec.FromCatalog(id, data)), ct).ConfigureAwait(false);
+            await routes.Ask<LoadRoutes>(new LoadRoutes(fromCatalog), TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            system.Log.Info("routes of {0} sessions from the session catalog", rows);
             var synced = await routes.Ask<RoutesSynced>(new SyncRoutesFromPeers(TimeSpan.FromSeconds(15)), TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
             system.Log.Info("routes from {0} of {1} members: {2} clients", synced.Answered, synced.Peers, synced.Clients);
             system.ActorOf(SessionWaker.Props(catalogStore, () => region), SessionWaker.Name);
@@ -162,6 +167,7 @@ public sealed class BrokerNode : IAsyncDisposable
             }), "member-removed");
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout, settings.AdminMaxPageSize,
+                new RestingSessions(catalogStore, services.InfoCodec),
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);

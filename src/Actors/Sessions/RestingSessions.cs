@@ -1,0 +1,43 @@
+using Akka.Actor;
+using Broker.Actors.Serialization;
+
+namespace Broker.Actors.Sessions;
+
+/// <summary>A session's admin summary as the catalog stores it while the session is at rest (the cross-node encoding of <see cref="SessionInfo"/>).</summary>
+public sealed class SessionInfoCodec(ActorSystem system)
+{
+    private readonly BrokerSerializer _serializer = new((ExtendedActorSystem)system);
+
+    public byte[] Encode(SessionInfo info) => _serializer.ToBinary(info);
+
+    public SessionInfo Decode(byte[] data) => (SessionInfo)_serializer.FromBinary(data, BrokerSerializer.SessionInfoManifest);
+}
+
+/// <summary>
+/// The sessions no node runs (at rest in the catalog), for the admin API: it merges them with the pages of the nodes'
+/// session indexes, where a session that is running is listed instead.
+/// </summary>
+public sealed class RestingSessions(SessionCatalogStore store, SessionInfoCodec codec)
+{
+    public async Task<SessionsPage> ListAsync(ListSessions query, int maxRows)
+    {
+        if (query.State == SessionStateFilter.Connected)
+        {
+            return new SessionsPage("", [], false);
+        }
+        var limit = query.Limit > 0 ? Math.Min(query.Limit, maxRows) : maxRows;
+        var (rows, more) = await store.ListRestingAsync(query.After, query.Prefix, limit).ConfigureAwait(false);
+        return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more || (query.Limit <= 0 && rows.Count == limit));
+    }
+
+    public async Task<SessionInfo?> FindAsync(string clientId)
+    {
+        var (resting, info) = await store.FindRestingAsync(clientId).ConfigureAwait(false);
+        return resting ? Info(clientId, info) : null;
+    }
+
+    /// <summary>A row imported from an older journal has no summary until its session has run once: it is listed by ID only.</summary>
+    private SessionInfo Info(string clientId, byte[]? data) => data is null
+        ? new SessionInfo(clientId, false, 0, false, 0, null, null, 0, 0, 0, false, false, false, 0, 0, [], "")
+        : codec.Decode(data) with { ClientId = clientId, Connected = false, Node = "" };
+}
