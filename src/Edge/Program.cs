@@ -22,6 +22,12 @@ catch (Exception ex)
     await Console.Error.WriteLineAsync($"broker failed to start: {ex.Message}");
     return 1;
 }
+using var pauses = new PauseDetector(node.System, PauseDetector.Limit(node.System.Settings.Config), reason =>
+{
+    Console.Error.WriteLine(reason);
+    Console.Error.Flush();
+    Environment.Exit(2);
+});
 var signalled = await Task.WhenAny(stop.Task, node.WhenTerminated) == stop.Task;
 if (!signalled)
 {

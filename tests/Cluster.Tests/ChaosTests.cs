@@ -221,6 +221,104 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
         }
     }
 
+    /// <summary>Longer than the failure detector (3 s) and the split brain resolver (2 s) allow together.</summary>
+    private static readonly TimeSpan Pause = TimeSpan.FromSeconds(12);
+
+    [Fact]
+    public async Task A_node_paused_longer_than_the_failure_detector_allows_loses_nothing_and_exits_when_resumed()
+    {
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var cluster = await ProcessCluster.StartAsync(db, 3);
+        var run = Ids.New("pause");
+        // Clients stay on node-1 and node-2; node-3 hosts sessions and is paused with SIGSTOP.
+        var staying = new LivePorts();
+        staying.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
+        var subs = Subscriber(run, staying);
+        try
+        {
+            for (var i = 0; i < subs.Count; i++)
+            {
+                await subs[i].StartAsync(staying.Next(), run + "/#");
+            }
+            var onPaused = await EnsureSessionsOnAsync(cluster.Nodes[0]!, subs, "node-3", async i =>
+            {
+                var sub = NewSubscriber(run, i, staying);
+                await sub.StartAsync(staying.Next(), run + "/#");
+                return sub;
+            });
+            var ids = subs.Select(s => s.ClientId).ToList();
+            var publishers = new List<ChaosPublisher>
+            {
+                new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
+                new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, staying),
+            };
+            using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
+            await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
+                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
+
+            var paused = cluster.Nodes[2]!;
+            var sincePause = Stopwatch.StartNew();
+            paused.Pause();
+            double failover;
+            try
+            {
+                await Wait.UntilAsync(() => Admin.AllAnswerAsync(cluster.Nodes[0]!, ids), TimeSpan.FromSeconds(60), "every session to answer on a survivor");
+                failover = Clock.Seconds(sincePause);
+                // The pause itself is the scenario: it lasts its full length whatever happens meanwhile.
+                var left = Pause - sincePause.Elapsed;
+                if (left > TimeSpan.Zero)
+                {
+                    await Task.Delay(left);
+                }
+            }
+            finally
+            {
+                paused.Resume();
+            }
+            var sinceResume = Stopwatch.StartNew();
+            // Downed while it was stopped: on waking it notices the gap (or learns it was downed) and exits with a
+            // line that says why, for its supervisor to start it again.
+            await Wait.UntilAsync(() => paused.HasExited, TimeSpan.FromSeconds(60), "the resumed node to exit");
+            var exited = Clock.Seconds(sinceResume);
+            Assert.Equal(2, paused.ExitCode);
+            Assert.True(paused.Log.Contains("longer than the cluster tolerates", StringComparison.Ordinal)
+                || paused.Log.Contains("downed by the cluster", StringComparison.Ordinal), paused.Log);
+
+            await Task.WhenAll(publishing);
+            await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost == 0, TimeSpan.FromSeconds(60), "every acknowledged message to arrive")
+                .ContinueWith(_ => { }, TaskScheduler.Default);
+            var tally = ChaosTally.Of(publishers, subs);
+            // The paused node's sessions were taken over while it was stopped. If it acted as their owner on waking, its
+            // journal writes were refused (a sequence number exists once) and so were their effects: counted, not asserted.
+            var logs = cluster.Logs;
+            var conflicts = CountOf(logs, "UNIQUE constraint failed") + CountOf(logs, "duplicate key value");
+            Report($"sigstop [{provider}] pause={Pause.TotalSeconds}s sessions={subs.Count} on_paused_node={onPaused} acknowledged={tally.Acknowledged} lost={tally.Lost} " +
+                $"duplicates={tally.Duplicates} out_of_order={tally.OutOfOrder} failover={failover}s exit_after_resume={exited}s stale_writes_refused={conflicts} " +
+                $"subscriber_disconnects={subs.Sum(s => s.Disconnects)} publisher_retries={publishers.Sum(p => p.Retries)}");
+            Assert.True(tally.Lost == 0, tally.Detail + "\n" + logs);
+            Assert.Equal(0, tally.OutOfOrder);
+            Assert.True(subs.All(s => s.SessionsLost == 0), string.Join("\n", subs.SelectMany(s => s.Events)) + "\n" + logs);
+        }
+        finally
+        {
+            foreach (var s in subs)
+            {
+                await s.DisposeAsync();
+            }
+        }
+    }
+
+    private static int CountOf(string text, string what)
+    {
+        var count = 0;
+        for (var i = text.IndexOf(what, StringComparison.Ordinal); i >= 0; i = text.IndexOf(what, i + what.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+        return count;
+    }
+
     [Fact]
     public async Task Restarting_the_whole_cluster_keeps_every_persistent_session()
     {

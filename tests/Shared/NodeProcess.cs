@@ -137,6 +137,12 @@ public sealed partial class NodeProcess : IDisposable
         return _process.WaitForExit(timeout);
     }
 
+    /// <summary>SIGSTOP: the process stops running, sockets open, as in a long GC pause or a frozen VM.</summary>
+    public void Pause() => _ = SendSignal(_process.Id, 19);
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => _ = SendSignal(_process.Id, 18);
+
     [LibraryImport("libc", EntryPoint = "kill")]
     private static partial int SendSignal(int pid, int signal);
 
