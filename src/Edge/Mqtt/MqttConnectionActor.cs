@@ -12,10 +12,12 @@ using MQTTnet.Protocol;
 namespace Broker.Edge.Mqtt;
 
 /// <summary>
-/// The protocol side of one MQTT connection: CONNECT validation, keep-alive, topic aliases, inbound
-/// QoS flows and flow control. Session state (subscriptions, queue, in-flight window) lives in the
-/// session actor; this actor turns its messages into packets. A PUBACK/PUBREC goes to the publisher only
-/// after every matching session (and the retained store) has answered that the message is durable.
+/// The shell of one MQTT connection: it wires the transport and the session and region messages to the protocol
+/// state, which lives in plain classes — <see cref="MqttConnectHandshake"/> (CONNECT to CONNACK), <see cref="MqttKeepAlive"/>
+/// (deadlines), <see cref="MqttInboundFlow"/> (topic aliases, inbound QoS 2, receive maximum) and <see cref="MqttOutbound"/>
+/// (encoding to the client). Session state (subscriptions, queue, in-flight window) lives in the session actor. A
+/// PUBACK/PUBREC goes to the publisher only after every matching session (and the retained store) has answered that the
+/// message is durable.
 /// </summary>
 internal sealed class MqttConnectionActor : UntypedActor
 {
@@ -30,37 +32,21 @@ internal sealed class MqttConnectionActor : UntypedActor
         public static readonly RetryTick Instance = new();
     }
 
-    /// <summary>Above this many unsent bytes to a slow client, QoS 0 messages to it are dropped.</summary>
-    private const long MaxPendingBytesForQos0 = 8 * 1024 * 1024;
-
     private static readonly MqttPingRespPacket PingResp = new();
 
     private readonly MqttTransport _transport;
     private readonly BrokerServices _services;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _connectionId;
+    private readonly MqttConnectHandshake _handshake = new();
+    private readonly MqttKeepAlive _keepAlive = new();
+    private MqttOutbound? _outbound;
+    private MqttInboundFlow? _inbound;
     private RouteCollector? _collector;
     private PublishTracker<PendingPublish>? _pending;
-    private HashSet<ushort>? _qos2Routing;
-    private HashSet<ushort>? _qos2Recorded;
-    private HashSet<ushort>? _selfAcked;
-    private Dictionary<ushort, string>? _topicAliases;
-    private MqttPublishPacket? _outPublish;
-    private List<InboundPacket>? _early;
-    private Phase _phase;
-    private MqttProtocolVersion _version;
-    private string _clientId = "";
     private bool _closing;
     private bool _graceful;
     private bool _willOnDisconnect;
     private uint? _newExpiry;
-    private uint _connectExpiry;
-    private ushort _keepAlive;
-    private long _lastPacketAt;
-    private uint _clientMaxPacket;
-    private int _inboundUnacked;
-    private string? _assignedClientId;
-    private bool _requestResponse;
     private bool _sessionAttached;
     private IActorRef? _session;
     private bool _sessionMoving;
@@ -72,7 +58,6 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     /// <summary>A resume request is sent again this often: sharding drops messages for a shard that is being moved.</summary>
     private const long ResumeRetryMs = 1_000;
-    private Dictionary<ushort, (bool Release, long SentAt)>? _qos2Awaiting;
     private ICancelable? _retryTick;
 
 
@@ -86,18 +71,24 @@ internal sealed class MqttConnectionActor : UntypedActor
         _connectionId = Guid.NewGuid().ToString("N");
     }
 
-    private bool IsV5 => _version == MqttProtocolVersion.V500;
+    private bool IsV5 => _handshake.IsV5;
+
+    private string ClientId => _handshake.ClientId;
+
+    private bool Connected => _handshake.Phase == ConnectPhase.Connected;
+
+    /// <summary>Created at the first publish that needs it: a client that only subscribes, or publishes QoS 0, never does.</summary>
+    private MqttInboundFlow Inbound => _inbound ??= new MqttInboundFlow();
+
+    /// <summary>Set by an accepted CONNECT, before the session can send anything.</summary>
+    private MqttOutbound Outbound => _outbound!;
+
+    /// <summary>Asked for only when there is something to log: most connections never do, and a logger per actor costs memory.</summary>
+    private static ILoggingAdapter Log => Context.GetLogger();
 
     private static long NowMs => Environment.TickCount64;
 
     // ------------------------------------------------------------------ dispatch
-
-    private enum Phase : byte
-    {
-        AwaitingConnect,
-        AwaitingSession,
-        Connected,
-    }
 
     /// <summary>
     /// One switch instead of per-state handler tables: an idle connection is mostly this object, so it is
@@ -112,7 +103,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         catch (Exception ex) when (ex is not ActorKilledException)
         {
             // A restart would lose this connection's protocol state: close it instead, the session stays intact.
-            _log.Error(ex, "connection {0}: {1} failed", _clientId, message.GetType().Name);
+            Log.Error(ex, "connection {0}: {1} failed", ClientId, message.GetType().Name);
             Close(0x83, "implementation specific error");
         }
     }
@@ -121,30 +112,27 @@ internal sealed class MqttConnectionActor : UntypedActor
     {
         switch (message)
         {
-            case InboundPacket p when _phase == Phase.Connected:
+            case InboundPacket p when Connected:
                 ActOn(p);
                 break;
             case InboundPacket p:
-                // Packets pipelined behind CONNECT wait for the session's answer, still counted against the inbound high-water mark.
-                (_early ??= []).Add(p);
+                _handshake.Hold(p);
                 break;
-            case InboundConnect c when _phase == Phase.AwaitingConnect:
+            case InboundConnect c when _handshake.Phase == ConnectPhase.AwaitingConnect:
                 OnConnect(c.Packet, c.Version);
                 break;
             case InboundConnect:
                 Close(0x82, "second CONNECT");
                 break;
             case UnsupportedProtocol u:
-                // MQTT 3.1.1 CONNACK, return code 0x01 (unacceptable protocol level): 20 02 00 01.
-                _transport.SendRaw([0x20, 0x02, 0x00, 0x01]);
+                _transport.SendRaw(MqttConnectHandshake.RawConnAck(0x01));
                 Close(null, $"unsupported protocol level {u.Level}");
                 break;
             case IdentifierRejected:
-                // MQTT 3.1.1 CONNACK, return code 0x02 (identifier rejected): 20 02 00 02.
-                _transport.SendRaw([0x20, 0x02, 0x00, 0x02]);
+                _transport.SendRaw(MqttConnectHandshake.RawConnAck(0x02));
                 Close(null, "empty client id without clean session");
                 break;
-            case ConnectAccepted a when _phase == Phase.AwaitingSession && a.ConnectionId == _connectionId:
+            case ConnectAccepted a when _handshake.Phase == ConnectPhase.AwaitingSession && a.ConnectionId == _connectionId:
                 OnConnectAccepted(a);
                 break;
             case SessionTakenOver t when t.ConnectionId == _connectionId:
@@ -180,19 +168,19 @@ internal sealed class MqttConnectionActor : UntypedActor
                 if (_sessionMoving && NowMs - _resumeSentAt >= ResumeRetryMs)
                 {
                     _resumeSentAt = NowMs;
-                    _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+                    _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self));
                 }
                 Redeliver(all: false);
                 ResendQos2();
                 ScheduleRetryTick();
                 break;
-            case SendPublish p when _phase == Phase.Connected:
+            case SendPublish p when Connected:
                 OnSendPublish(p);
                 break;
-            case SendPubRel r when _phase == Phase.Connected:
-                if (_selfAcked?.Remove(r.PacketId) == true)
+            case SendPubRel r when Connected:
+                if (Outbound.AnswersPubRel(r.PacketId))
                 {
-                    _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, r.PacketId));
+                    _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubComp, r.PacketId));
                 }
                 else
                 {
@@ -215,13 +203,13 @@ internal sealed class MqttConnectionActor : UntypedActor
                 // A full AMQP queue that rejects publishes does not hold the MQTT publish back from its other targets.
                 OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
-            case SubscribeDone d when _phase == Phase.Connected:
+            case SubscribeDone d when Connected:
                 Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
                 break;
-            case UnsubscribeDone d when _phase == Phase.Connected:
+            case UnsubscribeDone d when Connected:
                 Send(new MqttUnsubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttUnsubscribeReasonCode)c)] });
                 break;
-            case InboundQos2Done d when _phase == Phase.Connected:
+            case InboundQos2Done d when Connected:
                 OnInboundQos2Done(d);
                 break;
             case DeadlinePassed:
@@ -243,67 +231,19 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private void OnConnect(MqttConnectPacket c, MqttProtocolVersion version)
     {
-        _lastPacketAt = NowMs;
-        // The session has the connect timeout to answer.
-        _transport.DeadlineMs = _lastPacketAt + (long)_services.Settings.ConnectTimeout.TotalMilliseconds;
-        _version = version;
-        var level = (byte)_version;
-        var clientId = c.ClientId ?? "";
-        string? assigned = null;
-        if (clientId.Length == 0)
+        var settings = _services.Settings;
+        var keepAlive = MqttKeepAlive.Negotiate(version == MqttProtocolVersion.V500, settings.ServerKeepAlive, c.KeepAlivePeriod);
+        _keepAlive.OnConnect(_transport.Deadline, NowMs, keepAlive, settings.ConnectTimeout);
+        var info = _handshake.OnConnect(c, version, settings, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var refusal);
+        if (info is null)
         {
-            if (!IsV5 && (!c.CleanSession || level == 3))
-            {
-                SendConnAck(0x02, false, null);
-                Close(null, "empty client id without clean session");
-                return;
-            }
-            clientId = assigned = "auto-" + Guid.NewGuid().ToString("N");
+            Send(_handshake.ConnAck(refusal.Code, false, settings));
+            Close(null, refusal.Reason);
+            return;
         }
-        WillMessage? will = null;
-        if (c.WillFlag)
-        {
-            var s = _services.Settings;
-            if (!TopicFilter.IsValidTopicName(c.WillTopic) || !TopicFilter.WithinBounds(c.WillTopic, s.MaxTopicLength, s.MaxTopicLevels))
-            {
-                SendConnAck(IsV5 ? (byte)0x90 : (byte)0x02, false, null);
-                Close(null, "invalid will topic");
-                return;
-            }
-            var msg = new PublishedMessage(
-                c.WillTopic,
-                c.WillMessage ?? [],
-                (byte)c.WillQoS,
-                c.WillRetain,
-                c.WillContentType,
-                c.WillResponseTopic,
-                c.WillCorrelationData,
-                (byte)c.WillPayloadFormatIndicator,
-                0,
-                ToUserProperties(c.WillUserProperties),
-                clientId);
-            will = new WillMessage(msg, IsV5 ? c.WillDelayInterval : 0, IsV5 ? c.WillMessageExpiryInterval : 0);
-        }
-        _clientId = clientId;
-        _assignedClientId = assigned;
-        _keepAlive = IsV5 && _services.Settings.ServerKeepAlive > 0 ? _services.Settings.ServerKeepAlive : c.KeepAlivePeriod;
-        _clientMaxPacket = IsV5 ? c.MaximumPacketSize : 0;
-        _connectExpiry = IsV5 ? c.SessionExpiryInterval : 0;
-        _requestResponse = IsV5 && c.RequestResponseInformation;
-        var info = new ConnectInfo(
-            level,
-            c.CleanSession,
-            IsV5 ? c.SessionExpiryInterval : 0,
-            IsV5 ? c.ReceiveMaximum : (ushort)0,
-            _clientMaxPacket,
-            IsV5 ? c.TopicAliasMaximum : (ushort)0,
-            _requestResponse,
-            IsV5 && c.RequestProblemInformation,
-            will,
-            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        _services.SessionRegion.Tell(new Connect(clientId, _connectionId, info, Self));
+        _outbound = new MqttOutbound(version, info.MaxPacketSize);
+        _services.SessionRegion.Tell(new Connect(ClientId, _connectionId, info, Self));
         _sessionAttached = true;
-        _phase = Phase.AwaitingSession;
     }
 
     private void StartResume()
@@ -311,7 +251,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         _sessionMoving = true;
         WatchSession(null);
         _movingSinceMs = _resumeSentAt = NowMs;
-        _services.SessionRegion.Tell(new ResumeSession(_clientId, _connectionId, Self));
+        _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self));
         ScheduleRetryTick();
     }
 
@@ -331,25 +271,20 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void OnConnectAccepted(ConnectAccepted a)
     {
         WatchSession(Sender);
-        foreach (var pid in a.PendingInboundQos2)
+        if (a.PendingInboundQos2.Count > 0)
         {
-            (_qos2Recorded ??= []).Add(pid);
+            Inbound.Restore(a.PendingInboundQos2);
         }
-        SendConnAck(0x00, a.SessionPresent, _assignedClientId);
-        _transport.DeadlineMs = KeepAliveDeadline();
-        _phase = Phase.Connected;
-        if (_early is { } early)
+        Send(_handshake.ConnAck(0x00, a.SessionPresent, _services.Settings));
+        _keepAlive.OnConnected(_transport.Deadline);
+        if (_handshake.OnAccepted() is { } early)
         {
-            _early = null;
             foreach (var packet in early)
             {
                 ActOn(packet);
             }
         }
     }
-
-    /// <summary>Keep alive: a client silent for 1.5 × its keep alive is disconnected (MQTT 3.1.1 §3.1.2.10).</summary>
-    private long KeepAliveDeadline() => _keepAlive > 0 ? _lastPacketAt + _keepAlive * 1500L : long.MaxValue;
 
     private void OnDeadlinePassed()
     {
@@ -360,54 +295,19 @@ internal sealed class MqttConnectionActor : UntypedActor
             Context.Stop(Self);
             return;
         }
-        switch (_phase)
+        switch (_handshake.Phase)
         {
-            case Phase.AwaitingConnect:
+            case ConnectPhase.AwaitingConnect:
                 Close(null, "no CONNECT in time");
                 break;
-            case Phase.AwaitingSession:
-                SendConnAck(IsV5 ? (byte)0x88 : (byte)0x03, false, null);
+            case ConnectPhase.AwaitingSession:
+                Send(_handshake.ConnAck(_handshake.SessionTimeoutCode, false, _services.Settings));
                 Close(null, "session did not answer");
                 break;
-            case Phase.Connected when NowMs > KeepAliveDeadline():
+            case ConnectPhase.Connected when _keepAlive.TimedOut(_transport.Deadline, NowMs):
                 Close(0x8D, "keep alive timeout");
                 break;
-            case Phase.Connected:
-                _transport.DeadlineMs = KeepAliveDeadline();
-                break;
         }
-    }
-
-    private void SendConnAck(byte code, bool sessionPresent, string? assignedClientId)
-    {
-        var ack = new MqttConnAckPacket
-        {
-            ReturnCode = (MqttConnectReturnCode)code,
-            ReasonCode = (MqttConnectReasonCode)code,
-            IsSessionPresent = sessionPresent && code == 0,
-        };
-        if (IsV5 && code == 0)
-        {
-            var s = _services.Settings;
-            ack.AssignedClientIdentifier = assignedClientId;
-            ack.ReceiveMaximum = s.ReceiveMaximum;
-            ack.MaximumPacketSize = (uint)s.MaxPacketSize;
-            ack.TopicAliasMaximum = s.TopicAliasMaximum;
-            ack.MaximumQoS = MqttQualityOfServiceLevel.ExactlyOnce;
-            ack.RetainAvailable = true;
-            ack.WildcardSubscriptionAvailable = true;
-            ack.SubscriptionIdentifiersAvailable = true;
-            ack.SharedSubscriptionAvailable = true;
-            if (s.ServerKeepAlive > 0)
-            {
-                ack.ServerKeepAlive = s.ServerKeepAlive;
-            }
-            if (_requestResponse)
-            {
-                ack.ResponseInformation = "response/" + _clientId;
-            }
-        }
-        Send(ack);
     }
 
     // ------------------------------------------------------------------ packets from the client
@@ -428,24 +328,20 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void OnPacket(InboundPacket inbound)
     {
         var packet = inbound.Packet;
-        _lastPacketAt = NowMs;
-        if (_keepAlive > 0 && !_closing)
-        {
-            _transport.DeadlineMs = KeepAliveDeadline();
-        }
+        _keepAlive.OnPacket(_transport.Deadline, NowMs, _closing);
         switch (packet)
         {
             case MqttPublishPacket p:
                 OnPublish(p);
                 break;
             case MqttPubAckPacket a:
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubAck, a.PacketIdentifier));
+                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubAck, a.PacketIdentifier));
                 break;
             case MqttPubRecPacket r:
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubRec, r.PacketIdentifier));
+                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubRec, r.PacketIdentifier));
                 break;
             case MqttPubCompPacket c:
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubComp, c.PacketIdentifier));
+                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubComp, c.PacketIdentifier));
                 break;
             case MqttPubRelPacket rel:
                 OnPubRel(rel);
@@ -459,7 +355,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                     Close(0x82, "UNSUBSCRIBE without topic filters");
                     return;
                 }
-                _services.SessionRegion.Tell(new UnsubscribeRequest(_clientId, _connectionId, u.PacketIdentifier, u.TopicFilters));
+                _services.SessionRegion.Tell(new UnsubscribeRequest(ClientId, _connectionId, u.PacketIdentifier, u.TopicFilters));
                 break;
             case MqttPingReqPacket:
                 Send(PingResp);
@@ -473,15 +369,12 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>
-    /// An MQTT 5 DISCONNECT's Session Expiry Interval replaces the CONNECT's, 0 included (the session ends now);
-    /// raising it from a CONNECT's 0 is a protocol error (§3.14.2.2.2).
-    /// </summary>
+    /// <summary>An MQTT 5 DISCONNECT's Session Expiry Interval replaces the CONNECT's, 0 included (the session ends now).</summary>
     private void OnDisconnect(MqttDisconnectPacket d, uint? sessionExpiry)
     {
         if (IsV5 && sessionExpiry is { } expiry)
         {
-            if (expiry != 0 && _connectExpiry == 0)
+            if (!_handshake.MaySetExpiryOnDisconnect(expiry))
             {
                 Close(0x82, "session expiry set on DISCONNECT after 0 at CONNECT");
                 return;
@@ -498,23 +391,11 @@ internal sealed class MqttConnectionActor : UntypedActor
         var topic = p.Topic;
         if (IsV5 && p.TopicAlias > 0)
         {
-            if (p.TopicAlias > _services.Settings.TopicAliasMaximum)
+            topic = Inbound.ResolveTopic(topic, p.TopicAlias, _services.Settings.TopicAliasMaximum, out var violation);
+            if (topic is null)
             {
-                Close(0x94, "topic alias out of range");
+                Close(violation.ReasonCode, violation.Message);
                 return;
-            }
-            if (string.IsNullOrEmpty(topic))
-            {
-                if (_topicAliases is null || !_topicAliases.TryGetValue(p.TopicAlias, out var known))
-                {
-                    Close(0x82, "unknown topic alias");
-                    return;
-                }
-                topic = known;
-            }
-            else
-            {
-                (_topicAliases ??= [])[p.TopicAlias] = topic;
             }
         }
         if (!TopicFilter.IsValidTopicName(topic))
@@ -534,16 +415,16 @@ internal sealed class MqttConnectionActor : UntypedActor
             Close(0x82, "QoS > 0 without packet identifier");
             return;
         }
-        if (qos == 2 && (_qos2Recorded?.Contains(p.PacketIdentifier) == true || _qos2Routing?.Contains(p.PacketIdentifier) == true))
+        if (qos == 2 && _inbound is not null && _inbound.IsResend(p.PacketIdentifier, out var confirm))
         {
             // A resent QoS 2 PUBLISH: it was routed once already; confirm again without routing.
-            if (_qos2Recorded?.Contains(p.PacketIdentifier) == true)
+            if (confirm)
             {
                 Send(new MqttPubRecPacket { PacketIdentifier = p.PacketIdentifier });
             }
             return;
         }
-        if (qos > 0 && ++_inboundUnacked > _services.Settings.ReceiveMaximum)
+        if (qos > 0 && !Inbound.Admit(settings.ReceiveMaximum))
         {
             Close(0x93, "receive maximum exceeded");
             return;
@@ -559,8 +440,8 @@ internal sealed class MqttConnectionActor : UntypedActor
             p.CorrelationData,
             (byte)p.PayloadFormatIndicator,
             p.MessageExpiryInterval > 0 ? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + p.MessageExpiryInterval * 1000L : 0,
-            ToUserProperties(p.UserProperties),
-            _clientId,
+            MqttConnectHandshake.ToUserProperties(p.UserProperties),
+            ClientId,
             qos == 0 ? 0 : Random.Shared.NextInt64(1, long.MaxValue));
         if (qos == 0)
         {
@@ -572,7 +453,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         var routed = _services.Router.Route(msg, _collector ??= new RouteCollector(), msg.Id, Self, outstanding);
         if (qos == 2)
         {
-            (_qos2Routing ??= []).Add(p.PacketIdentifier);
+            Inbound.Routing(p.PacketIdentifier);
         }
         var pending = new PendingPublish(p.PacketIdentifier, qos, routed.Sessions == 0);
         if (routed.Acks == 0)
@@ -632,8 +513,8 @@ internal sealed class MqttConnectionActor : UntypedActor
         foreach (var entry in givenUp)
         {
             BrokerCounters.PublishesGivenUp.Increment();
-            _log.Warning("{0}: publish {1} (packet {2}) given up after {3} sends, unanswered by {4}",
-                _clientId, entry.Origin.Qos, entry.Origin.PacketId, entry.Attempts, string.Join(", ", entry.Outstanding.Keys));
+            Log.Warning("{0}: publish {1} (packet {2}) given up after {3} sends, unanswered by {4}",
+                ClientId, entry.Origin.Qos, entry.Origin.PacketId, entry.Attempts, string.Join(", ", entry.Outstanding.Keys));
             if (!IsV5)
             {
                 // MQTT 3.1.1 has no negative acknowledgement: without one the client sends the message again after it reconnects.
@@ -646,25 +527,20 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private void ResendQos2()
     {
-        if (_qos2Awaiting is null)
+        if (_inbound?.TakeDue(NowMs, FirstRetryMs) is not { } due)
         {
             return;
         }
-        var now = NowMs;
-        foreach (var (packetId, (release, sentAt)) in _qos2Awaiting.ToList())
+        foreach (var (packetId, release) in due)
         {
-            if (now - sentAt >= FirstRetryMs)
-            {
-                _qos2Awaiting[packetId] = (release, now);
-                _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, packetId, release));
-            }
+            _services.SessionRegion.Tell(new InboundQos2(ClientId, _connectionId, packetId, release));
         }
     }
 
     /// <summary>One tick a second while publishes or QoS 2 steps wait for answers, or the session is moving.</summary>
     private void ScheduleRetryTick()
     {
-        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _qos2Awaiting is { Count: > 0 }))
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true }))
         {
             _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
         }
@@ -675,7 +551,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     {
         if (p.Qos == 1)
         {
-            _inboundUnacked--;
+            Inbound.Acknowledged();
             Send(new MqttPubAckPacket
             {
                 PacketIdentifier = p.PacketId,
@@ -692,48 +568,39 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// </summary>
     private void Refuse(PendingPublish p, byte reason)
     {
-        _inboundUnacked--;
+        Inbound.Refused(p.Qos, p.PacketId);
         if (p.Qos == 1)
         {
             Send(new MqttPubAckPacket { PacketIdentifier = p.PacketId, ReasonCode = (MqttPubAckReasonCode)reason });
             return;
         }
-        _qos2Routing?.Remove(p.PacketId);
         Send(new MqttPubRecPacket { PacketIdentifier = p.PacketId, ReasonCode = (MqttPubRecReasonCode)reason });
     }
 
     /// <summary>QoS 2 bookkeeping in the session; sent again by the retry tick until answered.</summary>
     private void SendQos2(ushort packetId, bool release)
     {
-        (_qos2Awaiting ??= [])[packetId] = (release, NowMs);
-        _services.SessionRegion.Tell(new InboundQos2(_clientId, _connectionId, packetId, release));
+        Inbound.AwaitSession(packetId, release, NowMs);
+        _services.SessionRegion.Tell(new InboundQos2(ClientId, _connectionId, packetId, release));
         ScheduleRetryTick();
     }
 
     private void OnInboundQos2Done(InboundQos2Done d)
     {
-        if (_qos2Awaiting is null || !_qos2Awaiting.TryGetValue(d.PacketId, out var awaited) || awaited.Release != d.Release)
+        switch (_inbound?.OnSessionAnswer(d.PacketId, d.Release))
         {
-            return; // the answer to a resend that was already answered
+            case Qos2Answer.PubRec:
+                Send(new MqttPubRecPacket { PacketIdentifier = d.PacketId });
+                break;
+            case Qos2Answer.PubComp:
+                Send(new MqttPubCompPacket { PacketIdentifier = d.PacketId });
+                break;
         }
-        _qos2Awaiting.Remove(d.PacketId);
-        if (!d.Release)
-        {
-            _qos2Routing?.Remove(d.PacketId);
-            (_qos2Recorded ??= []).Add(d.PacketId);
-            Send(new MqttPubRecPacket { PacketIdentifier = d.PacketId });
-            return;
-        }
-        if (_qos2Recorded?.Remove(d.PacketId) == true)
-        {
-            _inboundUnacked--;
-        }
-        Send(new MqttPubCompPacket { PacketIdentifier = d.PacketId });
     }
 
     private void OnPubRel(MqttPubRelPacket rel)
     {
-        if (_qos2Recorded?.Contains(rel.PacketIdentifier) == true)
+        if (_inbound?.IsRecorded(rel.PacketIdentifier) == true)
         {
             SendQos2(rel.PacketIdentifier, release: true);
         }
@@ -771,72 +638,33 @@ internal sealed class MqttConnectionActor : UntypedActor
                 IsV5 ? (byte)f.RetainHandling : (byte)0,
                 IsV5 ? s.SubscriptionIdentifier : 0));
         }
-        _services.SessionRegion.Tell(new SubscribeRequest(_clientId, _connectionId, s.PacketIdentifier, subs));
+        _services.SessionRegion.Tell(new SubscribeRequest(ClientId, _connectionId, s.PacketIdentifier, subs));
     }
 
     // ------------------------------------------------------------------ packets to the client
 
     private void OnSendPublish(SendPublish s)
     {
-        var msg = s.Message;
-        if (s.Qos == 0 && _transport.PendingBytes > MaxPendingBytesForQos0)
+        var outbound = Outbound;
+        switch (outbound.Publish(s, _transport.PendingBytes, out var buffer))
         {
-            return; // slow consumer: QoS 0 is best effort
-        }
-        var p = _outPublish ??= new MqttPublishPacket();
-        p.Topic = msg.Topic;
-        p.Payload = new ReadOnlySequence<byte>(msg.Payload);
-        p.QualityOfServiceLevel = (MqttQualityOfServiceLevel)s.Qos;
-        p.Retain = s.Retain;
-        p.Dup = s.Dup;
-        p.PacketIdentifier = s.PacketId;
-        if (IsV5)
-        {
-            p.ContentType = msg.ContentType;
-            p.ResponseTopic = msg.ResponseTopic;
-            p.CorrelationData = msg.CorrelationData;
-            p.PayloadFormatIndicator = (MqttPayloadFormatIndicator)msg.PayloadFormat;
-            p.MessageExpiryInterval = msg.RemainingExpirySeconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            p.UserProperties = msg.UserProperties is { Count: > 0 } props ? [.. props.Select(u => new MqttUserProperty(u.Name, System.Text.Encoding.UTF8.GetBytes(u.Value).AsMemory()))] : null;
-            p.SubscriptionIdentifiers = s.SubscriptionIds is { Count: > 0 } ids ? [.. ids] : null;
-        }
-        var encoder = MqttCodec.For(_version);
-        var buffer = encoder.Encode(p);
-        if (_clientMaxPacket > 0 && buffer.Length > _clientMaxPacket)
-        {
-            // Too large for this client (MQTT 5 §3.1.2.11.4): discarded as if it had been delivered.
-            SelfAcknowledge(s);
-            return;
-        }
-        _transport.Send(buffer.Packet, buffer.Payload);
-        if (buffer.Length > 65536)
-        {
-            encoder.Cleanup();
-        }
-    }
-
-    private void SelfAcknowledge(SendPublish s)
-    {
-        switch (s.Qos)
-        {
-            case 1:
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubAck, s.PacketId));
+            case OutboundPublish.Send:
+                _transport.Send(buffer.Packet, buffer.Payload);
+                outbound.Sent(buffer);
                 break;
-            case 2:
-                (_selfAcked ??= []).Add(s.PacketId);
-                _services.SessionRegion.Tell(new ClientAck(_clientId, _connectionId, AckKind.PubRec, s.PacketId));
+            case OutboundPublish.TooLarge when s.Qos > 0:
+                // Discarded as if delivered: the session gets the acknowledgement the client would have sent.
+                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
                 break;
         }
     }
 
+    /// <summary>Encoded for this connection's protocol version, also before CONNECT is accepted (a refusing CONNACK).</summary>
     private void Send(MqttPacket packet)
     {
-        var buffer = MqttCodec.For(_version).Encode(packet);
+        var buffer = MqttCodec.For(_handshake.Version).Encode(packet);
         _transport.Send(buffer.Packet, buffer.Payload);
     }
-
-    private static List<UserProperty>? ToUserProperties(List<MqttUserProperty>? props) =>
-        props is { Count: > 0 } ? [.. props.Select(p => new UserProperty(p.Name, p.ReadValueAsString()))] : null;
 
     // ------------------------------------------------------------------ closing
 
@@ -848,17 +676,17 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         _closing = true;
-        if (reasonCode is { } code && _phase == Phase.Connected && IsV5)
+        if (reasonCode is { } code && Connected && IsV5)
         {
             Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });
         }
         if (reasonCode is not null && !_graceful)
         {
-            _log.Info("closing {0} ({1}): {2}", _clientId.Length > 0 ? _clientId : _transport.Remote, reasonCode, why);
+            Log.Info("closing {0} ({1}): {2}", ClientId.Length > 0 ? ClientId : _transport.Remote, reasonCode, why);
         }
         _transport.CompleteOutput();
-        // The client has 5 s to take our last packets before the socket is dropped (see OnDeadlinePassed).
-        _transport.DeadlineMs = NowMs + 5000;
+        // The client has the grace period to take our last packets before the socket is dropped (see OnDeadlinePassed).
+        MqttKeepAlive.OnClosing(_transport.Deadline, NowMs);
     }
 
     protected override void PostStop()
@@ -867,7 +695,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         _retryTick?.Cancel();
         if (_sessionAttached)
         {
-            var closed = new ConnectionClosed(_clientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry);
+            var closed = new ConnectionClosed(ClientId, _connectionId, _graceful, _willOnDisconnect, _newExpiry);
             // Straight to the session when it is known: it watches this actor, and only a message sent directly is
             // sure to arrive before the Terminated that follows (through the shard region it could come after, and
             // a clean DISCONNECT would be taken for a dropped connection that publishes the will).

@@ -53,7 +53,6 @@ internal sealed class MqttTransport
     private static readonly StreamPipeReaderOptions ReaderOptions =
         new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
-    private readonly ClientDeadline _deadline = new();
 
     public MqttTransport(Socket socket, long inboundHighWaterMark)
     {
@@ -71,14 +70,16 @@ internal sealed class MqttTransport
 
     public string Remote { get; }
 
-    /// <summary>When the connection must next show activity (see <see cref="ClientDeadline"/>).</summary>
+    /// <summary>When the connection must next show activity; <see cref="MqttKeepAlive"/> sets it.</summary>
+    public ClientDeadline Deadline { get; } = new();
+
     public long DeadlineMs
     {
-        get => _deadline.Ms;
-        set => _deadline.Ms = value;
+        get => Deadline.Ms;
+        set => Deadline.Ms = value;
     }
 
-    public bool TakeOverdue(long nowMs) => _deadline.TakeOverdue(nowMs);
+    public bool TakeOverdue(long nowMs) => Deadline.TakeOverdue(nowMs);
 
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
     public long PendingBytes => _output.PendingBytes;
@@ -236,7 +237,7 @@ internal sealed class MqttTransport
                 {
                     // Complete packets may remain in the buffer: mark nothing examined, so the next read returns them at once.
                     input.AdvanceTo(buffer.Start);
-                    await (blocked ? _deadline.WaitWhileBlockedAsync(Alarm!, ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
+                    await (blocked ? Deadline.WaitWhileBlockedAsync(Alarm!, ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
                     continue;
                 }
                 input.AdvanceTo(buffer.Start, buffer.End);
