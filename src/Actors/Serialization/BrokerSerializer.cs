@@ -110,7 +110,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 w.Write(m.ConnectionId);
                 break;
             case ResumeSession m:
-                w.Write(m.ClientId); w.Write(m.ConnectionId); WriteRef(w, m.Connection);
+                w.Write(m.ClientId); w.Write(m.ConnectionId); WriteRef(w, m.Connection); w.Write(m.AfterFailure);
                 break;
             case RouteUpdate u:
                 w.Write(u.Seq); WriteList(w, u.Routes, WriteRoutes);
@@ -253,7 +253,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "E11" => new SessionHandedOff(ReadState(r)),
         "SR" => new SessionResumed(r.ReadString()),
         "SL" => new SessionLost(r.ReadString()),
-        "RES" => new ResumeSession(r.ReadString(), r.ReadString(), ReadRef(r)),
+        "RES" => new ResumeSession(r.ReadString(), r.ReadString(), ReadRef(r), r.BaseStream.Position < r.BaseStream.Length && r.ReadBoolean()),
         "RU" => new RouteUpdate(r.ReadInt64(), ReadList(r, ReadRoutes) ?? []),
         "RUA" => new RouteUpdateAck(r.ReadInt64()),
         "RSQ" => RouteSyncRequest.Instance,

@@ -609,6 +609,10 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 DeleteJournal();
             }
             r.Connection.Tell(new SessionResumed(r.ConnectionId));
+            if (r.AfterFailure)
+            {
+                Commit(_state.OnResumeAfterFailure(_limits, Now), Self, 0);
+            }
             return;
         }
         r.Connection.Tell(new SessionLost(r.ConnectionId));

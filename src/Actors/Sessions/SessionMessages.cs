@@ -81,7 +81,11 @@ public sealed record InboundQos2(string ClientId, string ConnectionId, ushort Pa
 public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation, bool Retry = false) : ISessionCommand;
 
 /// <summary>The connection of a session that moved to another node (graceful hand-off) asks the new incarnation to carry on with it.</summary>
-public sealed record ResumeSession(string ClientId, string ConnectionId, IActorRef Connection) : ISessionCommand;
+/// <remarks>
+/// <paramref name="AfterFailure"/>: the previous incarnation died with its node rather than handing off, so what it had
+/// sent the connection may never have arrived: the new one sends what is in flight again (DUP) and continues the queue.
+/// </remarks>
+public sealed record ResumeSession(string ClientId, string ConnectionId, IActorRef Connection, bool AfterFailure = false) : ISessionCommand;
 
 /// <summary>Stop message of a session whose shard moves to another node (sharding's hand-off).</summary>
 public sealed record SessionHandOff

@@ -210,6 +210,24 @@ public sealed record SessionState : IPersisted
         return b.Done();
     }
 
+    /// <summary>
+    /// The client's connection stayed open but the incarnation that fed it died with its node: what it had sent may
+    /// never have reached the connection, so every message in flight goes again (DUP; PUBREL where PUBREC came), as on
+    /// a reconnect, and the queue continues.
+    /// </summary>
+    public SessionDecision OnResumeAfterFailure(SessionLimits limits, long nowMs)
+    {
+        var b = new Builder(this);
+        foreach (var inflight in b.State.Inflight.Values.OrderBy(i => i.Entry.Seq))
+        {
+            b.Effects.Add(inflight.Stage == InflightStage.AwaitPubComp
+                ? new SendPubRel(inflight.PacketId)
+                : new SendPublish(inflight.PacketId, inflight.Entry.Qos, inflight.Entry.Retain, true, inflight.Entry.Message, inflight.Entry.SubscriptionIds));
+        }
+        Dispatch(b, limits, nowMs);
+        return b.Done();
+    }
+
     public SessionDecision OnConnectionClosed(bool graceful, bool publishWill, uint? newExpiry, long nowMs)
     {
         var b = new Builder(this);

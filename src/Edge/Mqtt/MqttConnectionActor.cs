@@ -52,6 +52,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private bool _sessionMoving;
     private long _resumeSentAt;
     private long _movingSinceMs;
+    private bool _resumeAfterFailure;
 
     /// <summary>How long a connection waits for its session to resume elsewhere (hand-off or node failure) before it closes.</summary>
     private const long ResumeTimeoutMs = 30_000;
@@ -140,7 +141,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case SessionMoved m when m.ConnectionId == _connectionId:
                 // Graceful hand-off: the session continues on another node with this connection.
-                StartResume();
+                StartResume(afterFailure: false);
                 break;
             case SessionResumed r when r.ConnectionId == _connectionId:
                 _sessionMoving = false;
@@ -153,7 +154,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 // The node hosting the session failed. A persistent session restarts on a survivor from its journal
                 // and takes this connection back (what the client has not acknowledged is sent again); a session that
                 // lived in memory only is gone, and the survivor answers SessionLost, which closes the connection.
-                StartResume();
+                StartResume(afterFailure: true);
                 break;
             case RedeliverPending:
                 Redeliver(all: true);
@@ -168,7 +169,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 if (_sessionMoving && NowMs - _resumeSentAt >= ResumeRetryMs)
                 {
                     _resumeSentAt = NowMs;
-                    _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self));
+                    _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self, _resumeAfterFailure));
                 }
                 Redeliver(all: false);
                 ResendQos2();
@@ -246,12 +247,13 @@ internal sealed class MqttConnectionActor : UntypedActor
         _sessionAttached = true;
     }
 
-    private void StartResume()
+    private void StartResume(bool afterFailure)
     {
         _sessionMoving = true;
+        _resumeAfterFailure = afterFailure;
         WatchSession(null);
         _movingSinceMs = _resumeSentAt = NowMs;
-        _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self));
+        _services.SessionRegion.Tell(new ResumeSession(ClientId, _connectionId, Self, afterFailure));
         ScheduleRetryTick();
     }
 

@@ -526,6 +526,25 @@ public class SessionStateTests
     }
 
     [Fact]
+    public void A_connection_kept_across_its_sessions_node_failure_gets_what_is_in_flight_again_then_the_queue()
+    {
+        var run = Connected(expiry: 60);
+        run.Subscribe(new Subscription("one", 1), new Subscription("two", 2));
+        var p1 = Assert.Single(Publishes(run.Deliver(Msg("one", "a", qos: 1))));
+        var p2 = Assert.Single(Publishes(run.Deliver(Msg("two", "b", qos: 2))));
+        run.Ack(AckKind.PubRec, p2.PacketId);
+
+        // The state as a survivor recovers it; the client never left, so nothing is journaled for the resume itself.
+        var d = run.Do(s => s.OnResumeAfterFailure(Limits, Now));
+        Assert.DoesNotContain(d.Events, e => e is not MessageSent);
+        var resent = d.Effects.Where(e => e is SendPublish or SendPubRel).ToList();
+        var r1 = Assert.IsType<SendPublish>(resent[0]);
+        Assert.Equal((p1.PacketId, true, "a"), (r1.PacketId, r1.Dup, Text(r1)));
+        Assert.Equal(new SendPubRel(p2.PacketId), resent[1]);
+        Assert.Equal(2, resent.Count);
+    }
+
+    [Fact]
     public void Reconnect_reports_pending_inbound_qos2_ids()
     {
         var run = Connected(expiry: 60);
