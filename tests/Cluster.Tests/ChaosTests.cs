@@ -224,8 +224,12 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
     /// <summary>Longer than the failure detector (3 s) and the split brain resolver (2 s) allow together.</summary>
     private static readonly TimeSpan Pause = TimeSpan.FromSeconds(12);
 
-    [Fact]
-    public async Task A_node_paused_longer_than_the_failure_detector_allows_loses_nothing_and_exits_when_resumed()
+    /// <summary>
+    /// A node stopped with SIGSTOP for longer than the failure detector allows, then resumed. Run on PostgreSQL only
+    /// (see <see cref="ChaosTestsOnPostgres"/>), where nodes on several machines meet frozen VMs and long pauses, to
+    /// keep the suite's time.
+    /// </summary>
+    protected async Task PausedNodeLosesNothingAndExitsWhenResumedAsync()
     {
         await using var db = await TestDatabase.CreateAsync(provider);
         await using var cluster = await ProcessCluster.StartAsync(db, 3);
@@ -372,4 +376,9 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
 public sealed class ChaosTestsOnSqlite(ITestOutputHelper output) : ChaosTests(output, "sqlite");
 
 [Collection(ClusterCollection.Name)]
-public sealed class ChaosTestsOnPostgres(ITestOutputHelper output) : ChaosTests(output, "postgresql");
+public sealed class ChaosTestsOnPostgres(ITestOutputHelper output) : ChaosTests(output, "postgresql")
+{
+    [Fact]
+    public Task A_node_paused_longer_than_the_failure_detector_allows_loses_nothing_and_exits_when_resumed() =>
+        PausedNodeLosesNothingAndExitsWhenResumedAsync();
+}
