@@ -74,6 +74,40 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
         return count;
     }
 
+    /// <summary>
+    /// Subscribers (added to <paramref name="subs"/>, which the caller disposes) connected to node-1 and node-2 only, with
+    /// at least one session on node-3, and QoS 1 and QoS 2 publishers on node-1 and node-2 running once 50 are
+    /// acknowledged. Returns how many sessions are on node-3, the publishers and their runs (3 minutes at most).
+    /// </summary>
+    private static async Task<(int OnThird, List<ChaosPublisher> Publishers, List<Task> Publishing)> ClientsOnTwoNodesSessionsOnThirdAsync(
+        ProcessCluster cluster, string run, List<ChaosSubscriber> subs)
+    {
+        var staying = new LivePorts();
+        staying.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
+        subs.AddRange(Subscriber(run, staying));
+        foreach (var sub in subs)
+        {
+            await sub.StartAsync(staying.Next(), run + "/#");
+        }
+        var onThird = await EnsureSessionsOnAsync(cluster.Nodes[0]!, subs, "node-3", async i =>
+        {
+            var sub = NewSubscriber(run, i, staying);
+            await sub.StartAsync(staying.Next(), run + "/#");
+            return sub;
+        });
+        var publishers = new List<ChaosPublisher>
+        {
+            new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
+            new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, staying),
+        };
+        var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
+        _ = Task.WhenAll(publishing).ContinueWith(_ => deadline.Dispose(), TaskScheduler.Default);
+        await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
+            .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
+        return (onThird, publishers, publishing);
+    }
+
     [Fact]
     public async Task Killing_a_node_loses_no_acknowledged_message_and_the_node_rejoins()
     {
@@ -167,31 +201,11 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
         await using var cluster = await ProcessCluster.StartAsync(db, 3);
         var run = Ids.New("leave");
         // Clients stay on node-1 and node-2; node-3 only hosts sessions, which move when it leaves.
-        var staying = new LivePorts();
-        staying.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
-        var subs = Subscriber(run, staying);
+        var subs = new List<ChaosSubscriber>();
         try
         {
-            for (var i = 0; i < subs.Count; i++)
-            {
-                await subs[i].StartAsync(staying.Next(), run + "/#");
-            }
-            var onLeaving = await EnsureSessionsOnAsync(cluster.Nodes[0]!, subs, "node-3", async i =>
-            {
-                var sub = NewSubscriber(run, i, staying);
-                await sub.StartAsync(staying.Next(), run + "/#");
-                return sub;
-            });
+            var (onLeaving, publishers, publishing) = await ClientsOnTwoNodesSessionsOnThirdAsync(cluster, run, subs);
             var ids = subs.Select(s => s.ClientId).ToList();
-            var publishers = new List<ChaosPublisher>
-            {
-                new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
-                new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, staying),
-            };
-            using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-            var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
-            await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
-                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
 
             var sinceStop = Stopwatch.StartNew();
             Assert.True(cluster.Terminate(2, TimeSpan.FromSeconds(60)), "node-3 exits after SIGTERM");
@@ -235,31 +249,11 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
         await using var cluster = await ProcessCluster.StartAsync(db, 3);
         var run = Ids.New("pause");
         // Clients stay on node-1 and node-2; node-3 hosts sessions and is paused with SIGSTOP.
-        var staying = new LivePorts();
-        staying.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
-        var subs = Subscriber(run, staying);
+        var subs = new List<ChaosSubscriber>();
         try
         {
-            for (var i = 0; i < subs.Count; i++)
-            {
-                await subs[i].StartAsync(staying.Next(), run + "/#");
-            }
-            var onPaused = await EnsureSessionsOnAsync(cluster.Nodes[0]!, subs, "node-3", async i =>
-            {
-                var sub = NewSubscriber(run, i, staying);
-                await sub.StartAsync(staying.Next(), run + "/#");
-                return sub;
-            });
+            var (onPaused, publishers, publishing) = await ClientsOnTwoNodesSessionsOnThirdAsync(cluster, run, subs);
             var ids = subs.Select(s => s.ClientId).ToList();
-            var publishers = new List<ChaosPublisher>
-            {
-                new(run + "-p1", run + "/q1", MqttQualityOfServiceLevel.AtLeastOnce, staying),
-                new(run + "-p2", run + "/q2", MqttQualityOfServiceLevel.ExactlyOnce, staying),
-            };
-            using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-            var publishing = publishers.Select(p => p.RunAsync(PerPublisher, PublishInterval, deadline.Token)).ToList();
-            await Wait.UntilAsync(() => publishers[0].Acked.Count >= 50, TimeSpan.FromSeconds(60), "publishing to start")
-                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"publishing did not start: {publishers[0].Acked.Count} acknowledged\n{cluster.Logs}"), TaskScheduler.Default);
 
             var paused = cluster.Nodes[2]!;
             var sincePause = Stopwatch.StartNew();

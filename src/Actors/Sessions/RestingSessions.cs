@@ -27,7 +27,7 @@ public sealed class RestingSessions(SessionCatalogStore store, SessionInfoCodec 
         }
         var limit = query.Limit > 0 ? Math.Min(query.Limit, maxRows) : maxRows;
         var (rows, more) = await store.ListRestingAsync(query.After, query.Prefix, limit).ConfigureAwait(false);
-        return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more || (query.Limit <= 0 && rows.Count == limit));
+        return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more);
     }
 
     public async Task<SessionInfo?> FindAsync(string clientId)

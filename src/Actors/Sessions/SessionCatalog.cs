@@ -88,14 +88,12 @@ public sealed class SessionCatalog : UntypedActor
         _writeWaiters = [];
         _lookups = [];
         var store = _store;
-        Run(async () =>
+        Task.Run(async () =>
         {
             await store.WriteAsync(changes).ConfigureAwait(false);
             return await store.ExistingAsync(ids).ConfigureAwait(false);
         }).PipeTo(Self, success: found => new Flushed(null, found), failure: e => new Flushed(e, null));
     }
-
-    private static Task<HashSet<string>> Run(Func<Task<HashSet<string>>> work) => Task.Run(work);
 
     private void OnFlushed(Flushed f)
     {

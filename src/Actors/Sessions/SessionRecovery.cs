@@ -19,28 +19,8 @@ public sealed record SessionProbeAck(string ClientId) : IBrokerSerializable;
 /// </summary>
 public static class SessionRecovery
 {
-    /// <summary>Client IDs reserved for starting shards; a probe entity holds no session and passivates.</summary>
-    public const string ProbePrefix = "$shard-probe-";
-
     /// <summary>The catalog's name of a node incarnation (a restarted node on the same address is another one).</summary>
     public static string HostOf(UniqueAddress node) => node.Address + "#" + node.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
-    public static IReadOnlyList<string> ProbeIds(IMessageExtractor extractor, int shardCount)
-    {
-        var ids = new string?[shardCount];
-        var found = 0;
-        for (var n = 0; found < shardCount; n++)
-        {
-            var id = ProbePrefix + n.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var shard = int.Parse(extractor.ShardId(id, new SessionProbe(id))!, System.Globalization.CultureInfo.InvariantCulture);
-            if (ids[shard] is null)
-            {
-                ids[shard] = id;
-                found++;
-            }
-        }
-        return ids!;
-    }
 
     /// <summary>Starts every session of the catalog hosted by no current member and waits until each has recovered; returns how many.</summary>
     public static async Task<int> WakeOrphanedSessionsAsync(IActorRef region, SessionCatalogStore catalog, IReadOnlySet<string> liveHosts,

@@ -27,6 +27,14 @@ internal static partial class OpenFileLimit
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setrlimit(int resource, in RLimit limit);
 
+    /// <summary>The (soft, hard) limit of this process, or null where this is not Linux.</summary>
+    public static (ulong Soft, ulong Hard)? Current() =>
+        OperatingSystem.IsLinux() && getrlimit(RlimitNofile, out var limit) == 0 ? (limit.Current, limit.Max) : null;
+
+    /// <summary>Sets the soft limit (tests lower it to see it raised again).</summary>
+    internal static bool SetSoft(ulong soft) =>
+        getrlimit(RlimitNofile, out var limit) == 0 && setrlimit(RlimitNofile, limit with { Current = soft }) == 0;
+
     /// <summary>Raises the soft limit to the hard one; returns (before, after), or null where this is not Linux or the call failed.</summary>
     public static (ulong Before, ulong After)? Raise()
     {
