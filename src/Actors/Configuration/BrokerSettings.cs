@@ -15,6 +15,8 @@ public sealed record BrokerSettings
     public required string DataDir { get; init; }
     public required string DbProvider { get; init; }
     public required string DbConnection { get; init; }
+    /// <summary>PostgreSQL connections this node opens at most (unless its connection string names its own bound).</summary>
+    public required int DbMaxConnections { get; init; }
     public required string SqliteSynchronous { get; init; }
     public required IReadOnlyList<string> SeedNodes { get; init; }
     public required int MaxPacketSize { get; init; }
@@ -88,6 +90,7 @@ public sealed record BrokerSettings
             DataDir = b.GetString("data-dir", "./data"),
             DbProvider = b.GetString("db-provider", "sqlite").ToLowerInvariant(),
             DbConnection = b.GetString("db-connection", ""),
+            DbMaxConnections = (int)InRange(b, "db-max-connections", 20, 2, 1000),
             SqliteSynchronous = b.GetString("sqlite-synchronous", "normal").ToUpperInvariant() switch
             {
                 "NORMAL" => "NORMAL",

@@ -67,6 +67,8 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private bool _ending;
     private bool _passivating;
     private bool _awaitingResume;
+    /// <summary>The acceptance sent to the current connection, answered again to a repeated CONNECT.</summary>
+    private ConnectAccepted? _accepted;
     private System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>? _assertedSubs;
     private bool _assertedConnected;
     private long _routeToken;
@@ -438,6 +440,14 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 break;
             case ClientAck a when a.ConnectionId == _connectionId:
                 Commit(_state.OnClientAck(a.Kind, a.PacketId, _limits, Now), Sender, 0);
+                break;
+            case Connect c when c.ConnectionId == _connectionId && _connection is not null:
+                // The connection sent its CONNECT again (the first may have gone to a node that died): the same answer,
+                // once the first one's writes are durable (until then it is on its way).
+                if (_accepted?.ConnectionId == c.ConnectionId)
+                {
+                    c.Connection.Tell(_accepted);
+                }
                 break;
             case Connect c:
                 OnConnect(c);
@@ -848,6 +858,10 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                     break;
                 case RetainedRequestEffect r:
                     _services.RetainedStore.Tell(new QueryRetained(r.Subscription.Filter), Self);
+                    break;
+                case ConnectAccepted accepted:
+                    _accepted = accepted;
+                    connection?.Tell(effect);
                     break;
                 default:
                     connection?.Tell(effect);

@@ -2,6 +2,7 @@ using Akka.Configuration;
 using Broker.Actors.Configuration;
 using LinqToDB;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace Broker.Edge.Hosting;
 
@@ -98,9 +99,24 @@ public static class BrokerConfig
     public static (string Provider, string Connection, string Mapping) Persistence(BrokerSettings s) => s.DbProvider switch
     {
         "sqlite" => ("SQLite.MS", string.IsNullOrEmpty(s.DbConnection) ? SqliteConnectionString(s) : s.DbConnection, "sqlite"),
-        "postgresql" or "postgres" => ("PostgreSQL", s.DbConnection, "postgresql"),
+        "postgresql" or "postgres" => ("PostgreSQL", PostgresConnectionString(s), "postgresql"),
         _ => throw new ConfigurationException($"broker.db-provider must be sqlite or postgresql, not '{s.DbProvider}'"),
     };
+
+    /// <summary>
+    /// The configured PostgreSQL connection string with this node's connection bound (broker.db-max-connections) unless it
+    /// names its own: the journal, snapshot store and session catalog share the one pool, so a burst of session
+    /// recoveries waits for a connection instead of exhausting the server's max_connections for every node.
+    /// </summary>
+    private static string PostgresConnectionString(BrokerSettings s)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(s.DbConnection);
+        if (!builder.ContainsKey("Maximum Pool Size") && !builder.ContainsKey("Max Pool Size"))
+        {
+            builder.MaxPoolSize = s.DbMaxConnections;
+        }
+        return builder.ConnectionString;
+    }
 
     private static string SqliteConnectionString(BrokerSettings s) => new SqliteConnectionStringBuilder
     {

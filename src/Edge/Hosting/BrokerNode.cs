@@ -63,6 +63,12 @@ public sealed class BrokerNode : IAsyncDisposable
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
+            ThreadPool.GetMinThreads(out var workers, out var io);
+            var minWorkers = config.GetInt("broker.min-pool-threads", 64);
+            if (minWorkers > workers)
+            {
+                ThreadPool.SetMinThreads(minWorkers, io);
+            }
             if (OpenFileLimit.Raise() is { } files)
             {
                 system.Log.Info("open-file limit {0} (was {1}): room for about {2} client connections", files.After, files.Before,

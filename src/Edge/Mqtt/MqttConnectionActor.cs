@@ -51,6 +51,9 @@ internal sealed class MqttConnectionActor : UntypedActor
     private IActorRef? _session;
     private bool _sessionMoving;
     private long _resumeSentAt;
+    /// <summary>The CONNECT sent to the session until it is accepted (sent again every second meanwhile).</summary>
+    private Connect? _connect;
+    private long _connectSentAt;
     private long _movingSinceMs;
     private bool _resumeAfterFailure;
 
@@ -161,6 +164,14 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case RetryTick:
                 _retryTick = null;
+                if (_handshake.Phase == ConnectPhase.AwaitingSession && _connect is not null && NowMs - _connectSentAt >= ResumeRetryMs)
+                {
+                    // Sent while the session's shard was on a node that has just died, the CONNECT is lost: send it
+                    // again until the session answers (it answers a repeat with the same acceptance) or the connect
+                    // timeout ends the attempt.
+                    _connectSentAt = NowMs;
+                    _services.SessionRegion.Tell(_connect);
+                }
                 if (_sessionMoving && NowMs - _movingSinceMs >= ResumeTimeoutMs)
                 {
                     Close(0x80, "session did not resume");
@@ -243,8 +254,11 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         _outbound = new MqttOutbound(version, info.MaxPacketSize);
-        _services.SessionRegion.Tell(new Connect(ClientId, _connectionId, info, Self));
+        _connect = new Connect(ClientId, _connectionId, info, Self);
+        _connectSentAt = NowMs;
+        _services.SessionRegion.Tell(_connect);
         _sessionAttached = true;
+        ScheduleRetryTick();
     }
 
     private void StartResume(bool afterFailure)
@@ -272,6 +286,7 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private void OnConnectAccepted(ConnectAccepted a)
     {
+        _connect = null;
         WatchSession(Sender);
         if (a.PendingInboundQos2.Count > 0)
         {
@@ -542,7 +557,8 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// <summary>One tick a second while publishes or QoS 2 steps wait for answers, or the session is moving.</summary>
     private void ScheduleRetryTick()
     {
-        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true }))
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true }
+            || _handshake.Phase == ConnectPhase.AwaitingSession))
         {
             _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
         }

@@ -135,6 +135,12 @@ public sealed class JournalFixtureTests : IAsyncLifetime
         Assert.Equal(2, (await connection.ExpectMsgAsync<SendPubRel>(Timeout)).PacketId);
         var queued = await connection.ExpectMsgAsync<SendPublish>(Timeout);
         Assert.Equal((false, JournalFixture.LaterMessage.Topic, JournalFixture.LaterMessage.Id), (queued.Dup, queued.Message.Topic, queued.Message.Id));
+
+        // The connection sends its CONNECT again (it had no answer within a second, e.g. the first went to a node that
+        // died): the same acceptance, and nothing is connected, resent or written twice.
+        session.Tell(new Connect("fix-a", "conn-2", JournalFixture.ConnectA with { Will = null }, connection.Ref), connection.Ref);
+        Assert.Equal(Json(accepted), Json(await connection.ExpectMsgAsync<ConnectAccepted>(Timeout)));
+        await connection.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
     }
 
     [Theory]

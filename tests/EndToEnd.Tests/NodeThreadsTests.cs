@@ -1,0 +1,55 @@
+using Akka.Actor;
+using Broker.Tests.Shared;
+
+namespace Broker.EndToEnd.Tests;
+
+/// <summary>
+/// Membership must not depend on the .NET thread pool, which the SQLite driver blocks (a thread per statement): with the
+/// pool starved by a burst of session writes, heartbeats went out seconds late and the split brain resolver downed
+/// healthy nodes. Cluster daemons (heartbeats, gossip, downing, sharding coordination) and remoting run on threads of
+/// their own, and the pool starts enough threads at once for blocked database calls.
+/// </summary>
+public sealed class NodeThreadsTests(NodeFixture fixture) : IClassFixture<NodeFixture>
+{
+    private sealed class ThreadProbe : ReceiveActor
+    {
+        public ThreadProbe() => ReceiveAny(_ => Sender.Tell(Thread.CurrentThread.IsThreadPoolThread));
+    }
+
+    [Theory]
+    [InlineData("akka.actor.internal-dispatcher")]
+    [InlineData("akka.remote.default-remote-dispatcher")]
+    public async Task Cluster_and_remoting_actors_run_off_the_thread_pool(string dispatcher)
+    {
+        var system = fixture.Node.Node.System;
+        if (dispatcher == "akka.actor.internal-dispatcher")
+        {
+            // The cluster daemons use the internal dispatcher unless akka.cluster.use-dispatcher names another.
+            Assert.Equal("", system.Settings.Config.GetString("akka.cluster.use-dispatcher"));
+            Assert.Equal("", system.Settings.Config.GetString("akka.cluster.sharding.use-dispatcher"));
+        }
+        else
+        {
+            Assert.Equal(dispatcher, system.Settings.Config.GetString("akka.remote.use-dispatcher"));
+        }
+        var probe = system.ActorOf(Props.Create(() => new ThreadProbe()).WithDispatcher(dispatcher));
+        try
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.False(await probe.Ask<bool>("where", TimeSpan.FromSeconds(5)), $"{dispatcher} ran a message on a thread-pool thread");
+            }
+        }
+        finally
+        {
+            system.Stop(probe);
+        }
+    }
+
+    [Fact]
+    public void The_thread_pool_starts_enough_threads_at_once_for_blocked_database_calls()
+    {
+        ThreadPool.GetMinThreads(out var workers, out _);
+        Assert.True(workers >= fixture.Node.Node.System.Settings.Config.GetInt("broker.min-pool-threads"), $"min worker threads {workers}");
+    }
+}
