@@ -110,8 +110,12 @@ public static class BrokerConfig
     /// </summary>
     private static string PostgresConnectionString(BrokerSettings s)
     {
+        // Npgsql's own builder says it "contains" every keyword it knows; the plain one holds only what was written.
+        var written = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = s.DbConnection };
+        var namesBound = written.Keys.Cast<string>().Any(k => k.Replace(" ", "", StringComparison.Ordinal)
+            .Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || k.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase));
         var builder = new NpgsqlConnectionStringBuilder(s.DbConnection);
-        if (!builder.ContainsKey("Maximum Pool Size") && !builder.ContainsKey("Max Pool Size"))
+        if (!namesBound)
         {
             builder.MaxPoolSize = s.DbMaxConnections;
         }

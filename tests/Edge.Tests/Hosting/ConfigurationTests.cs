@@ -284,7 +284,8 @@ public class ConfigurationTests
         Assert.Equal(["broker", "node:edge \"7\""], config.GetStringList("akka.cluster.roles"));
         Assert.Equal("PostgreSQL", config.GetString("akka.persistence.journal.sql.provider-name"));
         Assert.Equal("postgresql", config.GetString("akka.persistence.journal.sql.table-mapping"));
-        Assert.Equal("Host=db;Username=broker", config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+        // With the node's connection bound added (A_postgresql_node_bounds_its_connections_unless_the_connection_string_does).
+        Assert.Equal("Host=db;Username=broker;Maximum Pool Size=20", config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
         // Keys no variable names keep the file's value.
         Assert.Equal(1048576, s.MaxPacketSize);
         Assert.True(config.GetBoolean("akka.cluster.sharding.remember-entities"));
@@ -341,6 +342,30 @@ public class ConfigurationTests
     [InlineData("broker.mqtt.max-topic-levels = 0")]
     [InlineData("broker.mqtt.max-subscriptions-per-session = -1")]
     public void Topic_and_subscription_bounds_outside_their_range_are_refused(string hocon)
+    {
+        using var env = new EnvironmentScope();
+        Assert.Throws<ConfigurationException>(() => BrokerSettings.From(BrokerConfig.Load(hocon)));
+    }
+
+    [Theory]
+    [InlineData("Host=db;Username=u;Password=p;Database=broker", "", 20)]
+    [InlineData("Host=db;Username=u;Password=p;Database=broker", "broker.db-max-connections = 7", 7)]
+    [InlineData("Host=db;Username=u;Password=p;Database=broker;Maximum Pool Size=50", "broker.db-max-connections = 7", 50)]
+    [InlineData("Host=db;Username=u;Password=p;Database=broker;MaxPoolSize=40", "", 40)]
+    public void A_postgresql_node_bounds_its_connections_unless_the_connection_string_does(string connection, string hocon, int pool)
+    {
+        using var env = new EnvironmentScope(("BROKER_DB_PROVIDER", "postgresql"), ("BROKER_DB_CONNECTION", connection));
+        var config = BrokerConfig.Load(hocon);
+        var journal = new Npgsql.NpgsqlConnectionStringBuilder(config.GetString("akka.persistence.journal.sql.connection-string"));
+        var catalog = new Npgsql.NpgsqlConnectionStringBuilder(BrokerConfig.Persistence(BrokerSettings.From(config)).Connection);
+        Assert.Equal((pool, pool), (journal.MaxPoolSize, catalog.MaxPoolSize));
+        Assert.Equal("db", journal.Host);
+    }
+
+    [Theory]
+    [InlineData("broker.db-max-connections = 1")]
+    [InlineData("broker.db-max-connections = 1001")]
+    public void A_connection_bound_outside_its_range_is_refused(string hocon)
     {
         using var env = new EnvironmentScope();
         Assert.Throws<ConfigurationException>(() => BrokerSettings.From(BrokerConfig.Load(hocon)));
