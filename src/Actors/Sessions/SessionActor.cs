@@ -117,7 +117,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         switch (message)
         {
             case CatalogFound { Exists: true }:
-                StartJournal(fresh: false);
+                StartJournal();
                 break;
             case CatalogFound:
                 _starting = false;
@@ -141,9 +141,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         }
     }
 
-    private void StartJournal(bool fresh)
+    private void StartJournal()
     {
-        _journal = Context.ActorOf(SessionJournal.Props(_state.ClientId, fresh), "journal");
+        _journal = Context.ActorOf(SessionJournal.Props(_services.Catalog, _state.ClientId), "journal");
         Context.Watch(_journal);
     }
 
@@ -165,7 +165,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             PutCatalog(resting: false, () =>
             {
                 _journalPending = false;
-                StartJournal(fresh: true);
+                StartJournal();
                 var waiting = _afterCatalog!;
                 _afterCatalog = null;
                 foreach (var next in waiting)

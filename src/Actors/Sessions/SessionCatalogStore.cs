@@ -37,6 +37,7 @@ public sealed class SessionCatalogStore
     private readonly string _connectionString;
     private readonly string? _sqliteSynchronous;
     private readonly bool _postgres;
+    private readonly SessionJournalTables _journal;
 
     /// <param name="provider">sqlite or postgresql.</param>
     /// <param name="sqliteSynchronous">The SQLite durability pragma (normal or full), as the journal uses it.</param>
@@ -46,6 +47,7 @@ public sealed class SessionCatalogStore
         _factory = _postgres ? NpgsqlFactory.Instance : SqliteFactory.Instance;
         _connectionString = connectionString;
         _sqliteSynchronous = _postgres ? null : sqliteSynchronous;
+        _journal = new SessionJournalTables(_postgres);
     }
 
     private async Task<DbConnection> OpenAsync(CancellationToken ct)
@@ -56,8 +58,9 @@ public sealed class SessionCatalogStore
         if (_sqliteSynchronous is not null)
         {
             await using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"PRAGMA synchronous={_sqliteSynchronous}; PRAGMA busy_timeout=30000;";
+            cmd.CommandText = $"PRAGMA synchronous={_sqliteSynchronous};";
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            Storage.SqliteLockWait.Install(connection);
         }
         return connection;
     }
@@ -90,9 +93,10 @@ public sealed class SessionCatalogStore
             {
                 sources.Add($"SELECT persistence_id FROM event_journal WHERE persistence_id LIKE '{PersistencePrefix}%' AND is_deleted = {(_postgres ? "false" : "0")}");
             }
-            if (await TableExistsAsync(connection, "snapshot", ct, tx).ConfigureAwait(false))
+            var snapshots = _postgres ? "snapshot_store" : "snapshot";
+            if (await TableExistsAsync(connection, snapshots, ct, tx).ConfigureAwait(false))
             {
-                sources.Add($"SELECT persistence_id FROM snapshot WHERE persistence_id LIKE '{PersistencePrefix}%'");
+                sources.Add($"SELECT persistence_id FROM {snapshots} WHERE persistence_id LIKE '{PersistencePrefix}%'");
             }
             if (sources.Count > 0)
             {
@@ -169,14 +173,40 @@ public sealed class SessionCatalogStore
     }
 
     /// <summary>Applies <paramref name="changes"/> in order, in one transaction.</summary>
-    public async Task WriteAsync(IReadOnlyList<CatalogChange> changes, CancellationToken ct = default)
+    public Task WriteAsync(IReadOnlyList<CatalogChange> changes, CancellationToken ct = default) => WriteAsync(changes, [], ct);
+
+    /// <summary>Applies the catalog <paramref name="changes"/>, then the <paramref name="journal"/> changes, each in order, in one transaction.</summary>
+    public async Task WriteAsync(IReadOnlyList<CatalogChange> changes, IReadOnlyList<JournalChange> journal, CancellationToken ct = default)
     {
-        if (changes.Count == 0)
+        if (changes.Count == 0 && journal.Count == 0)
         {
             return;
         }
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await WriteCatalogAsync(connection, tx, changes, ct).ConfigureAwait(false);
+        await _journal.ApplyAsync(connection, tx, journal, ct).ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The journals of the sessions <paramref name="clientIds"/>, by client ID.</summary>
+    public async Task<Dictionary<string, StoredJournal>> LoadJournalsAsync(IReadOnlyCollection<string> clientIds, CancellationToken ct = default)
+    {
+        if (clientIds.Count == 0)
+        {
+            return new Dictionary<string, StoredJournal>(StringComparer.Ordinal);
+        }
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        var loaded = await _journal.LoadAsync(connection, clientIds.Select(SessionJournal.PersistenceIdOf).ToList(), ct).ConfigureAwait(false);
+        return loaded.ToDictionary(kv => kv.Key[PersistencePrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+    }
+
+    private static async Task WriteCatalogAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<CatalogChange> changes, CancellationToken ct)
+    {
+        if (changes.Count == 0)
+        {
+            return;
+        }
         await using var upsert = connection.CreateCommand();
         upsert.Transaction = tx;
         upsert.CommandText = $"INSERT INTO {Table} (client_id, host, due_at, routes, info) VALUES (@id, @host, @due, @routes, @info) " +
@@ -209,7 +239,6 @@ public sealed class SessionCatalogStore
                 await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }
-        await tx.CommitAsync(ct).ConfigureAwait(false);
     }
 
     private static DbParameter Parameter(DbCommand cmd, string name, System.Data.DbType? type = null)

@@ -1,6 +1,5 @@
 using Akka.Actor;
 using Akka.Event;
-using Akka.Persistence;
 
 namespace Broker.Actors.Sessions;
 
@@ -20,101 +19,85 @@ public sealed record JournalDone(long Token, long LastSequenceNr);
 /// <summary>
 /// The journal of one persistent session, a child of its <see cref="SessionActor"/> that exists only while the session
 /// has (or may have) journaled state: a session that lives in memory only never starts one, so it costs no journal
-/// query or write. It rebuilds the state on recovery and hands it to the session, then writes, snapshots and deletes
-/// on the session's behalf, answering each request in order once it is durable.
+/// query or write. It loads the journal through the node's <see cref="SessionCatalog"/> (one query for many sessions)
+/// and hands the rebuilt state to the session, then numbers, serializes and sends writes, snapshots and deletes to the
+/// catalog (one transaction for many sessions), answering each request in order once it is durable. A refused write
+/// (another node wrote the same sequence number: this copy of the session is stale) or an unreadable journal stops it,
+/// and with it the session.
 /// </summary>
-public sealed class SessionJournal : UntypedPersistentActor
+public sealed class SessionJournal : UntypedActor, IWithUnboundedStash
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly bool _fresh;
-    private SessionState? _recovering;
-    private long _deleteToken;
-    private long _deleteUpTo = -1;
-    private bool _messagesDeleted;
-    private bool _snapshotsDeleted;
+    private readonly IActorRef _catalog;
+    private readonly string _clientId;
+    private readonly Akka.Serialization.Serialization _serialization;
+    private bool _loaded;
+    private long _lastSequenceNr;
+    private long _storeToken;
 
-    /// <param name="fresh">The catalog had no row: nothing to replay, so recovery only reads the highest sequence number.</param>
-    public static Props Props(string clientId, bool fresh) =>
-        Akka.Actor.Props.Create(() => new SessionJournal(clientId, fresh)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
+    /// <summary>Per change sent to the catalog: the sequence number after it and the session's tokens answered with it.</summary>
+    private readonly Queue<(long StoreToken, long SequenceNr, List<long> Answers)> _inFlight = new();
+    private List<long>? _lastAnswers;
 
-    public SessionJournal(string clientId, bool fresh)
+    public static Props Props(IActorRef catalog, string clientId) =>
+        Akka.Actor.Props.Create(() => new SessionJournal(catalog, clientId)).WithMailbox(Dispatch.CompactMailbox.ConfigPath);
+
+    public SessionJournal(IActorRef catalog, string clientId)
     {
-        _fresh = fresh;
-        _recovering = SessionState.Empty(clientId);
+        _catalog = catalog;
+        _clientId = clientId;
         PersistenceId = PersistenceIdOf(clientId);
+        _serialization = Context.System.Serialization;
     }
 
     public static string PersistenceIdOf(string clientId) => "session-" + clientId;
 
-    public override string PersistenceId { get; }
+    public string PersistenceId { get; }
 
-    public override Recovery Recovery => _fresh ? new Recovery(SnapshotSelectionCriteria.None, 0) : Recovery.Default;
+    public IStash Stash { get; set; } = null!;
 
-    protected override void OnRecover(object message)
+    protected override void PreStart() => _catalog.Tell(new JournalLoad(_clientId));
+
+    protected override void OnReceive(object message)
     {
-        switch (message)
+        if (!_loaded)
         {
-            case SnapshotOffer { Snapshot: SessionState s }:
-                _recovering = s;
-                break;
-            case SessionHandedOff h:
-                _recovering = h.State;
-                break;
-            case ISessionEvent e:
-                _recovering = _recovering!.Apply(e);
-                break;
-            case RecoveryCompleted:
-                Context.Parent.Tell(new JournalRecovered(_recovering!, LastSequenceNr));
-                _recovering = null;
-                break;
+            if (message is JournalLoaded l)
+            {
+                OnLoaded(l);
+            }
+            else
+            {
+                Stash.Stash();
+            }
+            return;
         }
-    }
-
-    protected override void OnCommand(object message)
-    {
         switch (message)
         {
             case JournalWrite w:
                 if (w.Events.Count > 0)
                 {
-                    PersistAllAsync(w.Events, _ => { });
+                    var first = _lastSequenceNr + 1;
+                    _lastSequenceNr += w.Events.Count;
+                    Send(new JournalAppend(PersistenceId, first, [.. w.Events.Select(Serialize)]), [w.Token]);
                 }
-                var parent = Context.Parent;
-                DeferAsync(w.Token, t => parent.Tell(new JournalDone(t, LastSequenceNr)));
+                else if (_inFlight.Count > 0)
+                {
+                    _lastAnswers!.Add(w.Token); // answered with the last change sent, once every change before it is durable
+                }
+                else
+                {
+                    Context.Parent.Tell(new JournalDone(w.Token, _lastSequenceNr));
+                }
                 break;
             case JournalSnapshot s:
-                SaveSnapshot(s.State);
+                Send(new JournalSnapshotSave(PersistenceId, _lastSequenceNr, Serialize(s.State)), []);
                 break;
             case JournalDeleteAll d:
-                DeferAsync(d.Token, t =>
-                {
-                    _deleteToken = t;
-                    _deleteUpTo = LastSequenceNr;
-                    _messagesDeleted = _snapshotsDeleted = false;
-                    DeleteMessages(LastSequenceNr);
-                    DeleteSnapshots(new SnapshotSelectionCriteria(LastSequenceNr));
-                });
+                Send(new JournalErase(PersistenceId, _lastSequenceNr), [d.Token]);
                 break;
-            case SaveSnapshotSuccess s:
-                DeleteMessages(s.Metadata.SequenceNr);
-                DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1));
-                break;
-            case SaveSnapshotFailure f:
-                _log.Warning(f.Cause, "{0}: snapshot failed", PersistenceId);
-                break;
-            case DeleteMessagesSuccess d:
-                DeleteDone(messages: d.ToSequenceNr >= _deleteUpTo, snapshots: false);
-                break;
-            case DeleteSnapshotsSuccess d:
-                DeleteDone(messages: false, snapshots: d.Criteria.MaxSequenceNr >= _deleteUpTo);
-                break;
-            case DeleteMessagesFailure f:
-                _log.Warning(f.Cause, "{0}: journal cleanup failed", PersistenceId);
-                DeleteDone(messages: f.ToSequenceNr >= _deleteUpTo, snapshots: false);
-                break;
-            case DeleteSnapshotsFailure f:
-                _log.Warning(f.Cause, "{0}: snapshot cleanup failed", PersistenceId);
-                DeleteDone(messages: false, snapshots: f.Criteria.MaxSequenceNr >= _deleteUpTo);
+            case JournalStored stored:
+                OnStored(stored);
                 break;
             default:
                 Unhandled(message);
@@ -122,22 +105,65 @@ public sealed class SessionJournal : UntypedPersistentActor
         }
     }
 
-    /// <summary>
-    /// Answers a <see cref="JournalDeleteAll"/> once events and snapshots up to its sequence number are gone (the clean-up
-    /// after a snapshot answers too; only one reaching as far counts).
-    /// </summary>
-    private void DeleteDone(bool messages, bool snapshots)
+    private void OnLoaded(JournalLoaded l)
     {
-        if (_deleteUpTo < 0)
+        if (l.Journal is not { } journal)
+        {
+            _log.Error("{0}: the journal could not be read", PersistenceId);
+            Context.Stop(Self);
+            return;
+        }
+        try
+        {
+            var state = journal.Snapshot is { } snapshot ? (SessionState)Deserialize(snapshot) : SessionState.Empty(_clientId);
+            foreach (var (_, e) in journal.Events)
+            {
+                state = state.Apply((ISessionEvent)Deserialize(e));
+            }
+            _lastSequenceNr = journal.HighestSequenceNr;
+            _loaded = true;
+            Context.Parent.Tell(new JournalRecovered(state, _lastSequenceNr));
+            Stash.UnstashAll();
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "{0}: the journal could not be replayed", PersistenceId);
+            Context.Stop(Self);
+        }
+    }
+
+    private void Send(JournalChange change, List<long> answers)
+    {
+        var token = ++_storeToken;
+        _inFlight.Enqueue((token, _lastSequenceNr, answers));
+        _lastAnswers = answers;
+        _catalog.Tell(new JournalStore(change, token));
+    }
+
+    private void OnStored(JournalStored stored)
+    {
+        if (_inFlight.Count == 0 || _inFlight.Peek().StoreToken != stored.Token)
         {
             return;
         }
-        _messagesDeleted |= messages;
-        _snapshotsDeleted |= snapshots;
-        if (_messagesDeleted && _snapshotsDeleted)
+        var (_, sequenceNr, answers) = _inFlight.Dequeue();
+        if (!stored.Ok)
         {
-            _deleteUpTo = -1;
-            Context.Parent.Tell(new JournalDone(_deleteToken, LastSequenceNr));
+            _log.Error("{0}: a journal write was refused or failed; the session stops", PersistenceId);
+            Context.Stop(Self);
+            return;
+        }
+        foreach (var token in answers)
+        {
+            Context.Parent.Tell(new JournalDone(token, sequenceNr));
         }
     }
+
+    private StoredBlob Serialize(object value)
+    {
+        var serializer = _serialization.FindSerializerFor(value);
+        return new StoredBlob(serializer.ToBinary(value), Akka.Serialization.Serialization.ManifestFor(serializer, value), serializer.Identifier);
+    }
+
+    private object Deserialize(StoredBlob blob) => _serialization.Deserialize(blob.Payload, blob.SerializerId, blob.Manifest);
 }

@@ -100,6 +100,7 @@ public sealed class BrokerNode : IAsyncDisposable
             {
                 system.Log.Info("session catalog created from the journal: {0} sessions", imported);
             }
+            await JournalTables.EnsureAsync(system, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
             var catalog = system.ActorOf(SessionCatalog.Props(catalogStore, SessionRecovery.HostOf(cluster.SelfUniqueAddress)), SessionCatalog.Name);
             var services = new BrokerServices(system, settings, trie, index, routes, catalog, topology);
             var sharding = ClusterSharding.Get(system);

@@ -33,7 +33,8 @@ internal sealed class SqliteTuning(string synchronous) : ConnectionInterceptor
     private void Apply(DbConnection connection)
     {
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = $"PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=30000;";
+        cmd.CommandText = $"PRAGMA synchronous={synchronous};";
         cmd.ExecuteNonQuery();
+        Broker.Actors.Storage.SqliteLockWait.Install(connection);
     }
 }

@@ -127,7 +127,8 @@ public sealed partial class JournalFormatTests : IAsyncLifetime
         ("src/Actors/Amqp/Topology/TopologyOwner.cs", 3, [typeof(TopologyChanged), typeof(QueueOwnerRecorded), typeof(MembersSeen), typeof(TopologyOwnerSnapshot)]),
     ];
 
-    [GeneratedRegex(@"\b(?:Persist|PersistAsync|PersistAll|PersistAllAsync|SaveSnapshot)\(")]
+    // Sessions write their journal through the catalog (SessionJournalTables): new JournalAppend(...) and new JournalSnapshotSave(...).
+    [GeneratedRegex(@"\b(?:Persist|PersistAsync|PersistAll|PersistAllAsync|SaveSnapshot)\(|\bnew (?:JournalAppend|JournalSnapshotSave)\(")]
     private static partial Regex WriteCall();
 
     [Fact]

@@ -1,0 +1,206 @@
+using System.Data;
+using System.Data.Common;
+
+namespace Broker.Actors.Sessions;
+
+/// <summary>A serialized event or snapshot as the journal tables hold it.</summary>
+public sealed record StoredBlob(byte[] Payload, string Manifest, int SerializerId);
+
+/// <summary>A change to one session's journal, applied in the transaction of a <see cref="SessionCatalogStore"/> batch.</summary>
+public abstract record JournalChange(string PersistenceId);
+
+/// <summary>Events numbered from <paramref name="FirstSequenceNr"/> on; a number already taken fails the change (a stale writer).</summary>
+public sealed record JournalAppend(string PersistenceId, long FirstSequenceNr, IReadOnlyList<StoredBlob> Events) : JournalChange(PersistenceId);
+
+/// <summary>The state as of <paramref name="SequenceNr"/>; events and snapshots before it go.</summary>
+public sealed record JournalSnapshotSave(string PersistenceId, long SequenceNr, StoredBlob State) : JournalChange(PersistenceId);
+
+/// <summary>Every event and snapshot up to <paramref name="UpToSequenceNr"/> goes.</summary>
+public sealed record JournalErase(string PersistenceId, long UpToSequenceNr) : JournalChange(PersistenceId);
+
+/// <summary>
+/// What a session's journal holds: its latest snapshot (if any), the live events after it in order, and the highest
+/// sequence number ever written (deleted rows included), from which its next write is numbered.
+/// </summary>
+public sealed record StoredJournal(StoredBlob? Snapshot, long SnapshotSequenceNr, List<(long SequenceNr, StoredBlob Event)> Events, long HighestSequenceNr)
+{
+    public static readonly StoredJournal Empty = new(null, 0, [], 0);
+}
+
+/// <summary>
+/// Session journals read and written with plain SQL on the tables of Akka.Persistence.Sql (its SQLite and PostgreSQL
+/// layouts, created by it at start-up), row for row as it writes them, so builds that journal sessions through it read
+/// what this writes and the other way round. Unlike it, one transaction carries the changes of many sessions and one
+/// query loads many journals. Deletion keeps Akka.Persistence.Sql's rule: the highest row stays, marked deleted, so
+/// sequence numbers never go back and a stale writer's next number is still refused.
+/// </summary>
+internal sealed class SessionJournalTables(bool postgres)
+{
+    private const int MaxParameters = 500;
+    private const string Journal = "event_journal";
+    private readonly string _snapshots = postgres ? "snapshot_store" : "snapshot";
+    private readonly string _time = postgres ? "created_at" : "timestamp";
+    private readonly string _true = postgres ? "true" : "1";
+
+    /// <summary>Applies <paramref name="changes"/> in order within <paramref name="tx"/>.</summary>
+    public async Task ApplyAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<JournalChange> changes, CancellationToken ct)
+    {
+        if (changes.Count == 0)
+        {
+            return;
+        }
+        var now = DateTime.UtcNow.Ticks;
+        await using var insert = Command(connection, tx,
+            $"INSERT INTO {Journal} ({_time}, is_deleted, persistence_id, sequence_nr, payload, manifest, serializer_id) " +
+            "VALUES (@time, @deleted, @pid, @seq, @payload, @manifest, @serializer)");
+        var insertTime = Parameter(insert, "@time", DbType.Int64);
+        Parameter(insert, "@deleted", DbType.Boolean).Value = false;
+        var insertPid = Parameter(insert, "@pid", DbType.String);
+        var insertSeq = Parameter(insert, "@seq", DbType.Int64);
+        var insertPayload = Parameter(insert, "@payload", DbType.Binary);
+        var insertManifest = Parameter(insert, "@manifest", DbType.String);
+        var insertSerializer = Parameter(insert, "@serializer", DbType.Int32);
+        foreach (var change in changes)
+        {
+            switch (change)
+            {
+                case JournalAppend a:
+                    for (var i = 0; i < a.Events.Count; i++)
+                    {
+                        var e = a.Events[i];
+                        insertTime.Value = now;
+                        insertPid.Value = a.PersistenceId;
+                        insertSeq.Value = a.FirstSequenceNr + i;
+                        insertPayload.Value = e.Payload;
+                        insertManifest.Value = e.Manifest;
+                        insertSerializer.Value = e.SerializerId;
+                        await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    }
+                    break;
+                case JournalSnapshotSave s:
+                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr >= @seq",
+                        s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
+                    await using (var save = Command(connection, tx,
+                        $"INSERT INTO {_snapshots} (persistence_id, sequence_nr, created_at, payload, manifest, serializer_id) " +
+                        "VALUES (@pid, @seq, @time, @payload, @manifest, @serializer)"))
+                    {
+                        Parameter(save, "@pid", DbType.String).Value = s.PersistenceId;
+                        Parameter(save, "@seq", DbType.Int64).Value = s.SequenceNr;
+                        Parameter(save, "@time", DbType.Int64).Value = now;
+                        Parameter(save, "@payload", DbType.Binary).Value = s.State.Payload;
+                        Parameter(save, "@manifest", DbType.String).Value = s.State.Manifest;
+                        Parameter(save, "@serializer", DbType.Int32).Value = s.State.SerializerId;
+                        await save.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    }
+                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr < @seq",
+                        s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
+                    await DeleteEventsAsync(connection, tx, s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
+                    break;
+                case JournalErase e:
+                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr <= @seq",
+                        e.PersistenceId, e.UpToSequenceNr, ct).ConfigureAwait(false);
+                    await DeleteEventsAsync(connection, tx, e.PersistenceId, e.UpToSequenceNr, ct).ConfigureAwait(false);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Events up to <paramref name="upTo"/> go; the highest of them stays as a deleted row that keeps the numbering.</summary>
+    private async Task DeleteEventsAsync(DbConnection connection, DbTransaction tx, string pid, long upTo, CancellationToken ct)
+    {
+        await ExecuteAsync(connection, tx, $"UPDATE {Journal} SET is_deleted = {_true} WHERE persistence_id = @pid AND sequence_nr <= @seq",
+            pid, upTo, ct).ConfigureAwait(false);
+        await ExecuteAsync(connection, tx,
+            $"DELETE FROM {Journal} WHERE persistence_id = @pid AND sequence_nr < (SELECT MAX(sequence_nr) FROM {Journal} WHERE persistence_id = @pid AND sequence_nr <= @seq)",
+            pid, upTo, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The journals of <paramref name="persistenceIds"/> (an empty one for an ID without rows), in as few queries as the parameter limit allows.</summary>
+    public async Task<Dictionary<string, StoredJournal>> LoadAsync(DbConnection connection, IReadOnlyCollection<string> persistenceIds, CancellationToken ct)
+    {
+        var found = new Dictionary<string, StoredJournal>(StringComparer.Ordinal);
+        foreach (var chunk in persistenceIds.Distinct(StringComparer.Ordinal).Chunk(MaxParameters))
+        {
+            foreach (var id in chunk)
+            {
+                found[id] = StoredJournal.Empty with { Events = [] };
+            }
+            await using (var cmd = connection.CreateCommand())
+            {
+                var list = InList(cmd, chunk);
+                cmd.CommandText = $"SELECT persistence_id, sequence_nr, payload, manifest, serializer_id FROM {_snapshots} " +
+                    $"WHERE persistence_id IN ({list}) ORDER BY persistence_id, sequence_nr";
+                await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    var pid = reader.GetString(0);
+                    var seq = reader.GetInt64(1);
+                    found[pid] = found[pid] with { Snapshot = Blob(reader, 2), SnapshotSequenceNr = seq, HighestSequenceNr = Math.Max(found[pid].HighestSequenceNr, seq) };
+                }
+            }
+            await using (var cmd = connection.CreateCommand())
+            {
+                var list = InList(cmd, chunk);
+                cmd.CommandText = $"SELECT persistence_id, sequence_nr, is_deleted, payload, manifest, serializer_id FROM {Journal} " +
+                    $"WHERE persistence_id IN ({list}) ORDER BY persistence_id, sequence_nr";
+                await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    var pid = reader.GetString(0);
+                    var seq = reader.GetInt64(1);
+                    var journal = found[pid];
+                    if (seq > journal.HighestSequenceNr)
+                    {
+                        journal = found[pid] = journal with { HighestSequenceNr = seq };
+                    }
+                    if (!reader.GetBoolean(2) && seq > journal.SnapshotSequenceNr)
+                    {
+                        journal.Events.Add((seq, Blob(reader, 3)));
+                    }
+                }
+            }
+        }
+        return found;
+    }
+
+    private static StoredBlob Blob(DbDataReader reader, int first) => new(
+        (byte[])reader.GetValue(first),
+        reader.IsDBNull(first + 1) ? "" : reader.GetString(first + 1),
+        reader.IsDBNull(first + 2) ? 0 : reader.GetInt32(first + 2));
+
+    private static string InList(DbCommand cmd, string[] ids)
+    {
+        var names = new string[ids.Length];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            names[i] = "@p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Parameter(cmd, names[i], DbType.String).Value = ids[i];
+        }
+        return string.Join(",", names);
+    }
+
+    private static DbCommand Command(DbConnection connection, DbTransaction tx, string sql)
+    {
+        var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        return cmd;
+    }
+
+    private static async Task ExecuteAsync(DbConnection connection, DbTransaction tx, string sql, string pid, long seq, CancellationToken ct)
+    {
+        await using var cmd = Command(connection, tx, sql);
+        Parameter(cmd, "@pid", DbType.String).Value = pid;
+        Parameter(cmd, "@seq", DbType.Int64).Value = seq;
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private static DbParameter Parameter(DbCommand cmd, string name, DbType type)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.DbType = type;
+        cmd.Parameters.Add(p);
+        return p;
+    }
+}
