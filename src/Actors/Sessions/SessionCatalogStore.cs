@@ -58,9 +58,8 @@ public sealed class SessionCatalogStore
         if (_sqliteSynchronous is not null)
         {
             await using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"PRAGMA synchronous={_sqliteSynchronous};";
+            cmd.CommandText = $"PRAGMA synchronous={_sqliteSynchronous}; PRAGMA busy_timeout=30000;";
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            Storage.SqliteLockWait.Install(connection);
         }
         return connection;
     }

@@ -33,8 +33,7 @@ internal sealed class SqliteTuning(string synchronous) : ConnectionInterceptor
     private void Apply(DbConnection connection)
     {
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = $"PRAGMA synchronous={synchronous};";
+        cmd.CommandText = $"PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=30000;";
         cmd.ExecuteNonQuery();
-        Broker.Actors.Storage.SqliteLockWait.Install(connection);
     }
 }
