@@ -22,6 +22,28 @@ public sealed class Utf8Ordinal : IComparer<string>
         {
             return 1;
         }
+        // Below the first difference the strings agree. Where it is between two characters that are not surrogates,
+        // UTF-16 order is code point order; only a surrogate there (a character above U+FFFF, or a broken one) needs
+        // the strings read as code points. One string a prefix of the other: the shorter first, unless it ends in
+        // half a pair.
+        var common = x.AsSpan().CommonPrefixLength(y);
+        var split = common > 0 && char.IsHighSurrogate(x[common - 1]);
+        if (!split)
+        {
+            if (common == x.Length || common == y.Length)
+            {
+                return x.Length.CompareTo(y.Length);
+            }
+            if (!char.IsSurrogate(x[common]) && !char.IsSurrogate(y[common]))
+            {
+                return x[common].CompareTo(y[common]);
+            }
+        }
+        return CompareRunes(x, y);
+    }
+
+    private static int CompareRunes(string x, string y)
+    {
         var ex = x.EnumerateRunes();
         var ey = y.EnumerateRunes();
         while (true)
