@@ -183,8 +183,12 @@ public sealed class SessionCatalogStore
         }
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-        await WriteCatalogAsync(connection, tx, changes, ct).ConfigureAwait(false);
-        await _journal.ApplyAsync(connection, tx, journal, ct).ConfigureAwait(false);
+        await using (var statements = new SqlStatements(connection, tx, batch: _postgres))
+        {
+            await WriteCatalogAsync(statements, changes, ct).ConfigureAwait(false);
+            await _journal.ApplyAsync(statements, journal, ct).ConfigureAwait(false);
+            await statements.FlushAsync(ct).ConfigureAwait(false);
+        }
         await tx.CommitAsync(ct).ConfigureAwait(false);
     }
 
@@ -200,56 +204,24 @@ public sealed class SessionCatalogStore
         return loaded.ToDictionary(kv => kv.Key[PersistencePrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
     }
 
-    private static async Task WriteCatalogAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<CatalogChange> changes, CancellationToken ct)
+    private static async Task WriteCatalogAsync(SqlStatements statements, IReadOnlyList<CatalogChange> changes, CancellationToken ct)
     {
-        if (changes.Count == 0)
-        {
-            return;
-        }
-        await using var upsert = connection.CreateCommand();
-        upsert.Transaction = tx;
-        upsert.CommandText = $"INSERT INTO {Table} (client_id, host, due_at, routes, info) VALUES (@id, @host, @due, @routes, @info) " +
+        var upsert = $"INSERT INTO {Table} (client_id, host, due_at, routes, info) VALUES (@id, @host, @due, @routes, @info) " +
             "ON CONFLICT (client_id) DO UPDATE SET host = excluded.host, due_at = excluded.due_at, routes = excluded.routes, info = excluded.info";
-        var upsertId = Parameter(upsert, "@id");
-        var upsertHost = Parameter(upsert, "@host");
-        var upsertDue = Parameter(upsert, "@due", System.Data.DbType.Int64);
-        var upsertRoutes = Parameter(upsert, "@routes", System.Data.DbType.Binary);
-        var upsertInfo = Parameter(upsert, "@info", System.Data.DbType.Binary);
-        await using var delete = connection.CreateCommand();
-        delete.Transaction = tx;
-        delete.CommandText = $"DELETE FROM {Table} WHERE client_id = @id";
-        var deleteId = delete.CreateParameter();
-        deleteId.ParameterName = "@id";
-        delete.Parameters.Add(deleteId);
+        var delete = $"DELETE FROM {Table} WHERE client_id = @id";
         foreach (var change in changes)
         {
             if (change.Entry is not { } e)
             {
-                deleteId.Value = change.ClientId;
-                await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                await statements.AddAsync(delete, ct, ("@id", System.Data.DbType.String, change.ClientId)).ConfigureAwait(false);
             }
             else
             {
-                upsertId.Value = change.ClientId;
-                upsertHost.Value = e.Host;
-                upsertDue.Value = e.DueAtMs is { } due ? due : DBNull.Value;
-                upsertRoutes.Value = e.Routes is { } routes ? routes : DBNull.Value;
-                upsertInfo.Value = e.Info is { } info ? info : DBNull.Value;
-                await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                await statements.AddAsync(upsert, ct, ("@id", System.Data.DbType.String, change.ClientId), ("@host", System.Data.DbType.String, e.Host),
+                    ("@due", System.Data.DbType.Int64, e.DueAtMs), ("@routes", System.Data.DbType.Binary, e.Routes),
+                    ("@info", System.Data.DbType.Binary, e.Info)).ConfigureAwait(false);
             }
         }
-    }
-
-    private static DbParameter Parameter(DbCommand cmd, string name, System.Data.DbType? type = null)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = name;
-        if (type is { } t)
-        {
-            p.DbType = t;
-        }
-        cmd.Parameters.Add(p);
-        return p;
     }
 
     /// <summary>Client IDs of sessions that were running on a node incarnation not in <paramref name="liveHosts"/> (their node is gone).</summary>

@@ -42,24 +42,12 @@ internal sealed class SessionJournalTables(bool postgres)
     private readonly string _time = postgres ? "created_at" : "timestamp";
     private readonly string _true = postgres ? "true" : "1";
 
-    /// <summary>Applies <paramref name="changes"/> in order within <paramref name="tx"/>.</summary>
-    public async Task ApplyAsync(DbConnection connection, DbTransaction tx, IReadOnlyList<JournalChange> changes, CancellationToken ct)
+    /// <summary>Adds the statements that apply <paramref name="changes"/>, in order, to <paramref name="statements"/>.</summary>
+    public async Task ApplyAsync(SqlStatements statements, IReadOnlyList<JournalChange> changes, CancellationToken ct)
     {
-        if (changes.Count == 0)
-        {
-            return;
-        }
         var now = DateTime.UtcNow.Ticks;
-        await using var insert = Command(connection, tx,
-            $"INSERT INTO {Journal} ({_time}, is_deleted, persistence_id, sequence_nr, payload, manifest, serializer_id) " +
-            "VALUES (@time, @deleted, @pid, @seq, @payload, @manifest, @serializer)");
-        var insertTime = Parameter(insert, "@time", DbType.Int64);
-        Parameter(insert, "@deleted", DbType.Boolean).Value = false;
-        var insertPid = Parameter(insert, "@pid", DbType.String);
-        var insertSeq = Parameter(insert, "@seq", DbType.Int64);
-        var insertPayload = Parameter(insert, "@payload", DbType.Binary);
-        var insertManifest = Parameter(insert, "@manifest", DbType.String);
-        var insertSerializer = Parameter(insert, "@serializer", DbType.Int32);
+        var insert = $"INSERT INTO {Journal} ({_time}, is_deleted, persistence_id, sequence_nr, payload, manifest, serializer_id) " +
+            "VALUES (@time, @deleted, @pid, @seq, @payload, @manifest, @serializer)";
         foreach (var change in changes)
         {
             switch (change)
@@ -68,51 +56,40 @@ internal sealed class SessionJournalTables(bool postgres)
                     for (var i = 0; i < a.Events.Count; i++)
                     {
                         var e = a.Events[i];
-                        insertTime.Value = now;
-                        insertPid.Value = a.PersistenceId;
-                        insertSeq.Value = a.FirstSequenceNr + i;
-                        insertPayload.Value = e.Payload;
-                        insertManifest.Value = e.Manifest;
-                        insertSerializer.Value = e.SerializerId;
-                        await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                        await statements.AddAsync(insert, ct, ("@time", DbType.Int64, now), ("@deleted", DbType.Boolean, false),
+                            ("@pid", DbType.String, a.PersistenceId), ("@seq", DbType.Int64, a.FirstSequenceNr + i), ("@payload", DbType.Binary, e.Payload),
+                            ("@manifest", DbType.String, e.Manifest), ("@serializer", DbType.Int32, e.SerializerId)).ConfigureAwait(false);
                     }
                     break;
                 case JournalSnapshotSave s:
-                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr >= @seq",
-                        s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
-                    await using (var save = Command(connection, tx,
-                        $"INSERT INTO {_snapshots} (persistence_id, sequence_nr, created_at, payload, manifest, serializer_id) " +
-                        "VALUES (@pid, @seq, @time, @payload, @manifest, @serializer)"))
-                    {
-                        Parameter(save, "@pid", DbType.String).Value = s.PersistenceId;
-                        Parameter(save, "@seq", DbType.Int64).Value = s.SequenceNr;
-                        Parameter(save, "@time", DbType.Int64).Value = now;
-                        Parameter(save, "@payload", DbType.Binary).Value = s.State.Payload;
-                        Parameter(save, "@manifest", DbType.String).Value = s.State.Manifest;
-                        Parameter(save, "@serializer", DbType.Int32).Value = s.State.SerializerId;
-                        await save.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-                    }
-                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr < @seq",
-                        s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
-                    await DeleteEventsAsync(connection, tx, s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
+                    await statements.AddAsync($"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr >= @seq", ct,
+                        ("@pid", DbType.String, s.PersistenceId), ("@seq", DbType.Int64, s.SequenceNr)).ConfigureAwait(false);
+                    await statements.AddAsync($"INSERT INTO {_snapshots} (persistence_id, sequence_nr, created_at, payload, manifest, serializer_id) " +
+                        "VALUES (@pid, @seq, @time, @payload, @manifest, @serializer)", ct,
+                        ("@pid", DbType.String, s.PersistenceId), ("@seq", DbType.Int64, s.SequenceNr), ("@time", DbType.Int64, now),
+                        ("@payload", DbType.Binary, s.State.Payload), ("@manifest", DbType.String, s.State.Manifest),
+                        ("@serializer", DbType.Int32, s.State.SerializerId)).ConfigureAwait(false);
+                    await statements.AddAsync($"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr < @seq", ct,
+                        ("@pid", DbType.String, s.PersistenceId), ("@seq", DbType.Int64, s.SequenceNr)).ConfigureAwait(false);
+                    await DeleteEventsAsync(statements, s.PersistenceId, s.SequenceNr, ct).ConfigureAwait(false);
                     break;
                 case JournalErase e:
-                    await ExecuteAsync(connection, tx, $"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr <= @seq",
-                        e.PersistenceId, e.UpToSequenceNr, ct).ConfigureAwait(false);
-                    await DeleteEventsAsync(connection, tx, e.PersistenceId, e.UpToSequenceNr, ct).ConfigureAwait(false);
+                    await statements.AddAsync($"DELETE FROM {_snapshots} WHERE persistence_id = @pid AND sequence_nr <= @seq", ct,
+                        ("@pid", DbType.String, e.PersistenceId), ("@seq", DbType.Int64, e.UpToSequenceNr)).ConfigureAwait(false);
+                    await DeleteEventsAsync(statements, e.PersistenceId, e.UpToSequenceNr, ct).ConfigureAwait(false);
                     break;
             }
         }
     }
 
     /// <summary>Events up to <paramref name="upTo"/> go; the highest of them stays as a deleted row that keeps the numbering.</summary>
-    private async Task DeleteEventsAsync(DbConnection connection, DbTransaction tx, string pid, long upTo, CancellationToken ct)
+    private async Task DeleteEventsAsync(SqlStatements statements, string pid, long upTo, CancellationToken ct)
     {
-        await ExecuteAsync(connection, tx, $"UPDATE {Journal} SET is_deleted = {_true} WHERE persistence_id = @pid AND sequence_nr <= @seq",
-            pid, upTo, ct).ConfigureAwait(false);
-        await ExecuteAsync(connection, tx,
-            $"DELETE FROM {Journal} WHERE persistence_id = @pid AND sequence_nr < (SELECT MAX(sequence_nr) FROM {Journal} WHERE persistence_id = @pid AND sequence_nr <= @seq)",
-            pid, upTo, ct).ConfigureAwait(false);
+        await statements.AddAsync($"UPDATE {Journal} SET is_deleted = {_true} WHERE persistence_id = @pid AND sequence_nr <= @seq", ct,
+            ("@pid", DbType.String, pid), ("@seq", DbType.Int64, upTo)).ConfigureAwait(false);
+        await statements.AddAsync(
+            $"DELETE FROM {Journal} WHERE persistence_id = @pid AND sequence_nr < (SELECT MAX(sequence_nr) FROM {Journal} WHERE persistence_id = @pid AND sequence_nr <= @seq)", ct,
+            ("@pid", DbType.String, pid), ("@seq", DbType.Int64, upTo)).ConfigureAwait(false);
     }
 
     /// <summary>The journals of <paramref name="persistenceIds"/> (an empty one for an ID without rows), in as few queries as the parameter limit allows.</summary>
@@ -179,22 +156,6 @@ internal sealed class SessionJournalTables(bool postgres)
         return string.Join(",", names);
     }
 
-    private static DbCommand Command(DbConnection connection, DbTransaction tx, string sql)
-    {
-        var cmd = connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        return cmd;
-    }
-
-    private static async Task ExecuteAsync(DbConnection connection, DbTransaction tx, string sql, string pid, long seq, CancellationToken ct)
-    {
-        await using var cmd = Command(connection, tx, sql);
-        Parameter(cmd, "@pid", DbType.String).Value = pid;
-        Parameter(cmd, "@seq", DbType.Int64).Value = seq;
-        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-    }
-
     private static DbParameter Parameter(DbCommand cmd, string name, DbType type)
     {
         var p = cmd.CreateParameter();
@@ -202,5 +163,82 @@ internal sealed class SessionJournalTables(bool postgres)
         p.DbType = type;
         cmd.Parameters.Add(p);
         return p;
+    }
+}
+
+/// <summary>
+/// The statements of one transaction. On PostgreSQL they are gathered into one batch and sent in one round trip by
+/// <see cref="FlushAsync"/>; SQLite runs in the process, so each runs at once, through one prepared command per SQL text.
+/// </summary>
+internal sealed class SqlStatements(DbConnection connection, DbTransaction tx, bool batch) : IAsyncDisposable
+{
+    private readonly DbBatch? _batch = batch ? CreateBatch(connection, tx) : null;
+    private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
+
+    private static DbBatch CreateBatch(DbConnection connection, DbTransaction tx)
+    {
+        var b = connection.CreateBatch();
+        b.Transaction = tx;
+        return b;
+    }
+
+    public async Task AddAsync(string sql, CancellationToken ct, params (string Name, DbType Type, object? Value)[] parameters)
+    {
+        if (_batch is not null)
+        {
+            var command = _batch.CreateBatchCommand();
+            command.CommandText = sql;
+            foreach (var (name, type, value) in parameters)
+            {
+                var p = command.CreateParameter();
+                p.ParameterName = name;
+                p.DbType = type;
+                p.Value = value ?? DBNull.Value;
+                command.Parameters.Add(p);
+            }
+            _batch.BatchCommands.Add(command);
+            return;
+        }
+        if (!_commands.TryGetValue(sql, out var cmd))
+        {
+            cmd = connection.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = sql;
+            foreach (var (name, type, _) in parameters)
+            {
+                var p = cmd.CreateParameter();
+                p.ParameterName = name;
+                p.DbType = type;
+                cmd.Parameters.Add(p);
+            }
+            _commands[sql] = cmd;
+        }
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            cmd.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
+        }
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends what is gathered (PostgreSQL); a failed statement fails the call, and the transaction with it.</summary>
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        if (_batch is { BatchCommands.Count: > 0 })
+        {
+            await _batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            _batch.BatchCommands.Clear();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var cmd in _commands.Values)
+        {
+            await cmd.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_batch is not null)
+        {
+            await _batch.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }
