@@ -77,6 +77,8 @@ internal sealed class BenchOptions
     public int UnconfirmedWindow { get; set; } = 2000;
     /// <summary>Seconds between opening the idle connections and reading the broker's RSS.</summary>
     public int MemorySettle { get; set; } = 5;
+    /// <summary>session-resume-rest: seconds the sessions stay disconnected before they resume (ours rests them after 10 s).</summary>
+    public int RestWait { get; set; } = 12;
 
     // Connection-scale scenarios (see Scale.cs).
     /// <summary>Client of connect-seq and connect-conc: raw (the lean socket client) or mqttnet.</summary>
@@ -175,6 +177,7 @@ internal sealed class BenchOptions
                 case "--confirm-window": o.ConfirmWindow = NextInt(); break;
                 case "--unconfirmed-window": o.UnconfirmedWindow = NextInt(); break;
                 case "--memory-settle": o.MemorySettle = NextInt(); break;
+                case "--rest-wait": o.RestWait = NextInt(); break;
                 case "--generator": o.Generator = Next(); break;
                 case "--sessions": o.Sessions = NextInt(); break;
                 case "--per-address": o.PerAddress = NextInt(); break;
@@ -198,7 +201,7 @@ internal sealed class BenchOptions
             throw new ArgumentException("failover subscribers, rate and recovery timeout must be >= 1, settle >= 0");
         }
         if (o.AmqpMessages < 2 || o.AmqpPersistentMessages < 2 || o.Prefetch is < 1 or > 65535 || o.AckEvery < 1
-            || o.AckEvery > o.Prefetch || o.ConfirmWindow < 1 || o.UnconfirmedWindow < 1 || o.MemorySettle < 0)
+            || o.AckEvery > o.Prefetch || o.ConfirmWindow < 1 || o.UnconfirmedWindow < 1 || o.MemorySettle < 0 || o.RestWait < 0)
         {
             throw new ArgumentException("AMQP messages must be >= 2; prefetch 1..65535; 1 <= ack-every <= prefetch; windows >= 1");
         }
@@ -231,7 +234,7 @@ internal sealed class BenchOptions
                            [--amqp-messages 100000] [--amqp-persistent-messages 50000] [--prefetch 100] [--ack-every 1]
                            [--confirm-window 500] [--unconfirmed-window 2000] [--memory-settle 5]
           connection scale (not in "all"; --scenario scale selects them all; raw socket clients, see docs/benchmarks.md):
-                           connect-seq, connect-conc, session-create, session-resume, memory-20k, restart
+                           connect-seq, connect-conc, session-create, session-resume, session-resume-rest [--rest-wait 12], memory-20k, restart
                            [--generator raw|mqttnet] (connect-seq/-conc) [--concurrency 50] [--clients 2000]
                            [--per-address 5000] [--keep-alive 600] [--memory-settle 5] (memory-20k)
                            restart (our node only): --pid PID --restart-cmd "CMD" --ready-log LOG [--sessions 10000] [--restart-verify 500]

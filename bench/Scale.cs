@@ -23,6 +23,8 @@ internal static partial class Scale
         new("connect-conc", "Connect, N at a time (--concurrency)", [new("rate", "connects/s", true)], ConnectConc),
         new("session-create", "New persistent session + SUBSCRIBE QoS 1", [new("rate", "sessions/s", true)], SessionCreate),
         new("session-resume", "Resume persistent session, 1 queued QoS 1 message", [new("rate", "resumes/s", true)], SessionResume),
+        new("session-resume-rest", "Resume persistent session at rest (--rest-wait s idle), 1 queued QoS 1 message",
+            [new("rate", "resumes/s", true)], (o, tag, ct) => SessionResume(o, tag, ct, TimeSpan.FromSeconds(o.RestWait))),
         new("memory-20k", "Memory per idle connection, many source addresses", [new("kib", "KiB/conn", false)], Memory),
         new("restart", "Restart with N persistent sessions (SIGTERM, start)",
             [new("ready", "s to ready", false), new("connack", "s to first CONNACK", false)], Restart),
@@ -203,9 +205,14 @@ internal static partial class Scale
     /// Creates the sessions (untimed), publishes one QoS 1 message to each session's topic from one publisher (up to
     /// 100, or the broker's receive maximum, unacknowledged), then reconnects every session with clean session 0:
     /// session present must be 1 and its message must arrive (it is acknowledged with PUBACK). Resumes/s = completed
-    /// reconnects / time; lost = sessions without session present or without their message.
+    /// reconnects / time; lost = sessions without session present or without their message. With <paramref name="idle"/>,
+    /// the sessions stay disconnected that long before the resumes (untimed), so a broker that puts idle sessions to rest
+    /// (ours after <c>mqtt.session-rest-after</c>, 10 s) must load each from storage.
     /// </summary>
-    private static async Task<RunResult> SessionResume(BenchOptions o, string tag, CancellationToken ct)
+    private static async Task<RunResult> SessionResume(BenchOptions o, string tag, CancellationToken ct) =>
+        await SessionResume(o, tag, ct, TimeSpan.Zero).ConfigureAwait(false);
+
+    private static async Task<RunResult> SessionResume(BenchOptions o, string tag, CancellationToken ct, TimeSpan idle)
     {
         var r = new RunResult { Expected = o.Clients };
         var remote = Remote(o);
@@ -239,6 +246,11 @@ internal static partial class Scale
         r.Extra["published"] = published;
         r.Extra["publish_rate"] = published / Scenarios.Seconds(pubStart, Stopwatch.GetTimestamp());
         r.Extra["publish_unacked"] = created.Count(c => c) - published;
+        if (idle > TimeSpan.Zero)
+        {
+            await Task.Delay(idle, ct).ConfigureAwait(false);
+            r.Extra["idle_s"] = idle.TotalSeconds;
+        }
 
         // Resume every session; the broker sends the queued message after the CONNACK.
         var present = new bool[o.Clients];

@@ -406,7 +406,7 @@ bench_scale() {
 run_scale() {
   local ids main_ids r launcher
   ids="$("${BENCH[@]}" list "$SCENARIO" | cut -f1)"
-  main_ids="$(grep -vx -e memory-20k -e restart <<<"$ids" | grep -E '^(connect-seq|connect-conc|session-create|session-resume)$' | paste -sd, - || true)"
+  main_ids="$(grep -vx -e memory-20k -e restart <<<"$ids" | grep -E '^(connect-seq|connect-conc|session-create|session-resume|session-resume-rest)$' | paste -sd, - || true)"
   rm -f "$OUT/ours.json" "$OUT/mosquitto.json" "$OUT/bench-ours.log" "$OUT/bench-mosquitto.log"
   for r in $(seq 1 "$RUNS"); do
     if [[ -n "$main_ids" ]]; then
