@@ -23,6 +23,7 @@ public sealed class BrokerServices
         IActorRef catalog, AmqpTopology? amqpTopology = null)
     {
         Settings = settings;
+        SessionLimits = settings.Limits;
         Catalog = catalog;
         InfoCodec = new Sessions.SessionInfoCodec(system);
         SessionIndex = sessionIndex;
@@ -37,6 +38,9 @@ public sealed class BrokerServices
     }
 
     public BrokerSettings Settings { get; }
+
+    /// <summary>The limits every session applies (one object shared by all).</summary>
+    public Sessions.SessionLimits SessionLimits { get; }
 
     public string NodeName => Settings.NodeName;
     public IActorRef SessionIndex { get; }

@@ -54,7 +54,8 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private readonly BrokerServices _services;
     private readonly SessionLimits _limits;
     private bool _droppingQos0;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    // Made when something is logged: a logger per session would be kept by every idle one.
+    private static ILoggingAdapter Log => Context.GetLogger();
     private RouteCollector? _collector;
     private SessionState _state;
     private IActorRef? _connection;
@@ -98,7 +99,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     public SessionActor(BrokerServices services)
     {
         _services = services;
-        _limits = services.Settings.Limits;
+        _limits = services.SessionLimits;
         var clientId = Uri.UnescapeDataString(Self.Path.Name);
         _state = SessionState.Empty(clientId);
     }
@@ -132,7 +133,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 Stash.UnstashAll();
                 break;
             case Terminated t when t.ActorRef.Equals(_journal):
-                _log.Error("session {0}: its journal could not be recovered; the session stops", _state.ClientId);
+                Log.Error("session {0}: its journal could not be recovered; the session stops", _state.ClientId);
                 Context.Stop(Self);
                 break;
             default:
@@ -240,7 +241,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     {
         if (!w.Ok)
         {
-            _log.Error("session {0}: the session catalog could not be written; the session stops", _state.ClientId);
+            Log.Error("session {0}: the session catalog could not be written; the session stops", _state.ClientId);
             Context.Stop(Self);
             return;
         }
@@ -422,7 +423,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 if (!_droppingQos0)
                 {
                     _droppingQos0 = true;
-                    _log.Warning("session {0}: {1} messages wait; QoS 0 messages are dropped until it catches up", _state.ClientId, cell.NumberOfMessages);
+                    Log.Warning("session {0}: {1} messages wait; QoS 0 messages are dropped until it catches up", _state.ClientId, cell.NumberOfMessages);
                 }
                 break;
             case Deliver d:
@@ -538,7 +539,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 break; // from a connection this session no longer belongs to
             case Terminated t when t.ActorRef.Equals(_journal):
                 // A write failed (the journal child stopped): nothing more can be made durable.
-                _log.Error("session {0}: its journal stopped after a failed write; the session stops", _state.ClientId);
+                Log.Error("session {0}: its journal stopped after a failed write; the session stops", _state.ClientId);
                 Context.Stop(Self);
                 break;
             default:

@@ -27,7 +27,8 @@ public sealed record JournalDone(long Token, long LastSequenceNr);
 /// </summary>
 public sealed class SessionJournal : UntypedActor, IWithUnboundedStash
 {
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    // Made when something is logged: a logger per session would be kept by every idle one.
+    private static ILoggingAdapter Log => Context.GetLogger();
     private readonly IActorRef _catalog;
     private readonly string _clientId;
     private readonly Akka.Serialization.Serialization _serialization;
@@ -109,7 +110,7 @@ public sealed class SessionJournal : UntypedActor, IWithUnboundedStash
     {
         if (l.Journal is not { } journal)
         {
-            _log.Error("{0}: the journal could not be read", PersistenceId);
+            Log.Error("{0}: the journal could not be read", PersistenceId);
             Context.Stop(Self);
             return;
         }
@@ -127,7 +128,7 @@ public sealed class SessionJournal : UntypedActor, IWithUnboundedStash
         }
         catch (Exception e)
         {
-            _log.Error(e, "{0}: the journal could not be replayed", PersistenceId);
+            Log.Error(e, "{0}: the journal could not be replayed", PersistenceId);
             Context.Stop(Self);
         }
     }
@@ -149,7 +150,7 @@ public sealed class SessionJournal : UntypedActor, IWithUnboundedStash
         var (_, sequenceNr, answers) = _inFlight.Dequeue();
         if (!stored.Ok)
         {
-            _log.Error("{0}: a journal write was refused or failed; the session stops", PersistenceId);
+            Log.Error("{0}: a journal write was refused or failed; the session stops", PersistenceId);
             Context.Stop(Self);
             return;
         }

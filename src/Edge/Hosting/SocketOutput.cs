@@ -10,8 +10,9 @@ namespace Broker.Edge.Hosting;
 /// </summary>
 internal sealed class SocketOutput(Socket socket, NetworkStream stream)
 {
-    // Small segments: an idle connection keeps at most one, and bursts simply chain more of them.
-    private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false));
+    // Small segments: an idle connection keeps at most one, and bursts simply chain more of them. One options object for all.
+    private static readonly PipeOptions Options = new(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 512, useSynchronizationContext: false);
+    private readonly Pipe _pipe = new(Options);
     private long _pendingBytes;
     private int _closed;
 
