@@ -95,6 +95,45 @@ public sealed class SessionJournalTablesTests
         }
     }
 
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
+    public async Task A_refused_write_fails_only_its_own_session_and_its_later_writes_in_the_batch(string provider)
+    {
+        var (node, store, cleanup) = await StartAsync(provider);
+        try
+        {
+            var system = node.Node.System;
+            var catalog = system.ActorOf(SessionCatalog.Props(store, "test-host"));
+            var a = "refused-a-" + Guid.NewGuid().ToString("N")[..8];
+            var b = "refused-b-" + Guid.NewGuid().ToString("N")[..8];
+            StoredBlob Sub(string filter) => Blob(system, new SubscriptionAdded(new Subscription(filter, 1)));
+            // Another copy of session a already wrote its sequence number 2.
+            await store.WriteAsync([], [new JournalAppend(SessionJournal.PersistenceIdOf(a), 1, [Sub("a/1"), Sub("a/2 elsewhere")])]);
+
+            // A load starts a round trip; the three writes sent meanwhile go together in the next transaction.
+            var timeout = TimeSpan.FromSeconds(30);
+            var load = catalog.Ask<JournalLoaded>(new JournalLoad("refused-none"), timeout);
+            var writeB = catalog.Ask<JournalStored>(new JournalStore(new JournalAppend(SessionJournal.PersistenceIdOf(b), 1, [Sub("b/1")]), 1), timeout);
+            var staleA = catalog.Ask<JournalStored>(new JournalStore(new JournalAppend(SessionJournal.PersistenceIdOf(a), 2, [Sub("a/2 stale")]), 2), timeout);
+            var laterA = catalog.Ask<JournalStored>(new JournalStore(new JournalAppend(SessionJournal.PersistenceIdOf(a), 3, [Sub("a/3 stale")]), 3), timeout);
+            Assert.NotNull((await load).Journal);
+
+            Assert.True((await writeB).Ok);
+            Assert.False((await staleA).Ok);
+            Assert.False((await laterA).Ok); // would fit on its own, but follows a refused write of the same session
+
+            var loaded = await store.LoadJournalsAsync([a, b]);
+            Assert.Equal(["a/1", "a/2 elsewhere"], loaded[a].Events.Select(e => ((SubscriptionAdded)Read(system, e.Event)).Subscription.Filter));
+            Assert.Equal(["b/1"], loaded[b].Events.Select(e => ((SubscriptionAdded)Read(system, e.Event)).Subscription.Filter));
+            system.Stop(catalog);
+        }
+        finally
+        {
+            await cleanup();
+        }
+    }
+
     /// <summary>The filters of the <see cref="SubscriptionAdded"/> events Akka.Persistence.Sql replays for <paramref name="pid"/>.</summary>
     private static async Task<List<string>> RecoverAsync(ActorSystem system, string pid)
     {

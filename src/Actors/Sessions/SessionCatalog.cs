@@ -197,7 +197,7 @@ public sealed class SessionCatalog : UntypedActor
         }
         foreach (var (journal, clientId) in batch.Loads)
         {
-            journal.Tell(new JournalLoaded(f.Loaded is null ? null : f.Loaded.GetValueOrDefault(clientId, StoredJournal.Empty)));
+            journal.Tell(new JournalLoaded(f.Loaded is null ? null : f.Loaded[clientId]));
         }
         _flushing = null;
         MaybeFlush();

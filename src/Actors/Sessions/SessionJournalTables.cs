@@ -24,7 +24,8 @@ public sealed record JournalErase(string PersistenceId, long UpToSequenceNr) : J
 /// </summary>
 public sealed record StoredJournal(StoredBlob? Snapshot, long SnapshotSequenceNr, List<(long SequenceNr, StoredBlob Event)> Events, long HighestSequenceNr)
 {
-    public static readonly StoredJournal Empty = new(null, 0, [], 0);
+    /// <summary>A journal without rows (a new one each time: its event list is filled while loading).</summary>
+    public static StoredJournal Empty => new(null, 0, [], 0);
 }
 
 /// <summary>
@@ -100,7 +101,7 @@ internal sealed class SessionJournalTables(bool postgres)
         {
             foreach (var id in chunk)
             {
-                found[id] = StoredJournal.Empty with { Events = [] };
+                found[id] = StoredJournal.Empty;
             }
             await using (var cmd = connection.CreateCommand())
             {
