@@ -31,14 +31,16 @@ for trx in "$results"/*.trx; do
   n=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${n:-0}))
 done
-# Name each failed test and the start of its message, so the end of the log says what broke.
+# Name each failed test and its message (up to 60 lines: a node's exit carries the end of its log), so the end of
+# the log says what broke.
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
   awk '
     /<UnitTestResult / { name = ""; failed = 0
       if (match($0, /testName="[^"]*"/)) name = substr($0, RSTART + 10, RLENGTH - 11)
       if ($0 ~ /outcome="Failed"/) { failed = 1; print "FAILED: " name } }
-    failed && /<Message>/ { line = $0; sub(/.*<Message>/, "", line); print "  " substr(line, 1, 400); failed = 0 }
+    failed && /<Message>/ { inmsg = 1; lines = 0; sub(/.*<Message>/, "") }
+    inmsg { done = sub(/<\/Message>.*/, ""); if (lines++ < 60) print "  " substr($0, 1, 400); if (done) { inmsg = 0; failed = 0 } }
   ' "$trx"
 done
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"

@@ -77,6 +77,10 @@ public sealed class TestNode : IAsyncDisposable
               data-dir = "{{dataDir.Replace("\\", "/", StringComparison.Ordinal)}}"
               db-provider = "{{database?.Provider ?? "sqlite"}}"
               db-connection = "{{database?.ConnectionString ?? ""}}"
+              # In-process test nodes share the test process's thread pool with the other test classes running at
+              # the same time, so on a busy 2-core machine an admin query's answer can take longer than the 3 s
+              # default; no test of an in-process node is about that timeout.
+              admin.query-timeout = 15s
             }
             akka.loglevel = {{Environment.GetEnvironmentVariable("BROKER_TEST_LOGLEVEL") ?? "WARNING"}}
             {{extraHocon}}

@@ -45,11 +45,13 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
         var rows = new List<SessionInfo>();
         var unreachable = new List<string>();
         var more = false;
+        var answered = 0;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < asks.Length; i++)
         {
             if (asks[i].IsCompletedSuccessfully)
             {
+                answered++;
                 foreach (var row in asks[i].Result.Sessions)
                 {
                     if (seen.Add(row.ClientId))
@@ -82,7 +84,8 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
             rows.RemoveRange(query.Limit, rows.Count - query.Limit);
             more = true;
         }
-        return new SessionsPageResult(rows, more, unreachable, unreachable.Count < asks.Length);
+        // The catalog is not a node: the page is served (naming the catalog as unreachable) whenever a node answered.
+        return new SessionsPageResult(rows, more, unreachable, answered > 0);
     }
 
     /// <summary>The session wherever it is hosted; null when no node knows it. <c>Answered</c> is false when no node answered.</summary>

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Event;
 
 namespace Broker.Edge.Hosting;
 
@@ -14,6 +15,9 @@ namespace Broker.Edge.Hosting;
 internal sealed class PauseDetector : IDisposable
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>A stall this long is logged as a warning: half way to what the failure detector tolerates by default.</summary>
+    private static readonly TimeSpan WarnAfter = TimeSpan.FromSeconds(1);
     private readonly Thread _thread;
     private volatile bool _stopped;
 
@@ -23,12 +27,21 @@ internal sealed class PauseDetector : IDisposable
         _thread = new Thread(() =>
         {
             var last = System.Diagnostics.Stopwatch.GetTimestamp();
+            var gcPaused = GC.GetTotalPauseDuration();
             while (!_stopped)
             {
                 Thread.Sleep(Tick);
                 var now = System.Diagnostics.Stopwatch.GetTimestamp();
                 var gap = System.Diagnostics.Stopwatch.GetElapsedTime(last, now);
+                var gcNow = GC.GetTotalPauseDuration();
                 last = now;
+                if (gap - Tick > WarnAfter)
+                {
+                    // Whether the collector or the machine (CPU starved, swapping, a stopped VM) held the node.
+                    system.Log.Warning("this node did not run for {0:0.00} s ({1:0.00} s of it in garbage collection pauses); the cluster downs a member silent for {2:0.0} s",
+                        (gap - Tick).TotalSeconds, (gcNow - gcPaused).TotalSeconds, limit.TotalSeconds);
+                }
+                gcPaused = gcNow;
                 if (gap > limit && !_stopped && cluster.State.Members.Count(m => m.Status == MemberStatus.Up) > 1)
                 {
                     exit($"this node did not run for {gap.TotalSeconds:0.0} s, longer than the cluster tolerates ({limit.TotalSeconds:0.0} s): " +

@@ -118,11 +118,20 @@ public sealed class HostileCluster : IAsyncLifetime
         }
         catch (TimeoutException)
         {
+            var events = subscriber.Events.Concat(consumer.Events).Concat(_amqpPublisher.Events).ToList();
             Assert.Fail($"canary lost messages: MQTT {string.Join(',', MqttMissing().Order().Take(20))}, AMQP {string.Join(',', AmqpMissing().Order().Take(20))}\n" +
-                string.Join('\n', subscriber.Events.Concat(consumer.Events).Concat(_amqpPublisher.Events)));
+                string.Join('\n', _cluster!.Live.Select(NodeSummary)) + "\n" +
+                $"client events ({events.Count}, the first 20):\n" + string.Join('\n', events.Take(20)));
         }
         return $"canary_mqtt_acked={acked.Length} canary_amqp_confirmed={confirmed.Length} canary_lost=0 canary_reconnects={subscriber.Disconnects + consumer.Reconnects}";
     }
+
+    /// <summary>Whether the node runs, and the last warnings and errors it logged.</summary>
+    private static string NodeSummary(NodeProcess node) =>
+        $"{node.Name}: {(node.HasExited ? $"exited with {node.ExitCode}" : "running")}; its last warnings and errors:\n  " +
+        string.Join("\n  ", node.Log.Split('\n')
+            .Where(l => l.StartsWith("[ERROR]", StringComparison.Ordinal) || l.StartsWith("[WARNING]", StringComparison.Ordinal) || !l.StartsWith('['))
+            .Where(l => l.Length > 0).TakeLast(15).Select(l => l.Length > 400 ? l[..400] : l));
 
     /// <summary>Whether the node's admin /ready answers 200 (an error or a timeout counts as no).</summary>
     public static async Task<bool> ReadyAsync(NodeProcess node)
