@@ -176,7 +176,7 @@ public static class MqttBridge
 public sealed class AmqpTopicRouter(Topology.AmqpTopology topology, Func<IActorRef> queueRegion)
 {
     /// <summary>Enqueues the message in every matching queue; returns how many. A queue answers <see cref="Enqueued"/> to <paramref name="sender"/> when <paramref name="confirm"/>.</summary>
-    public int Route(PublishedMessage message, bool confirm, IActorRef sender, Dictionary<Routing.DeliveryTarget, object>? sent)
+    public int Route(PublishedMessage message, bool confirm, IActorRef sender, Dictionary<Routing.DeliveryTarget, object>? sent, ISet<Routing.DeliveryTarget>? targets = null)
     {
         var view = topology.View;
         if (!view.HasBindings(MqttBridge.Exchange))
@@ -196,9 +196,13 @@ public sealed class AmqpTopicRouter(Topology.AmqpTopology topology, Func<IActorR
             var enqueue = new Enqueue(queue, amqp, confirm);
             region.Tell(enqueue, sender);
             sent?.Add(Routing.DeliveryTarget.Queue(queue), enqueue);
+            targets?.Add(Routing.DeliveryTarget.Queue(queue));
         }
         return queues.Count;
     }
+
+    /// <summary>Sends a flow probe to a queue, after what was enqueued there before it.</summary>
+    public void Probe(string queue, long id, IActorRef sender) => queueRegion().Tell(new QueueFlowProbe(queue, id), sender);
 
     public void Resend(Enqueue enqueue, IActorRef sender) => queueRegion().Tell(enqueue, sender);
 }

@@ -24,6 +24,9 @@ public interface IQueueCommand : IBrokerSerializable
     string Queue { get; }
 }
 
+/// <summary>A flow probe (<see cref="Routing.FlowWindow"/>): answered with <see cref="Routing.FlowAck"/> once what the sender enqueued before it is durable.</summary>
+public sealed record QueueFlowProbe(string Queue, long Id) : IQueueCommand;
+
 /// <summary>What a queue at its <c>x-max-length</c> does with one more message (<c>x-overflow</c>).</summary>
 public enum QueueOverflow
 {

@@ -13,6 +13,9 @@ namespace Broker.Actors.Retained;
 /// </summary>
 public sealed record StoreRetained(PublishedMessage Message, long Correlation) : IBrokerSerializable;
 
+/// <summary>A flow probe (<see cref="Routing.FlowWindow"/>): answered with <see cref="Routing.FlowAck"/> once what the sender stored before it is durable.</summary>
+public sealed record RetainedFlowProbe(long Id) : IBrokerSerializable;
+
 /// <summary>The store is full: the message was not retained (it was still routed to current subscribers).</summary>
 public sealed record RetainedRefused(long Correlation) : IBrokerSerializable;
 
@@ -53,7 +56,7 @@ public sealed class RetainedMessageExtractor() : Akka.Cluster.Sharding.HashCodeM
 {
     public const string EntityName = "store";
 
-    public override string? EntityId(object message) => message is StoreRetained or QueryRetained ? EntityName : null;
+    public override string? EntityId(object message) => message is StoreRetained or QueryRetained or RetainedFlowProbe ? EntityName : null;
 }
 
 /// <summary>
@@ -121,6 +124,12 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 }
                 MaybeSnapshot();
             });
+        });
+        Command<RetainedFlowProbe>(p =>
+        {
+            // After the writes of what came before it are durable (PersistAsync handlers run in order).
+            var sender = Sender;
+            DeferAsync(p.Id, id => sender.Tell(new FlowAck(id)));
         });
         Command<QueryRetained>(q =>
         {

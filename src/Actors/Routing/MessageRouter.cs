@@ -24,8 +24,10 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
     /// With <paramref name="toAmqp"/> the message also goes to AMQP queues bound to <c>amq.topic</c>; they count
     /// as sessions in the result and answer <see cref="Amqp.Enqueued"/> (by message id) instead of DeliverAck.
     /// A message that came from AMQP is routed with it off, since its exchange already reached those queues.
+    /// <paramref name="targets"/>, when given, receives every target (for a <see cref="FlowWindow"/>'s probe).
     /// </remarks>
-    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<DeliveryTarget, object>? sent = null, bool toAmqp = true)
+    public RouteResult Route(PublishedMessage message, RouteCollector collector, long correlation, IActorRef sender, Dictionary<DeliveryTarget, object>? sent = null,
+        bool toAmqp = true, ISet<DeliveryTarget>? targets = null)
     {
         collector.Clear();
         trie.Match(message.Topic, collector);
@@ -34,6 +36,7 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
             var deliver = new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation);
             sessionRegion.Tell(deliver, sender);
             sent?.Add(DeliveryTarget.Session(clientId), deliver);
+            targets?.Add(DeliveryTarget.Session(clientId));
         }
         var acks = collector.Count;
         if (message.Retain)
@@ -41,10 +44,35 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
             var store = new StoreRetained(message, correlation);
             retainedStore.Tell(store, sender);
             sent?.Add(DeliveryTarget.RetainedStore, store);
+            targets?.Add(DeliveryTarget.RetainedStore);
             acks++;
         }
-        var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent) : 0;
+        var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent, targets) : 0;
         return new RouteResult(collector.Count + queues, acks + queues);
+    }
+
+    /// <summary>
+    /// Sends flow probe <paramref name="id"/> to <paramref name="target"/> the way messages reach it, so it arrives after
+    /// them; the target answers <see cref="FlowAck"/> to <paramref name="sender"/>.
+    /// </summary>
+    public void Probe(DeliveryTarget target, long id, IActorRef sender)
+    {
+        switch (target.Kind)
+        {
+            case TargetKind.Session:
+                sessionRegion.Tell(new SessionFlowProbe(target.Name, id), sender);
+                break;
+            case TargetKind.RetainedStore:
+                retainedStore.Tell(new RetainedFlowProbe(id), sender);
+                break;
+            case TargetKind.Queue when amqp is not null:
+                amqp.Probe(target.Name, id, sender);
+                break;
+            default:
+                // No AMQP on this node: no queue was routed to, so none is probed; answer for it.
+                sender.Tell(new FlowAck(id));
+                break;
+        }
     }
 
     /// <summary>

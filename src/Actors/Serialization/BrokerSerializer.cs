@@ -74,6 +74,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         SessionNotFound => "NF",
         SessionProbe => "PB",
         SessionProbeAck => "PBA",
+        SessionFlowProbe => "FPS",
+        Amqp.QueueFlowProbe => "FPQ",
+        RetainedFlowProbe => "FPR",
+        FlowAck => "FA",
         _ => QueueManifest(o) ?? TopologyManifest(o) ?? throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
     };
 
@@ -236,6 +240,18 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case SessionProbeAck a:
                 w.Write(a.ClientId);
                 break;
+            case SessionFlowProbe p:
+                w.Write(p.ClientId); w.Write(p.Id);
+                break;
+            case Amqp.QueueFlowProbe p:
+                w.Write(p.Queue); w.Write(p.Id);
+                break;
+            case RetainedFlowProbe p:
+                w.Write(p.Id);
+                break;
+            case FlowAck a:
+                w.Write(a.Id);
+                break;
             default:
                 if (!WriteQueueMessage(w, obj) && !WriteTopologyMessage(w, obj))
                 {
@@ -296,6 +312,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "NF" => new SessionNotFound(r.ReadString()),
         "PB" => new SessionProbe(r.ReadString()),
         "PBA" => new SessionProbeAck(r.ReadString()),
+        "FPS" => new SessionFlowProbe(r.ReadString(), r.ReadInt64()),
+        "FPQ" => new Amqp.QueueFlowProbe(r.ReadString(), r.ReadInt64()),
+        "FPR" => new RetainedFlowProbe(r.ReadInt64()),
+        "FA" => new FlowAck(r.ReadInt64()),
         _ => ReadQueueMessage(r, manifest) ?? ReadTopologyMessage(r, manifest) ?? throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
     };
 

@@ -506,6 +506,15 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                     }
                 }
                 break;
+            case SessionFlowProbe p:
+                // After the messages sent before it, and once what they changed is durable.
+                var prober = Sender;
+                Defer(() => prober.Tell(new FlowAck(p.Id)));
+                if (!_state.Exists)
+                {
+                    Context.SetReceiveTimeout(IdleWithoutSession);
+                }
+                break;
             case SessionProbe p:
                 Sender.Tell(new SessionProbeAck(p.ClientId));
                 if (!_state.Exists)

@@ -124,6 +124,9 @@ public sealed record InboundQos2Done(ushort PacketId, bool Release) : IBrokerSer
 /// </summary>
 public sealed record DeliverAck(long Correlation, Routing.DeliveryTarget Target) : IBrokerSerializable;
 
+/// <summary>A flow probe (<see cref="Routing.FlowWindow"/>): answered with <see cref="Routing.FlowAck"/> once what the sender sent before it is handled.</summary>
+public sealed record SessionFlowProbe(string ClientId, long Id) : ISessionCommand;
+
 // ---- admin view ----
 
 public sealed record SessionInfo(

@@ -48,6 +48,15 @@ internal sealed partial class AmqpConnectionActor
     private readonly Dictionary<string, IActorRef> _queueEntities = new(StringComparer.Ordinal);
     private RouteCollector? _collector;
     private ICancelable? _retryTick;
+
+    /// <summary>A flow probe unanswered this long is given up (its target's node failed): what it covered no longer holds the client back.</summary>
+    private const long FlowProbeTimeoutMs = 10_000;
+
+    /// <summary>Created at the first publish without confirms: bounds what this client has in flight towards its queues (<see cref="FlowWindow"/>).</summary>
+    private FlowWindow? _flow;
+
+    /// <summary>Set while acting on a publish without confirms: its inbound bytes stay counted until its targets answer a flow probe.</summary>
+    private bool _holdInbound;
     private bool _creditHeld;
 
     private ChannelRef RefOf(AmqpChannel channel) => new(Self, channel.Number);
@@ -66,8 +75,51 @@ internal sealed partial class AmqpConnectionActor
         {
             if (!held)
             {
-                _transport.Inbound.Release(size);
+                ReleaseOrHold(size);
             }
+        }
+    }
+
+    /// <summary>The read loop stops counting an item acted on, unless it was an unconfirmed publish (<see cref="HoldForFlow"/>).</summary>
+    private void ReleaseOrHold(int size)
+    {
+        if (_holdInbound)
+        {
+            _holdInbound = false;
+            HoldForFlow(Hosting.InboundGate.Weight(size));
+        }
+        else
+        {
+            _transport.Inbound.Release(size);
+        }
+    }
+
+    /// <summary>A publish without confirms was routed: its weight is released once its targets answer the probe that covers it.</summary>
+    private void HoldForFlow(long weight)
+    {
+        var flow = _flow!;
+        if (flow.Hold(weight))
+        {
+            var self = Self;
+            var router = _services.Router;
+            _transport.Inbound.ReleaseWeight(flow.Probe(Environment.TickCount64, (target, id) => router.Probe(target, id, self)));
+            EnsureRetryTick();
+        }
+    }
+
+    private void OnFlowAck(FlowAck ack) => _transport.Inbound.ReleaseWeight(_flow?.Answer(ack.Id) ?? 0);
+
+    private void ExpireFlowProbes(long now)
+    {
+        if (_flow is not { Outstanding: > 0 })
+        {
+            return;
+        }
+        var (weight, probes) = _flow.Expire(now);
+        if (probes > 0)
+        {
+            _log.Warning("{0} flow probes unanswered for {1} s (a target's node failed?); their {2} bytes count as delivered", probes, FlowProbeTimeoutMs / 1000, weight);
+            _transport.Inbound.ReleaseWeight(weight);
         }
     }
 
@@ -155,7 +207,7 @@ internal sealed partial class AmqpConnectionActor
             }
             finally
             {
-                _transport.Inbound.Release(SizeOf(item));
+                ReleaseOrHold(SizeOf(item));
             }
         }
     }
@@ -665,12 +717,16 @@ internal sealed partial class AmqpConnectionActor
         var seq = channel.Confirm ? ++channel.PublishSeq : 0;
         // Each target still to answer, with what was sent to it: queues and (QoS 1 and up) MQTT sessions.
         var outstanding = track ? new Dictionary<DeliveryTarget, object>() : null;
+        // Without confirms nobody answers: the flow window keeps the targets for its probe and holds the inbound bytes.
+        var flowTargets = track ? null : (_flow ??= new FlowWindow(_transport.Inbound.ProbeWeight, FlowProbeTimeoutMs)).Targets;
+        _holdInbound = !track;
         var mqttTargets = 0;
         if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id,
                 _services.Settings.MaxTopicLength, _services.Settings.MaxTopicLevels) is { } forMqtt)
         {
             var waitForMqtt = track && forMqtt.Qos > 0;
-            var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), waitForMqtt ? message.Id : 0, Self, waitForMqtt ? outstanding : null, toAmqp: false);
+            var routed = _services.Router.Route(forMqtt, _collector ??= new RouteCollector(), waitForMqtt ? message.Id : 0, Self, waitForMqtt ? outstanding : null, toAmqp: false,
+                targets: flowTargets);
             mqttTargets = routed.Sessions;
         }
         if (queues.Count == 0 && mqttTargets == 0)
@@ -691,6 +747,7 @@ internal sealed partial class AmqpConnectionActor
             var sent = enqueue with { Queue = queue };
             _amqp.QueueRegion.Tell(sent, Self);
             outstanding?.Add(DeliveryTarget.Queue(queue), sent);
+            flowTargets?.Add(DeliveryTarget.Queue(queue));
         }
         if (outstanding is { Count: > 0 })
         {
@@ -788,7 +845,8 @@ internal sealed partial class AmqpConnectionActor
         {
             ReturnHeldCredit();
         }
-        if (_pending.Count == 0 && !_creditHeld && !AnyUnregisteredConsumer())
+        ExpireFlowProbes(now);
+        if (_pending.Count == 0 && !_creditHeld && !AnyUnregisteredConsumer() && _flow is not { Outstanding: > 0 })
         {
             _retryTick?.Cancel();
             _retryTick = null;

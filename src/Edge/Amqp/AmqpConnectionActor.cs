@@ -117,6 +117,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case DeliverAck a:
                 OnTargetAnswered(a.Correlation, a.Target);
                 return;
+            case FlowAck f:
+                OnFlowAck(f);
+                return;
             case ConsumeOk ok:
                 OnConsumeOk(ok, Sender);
                 return;

@@ -22,13 +22,22 @@ internal sealed class InboundGate(long highWaterMark)
 
     public bool IsAboveHighWater => !_closed && Interlocked.Read(ref _pending) > _highWaterMark;
 
+    /// <summary>What an item of <paramref name="wireBytes"/> counts for.</summary>
+    public static long Weight(int wireBytes) => wireBytes + ItemOverhead;
+
+    /// <summary>The highest weight a <see cref="Broker.Actors.Routing.FlowWindow"/> may hold before it probes: below half the mark, where reading resumes.</summary>
+    public long ProbeWeight => Math.Max(1, _highWaterMark / 8);
+
     /// <summary>Read loop: an item of <paramref name="wireBytes"/> goes to the actor.</summary>
-    public void Add(int wireBytes) => Interlocked.Add(ref _pending, wireBytes + ItemOverhead);
+    public void Add(int wireBytes) => Interlocked.Add(ref _pending, Weight(wireBytes));
 
     /// <summary>Actor: the item of <paramref name="wireBytes"/> has been acted on.</summary>
-    public void Release(int wireBytes)
+    public void Release(int wireBytes) => ReleaseWeight(Weight(wireBytes));
+
+    /// <summary>Actor: items of this total <see cref="Weight"/> are done with (a flow window's answered probe).</summary>
+    public void ReleaseWeight(long weight)
     {
-        if (Interlocked.Add(ref _pending, -(wireBytes + ItemOverhead)) <= _highWaterMark / 2)
+        if (weight != 0 && Interlocked.Add(ref _pending, -weight) <= _highWaterMark / 2)
         {
             Interlocked.Exchange(ref _waiter, null)?.TrySetResult();
         }

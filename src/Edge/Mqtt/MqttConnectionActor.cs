@@ -34,6 +34,9 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private static readonly MqttPingRespPacket PingResp = new();
 
+    /// <summary>A flow probe unanswered this long is given up (its target's node failed): what it covered no longer holds the client back.</summary>
+    private const long FlowProbeTimeoutMs = 10_000;
+
     private readonly MqttTransport _transport;
     private readonly BrokerServices _services;
     private readonly string _connectionId;
@@ -42,6 +45,12 @@ internal sealed class MqttConnectionActor : UntypedActor
     private MqttOutbound? _outbound;
     private MqttInboundFlow? _inbound;
     private RouteCollector? _collector;
+
+    /// <summary>Created at the first QoS 0 publish: bounds what this client has in flight towards its targets (<see cref="FlowWindow"/>).</summary>
+    private FlowWindow? _flow;
+
+    /// <summary>Set while acting on a QoS 0 publish: its inbound bytes stay counted until its targets answer a flow probe.</summary>
+    private bool _holdInbound;
     private PublishTracker<PendingPublish>? _pending;
     private bool _closing;
     private bool _graceful;
@@ -184,6 +193,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 }
                 Redeliver(all: false);
                 ResendQos2();
+                ExpireFlowProbes();
                 ScheduleRetryTick();
                 break;
             case SendPublish p when Connected:
@@ -201,6 +211,9 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case DeliverAck a:
                 OnTargetAnswered(a.Correlation, a.Target);
+                break;
+            case FlowAck f:
+                _transport.Inbound.ReleaseWeight(_flow?.Answer(f.Id) ?? 0);
                 break;
             case Broker.Actors.Retained.RetainedRefused r:
                 OnTargetAnswered(r.Correlation, DeliveryTarget.RetainedStore, refused: true);
@@ -338,7 +351,43 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
         finally
         {
-            _transport.Inbound.Release(inbound.Size);
+            if (_holdInbound)
+            {
+                _holdInbound = false;
+                HoldForFlow(Hosting.InboundGate.Weight(inbound.Size));
+            }
+            else
+            {
+                _transport.Inbound.Release(inbound.Size);
+            }
+        }
+    }
+
+    /// <summary>A QoS 0 publish was routed: its weight is released once its targets answer the probe that covers it.</summary>
+    private void HoldForFlow(long weight)
+    {
+        var flow = _flow!;
+        if (flow.Hold(weight))
+        {
+            var self = Self;
+            var router = _services.Router;
+            _transport.Inbound.ReleaseWeight(flow.Probe(NowMs, (target, id) => router.Probe(target, id, self)));
+            ScheduleRetryTick();
+        }
+    }
+
+    private void ExpireFlowProbes()
+    {
+        if (_flow is not { Outstanding: > 0 })
+        {
+            return;
+        }
+        var (weight, probes) = _flow.Expire(NowMs);
+        if (probes > 0)
+        {
+            Log.Warning("{0}: {1} flow probes unanswered for {2} s (a target's node failed?); their {3} bytes count as delivered",
+                ClientId, probes, FlowProbeTimeoutMs / 1000, weight);
+            _transport.Inbound.ReleaseWeight(weight);
         }
     }
 
@@ -462,7 +511,9 @@ internal sealed class MqttConnectionActor : UntypedActor
             qos == 0 ? 0 : Random.Shared.NextInt64(1, long.MaxValue));
         if (qos == 0)
         {
-            _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self);
+            _flow ??= new FlowWindow(_transport.Inbound.ProbeWeight, FlowProbeTimeoutMs);
+            _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self, targets: _flow.Targets);
+            _holdInbound = true;
             return;
         }
         // Sessions and the retained store answer DeliverAck with this correlation, AMQP queues Enqueued with the message id: one number for both.
@@ -557,7 +608,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// <summary>One tick a second while publishes or QoS 2 steps wait for answers, or the session is moving.</summary>
     private void ScheduleRetryTick()
     {
-        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true }
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true } || _flow is { Outstanding: > 0 }
             || _handshake.Phase == ConnectPhase.AwaitingSession))
         {
             _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);

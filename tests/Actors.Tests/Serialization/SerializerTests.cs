@@ -143,6 +143,10 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SessionNotFound("who");
         yield return new SessionProbe("$shard-probe-7");
         yield return new SessionProbeAck("$shard-probe-7");
+        yield return new SessionFlowProbe("c\u00fc-1", long.MaxValue);
+        yield return new Broker.Actors.Amqp.QueueFlowProbe("orders", 1);
+        yield return new RetainedFlowProbe(42);
+        yield return new FlowAck(-1);
         foreach (var sample in Amqp.Topology.TopologySerializerTests.Samples())
         {
             yield return sample;

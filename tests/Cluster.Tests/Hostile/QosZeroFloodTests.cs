@@ -30,14 +30,15 @@ public static class QosZeroFlood
     /// One MQTT client publishes 1 KiB QoS 0 messages as fast as the node takes them for 3 s to a topic whose only
     /// subscriber never reads (its TCP window fills at once), while the node's RSS is sampled every 100 ms.
     /// </summary>
-    public static async Task<FloodResult> RunAsync(NodeProcess node)
+    /// <param name="sessionHost">
+    /// When given, the slow subscriber's session lives on this node (client IDs are tried until the admin API names it),
+    /// so every message of the flood crosses between the node processes, and their heartbeats travel behind it.
+    /// </param>
+    public static async Task<FloodResult> RunAsync(NodeProcess node, NodeProcess? sessionHost = null, int seconds = 3)
     {
         var topic = Ids.New("flood") + "/t";
         var before = HostileCluster.RssKiB(node);
-        using var slow = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
-        await slow.ConnectAsync("127.0.0.1", node.MqttPort);
-        await slow.SendAsync(MqttWire.Connect(Ids.New("slow"), 4), SocketFlags.None);
-        Assert.Equal(0x20, (await MqttWire.ReadPacketAsync(slow)).Header);
+        using var slow = await SlowSubscriberAsync(node, sessionHost);
         await slow.SendAsync(MqttWire.Subscribe(4, 1, (topic, 0x00)), SocketFlags.None);
         Assert.Equal([0x00], await MqttWire.ReadSubAckAsync(slow, 4, 1));
 
@@ -47,7 +48,7 @@ public static class QosZeroFlood
         var peak = before;
         var sent = 0L;
         var clock = Stopwatch.StartNew();
-        using (var flood = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
+        using (var flood = new CancellationTokenSource(TimeSpan.FromSeconds(seconds)))
         {
             var sampler = Task.Run(async () =>
             {
@@ -75,9 +76,34 @@ public static class QosZeroFlood
             }
             await sampler;
         }
-        var seconds = clock.Elapsed.TotalSeconds;
         var atEnd = HostileCluster.RssKiB(node);
-        return new FloodResult(sent, seconds, before, Math.Max(peak, atEnd), atEnd);
+        return new FloodResult(sent, clock.Elapsed.TotalSeconds, before, Math.Max(peak, atEnd), atEnd);
+    }
+
+    /// <summary>A connected MQTT 3.1.1 client with a 4 KiB receive buffer that will never read, its session on <paramref name="sessionHost"/> when given.</summary>
+    private static async Task<Socket> SlowSubscriberAsync(NodeProcess node, NodeProcess? sessionHost)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(node.AdminUrl), Timeout = TimeSpan.FromSeconds(10) };
+        for (var attempt = 0; ; attempt++)
+        {
+            var id = Ids.New("slow");
+            var slow = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+            await slow.ConnectAsync("127.0.0.1", node.MqttPort);
+            await slow.SendAsync(MqttWire.Connect(id, 4), SocketFlags.None);
+            Assert.Equal(0x20, (await MqttWire.ReadPacketAsync(slow)).Header);
+            if (sessionHost is null)
+            {
+                return slow;
+            }
+            using var detail = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/v1/sessions/" + id));
+            if (detail.RootElement.GetProperty("node").GetString() == sessionHost.Name)
+            {
+                return slow;
+            }
+            slow.Dispose();
+            // Sessions spread over the nodes by client ID: each attempt lands on the wanted one about half the time.
+            Assert.True(attempt < 40, $"no session landed on {sessionHost.Name} in 40 attempts");
+        }
     }
 }
 

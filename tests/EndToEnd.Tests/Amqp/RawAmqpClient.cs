@@ -74,7 +74,15 @@ internal sealed class RawAmqpClient : IDisposable
         await FlushAsync();
     }
 
-    public async Task SendRawAsync(byte[] bytes) => await _socket.SendAsync(bytes);
+    public async Task SendRawAsync(byte[] bytes, CancellationToken ct = default) => await _socket.SendAsync(bytes, ct);
+
+    /// <summary>What was written to <see cref="Output"/> and not sent, taken out (to be sent many times with <see cref="SendRawAsync"/>).</summary>
+    public byte[] TakeWritten()
+    {
+        var bytes = _out.WrittenMemory.ToArray();
+        _out.Clear();
+        return bytes;
+    }
 
     public async Task FlushAsync()
     {

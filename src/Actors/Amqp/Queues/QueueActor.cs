@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using Akka.Persistence;
+using Broker.Actors.Routing;
 
 namespace Broker.Actors.Amqp.Queues;
 
@@ -98,6 +99,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<IQueueCommand>(Hold, _ => _ending);
         Command<EnsureQueue>(OnEnsure);
         Command<Enqueue>(OnEnqueue);
+        Command<QueueFlowProbe>(p => ReplyAfterWrites(Sender, new FlowAck(p.Id)));
         Command<Consume>(OnConsume);
         Command<ConsumerCredit>(c =>
         {
