@@ -75,6 +75,33 @@ public sealed class SessionRestTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_clean_start_over_a_session_at_rest_discards_it_its_will_its_routes_and_its_row()
+    {
+        // The CONNACK of a clean start that keeps nothing goes out before the session knows of the one at rest; the
+        // CONNECT is still acted on against it before anything else.
+        var id = Ids.New("clean-over-rest");
+        var topic = Ids.New("old");
+        var willTopic = Ids.New("will");
+        await using var watcher = await TestClient.ConnectAsync(_node.MqttPort, Ids.New("watcher"));
+        await watcher.SubscribeAsync(willTopic);
+        var old = await TestClient.ConnectAsync(_node.MqttPort, id, clean: false, sessionExpiry: 3600,
+            configure: b => b.WithWillTopic(willTopic).WithWillPayload("old session ended").WithWillDelayInterval(600));
+        await old.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
+        old.Client.Dispose(); // dropped without DISCONNECT: the will waits for its delay
+        await WaitAtRestAsync(id);
+
+        await using var fresh = await TestClient.ConnectAsync(_node.MqttPort, id, clean: true, sessionExpiry: 0);
+        Assert.False(fresh.LastConnect!.IsSessionPresent);
+        Assert.Equal("old session ended", watcher.NextText(TimeSpan.FromSeconds(10)));
+        await Wait.UntilAsync(async () => await HostAsync(id) is null, TimeSpan.FromSeconds(10), "the discarded session's row to go");
+        await using (var pub = await TestClient.ConnectAsync(_node.MqttPort, Ids.New("pub")))
+        {
+            await pub.PublishAsync(topic, "to the old subscription", MqttQualityOfServiceLevel.AtLeastOnce);
+        }
+        fresh.ExpectNothing(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
     public async Task The_will_delay_and_the_expiry_of_a_session_at_rest_still_fire()
     {
         var id = Ids.New("due");

@@ -64,6 +64,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private long[]? _recentIds;
     private int _recentNext;
     private int _pendingWrites;
+
+    /// <summary>The connection whose clean start was answered before the session had started (<see cref="OnStarting"/>).</summary>
+    private string? _acceptedEarly;
     private int _sinceSnapshot;
     private bool _ending;
     private bool _passivating;
@@ -135,6 +138,15 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             case Terminated t when t.ActorRef.Equals(_journal):
                 Log.Error("session {0}: its journal could not be recovered; the session stops", _state.ClientId);
                 Context.Stop(Self);
+                break;
+            case Connect c when _acceptedEarly is null && c.Info.CleanStart && (c.Info.ProtocolLevel < 5 || c.Info.SessionExpiry == 0):
+                // A clean start of a session that lives in memory only: whatever the catalog says of an earlier session,
+                // the answer is the same (no session present, no inbound QoS 2 state, nothing made durable), so the
+                // client gets it now. The CONNECT itself waits with everything else and is acted on once the earlier
+                // session, if any, is known (its will, its journal and routes to discard), before any later packet.
+                c.Connection.Tell(new ConnectAccepted(c.ConnectionId, false, []));
+                _acceptedEarly = c.ConnectionId;
+                Stash.Stash();
                 break;
             default:
                 Stash.Stash();
@@ -871,6 +883,16 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                     break;
                 case ConnectAccepted accepted:
                     _accepted = accepted;
+                    if (accepted.ConnectionId == _acceptedEarly)
+                    {
+                        // Answered while the session was starting (OnStarting).
+                        _acceptedEarly = null;
+                        if (accepted.SessionPresent || accepted.PendingInboundQos2.Count > 0)
+                        {
+                            Log.Error("session {0}: a clean start answered early turned out to have a session present", _state.ClientId);
+                        }
+                        break;
+                    }
                     connection?.Tell(effect);
                     break;
                 default:
