@@ -71,7 +71,7 @@ static async Task<int> RunAsync(BenchOptions o)
     {
         foreach (var (t, _) in targets)
         {
-            await WarmUpAsync(t, session, amqp: scenarios.All(s => Amqp.All.Contains(s))).ConfigureAwait(false);
+            await WarmUpAsync(t, session, amqp: scenarios.All(s => Amqp.All.Contains(s)), scale: scenarios.All(s => Scale.All.Contains(s))).ConfigureAwait(false);
         }
     }
     foreach (var s in scenarios)
@@ -116,13 +116,16 @@ static async Task<int> RunAsync(BenchOptions o)
     return 0;
 }
 
-// Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run.
-static async Task WarmUpAsync(BenchOptions o, string session, bool amqp)
+// Untimed: JIT-compiles the client paths (and warms the broker) before the first measured run. The scale scenarios
+// warm up with --warmup clean connects, 100 at a time (they leave nothing behind on the broker).
+static async Task WarmUpAsync(BenchOptions o, string session, bool amqp, bool scale)
 {
     var w = o.Copy();
     w.Idle = 2;
     w.Messages = w.MessagesQos1 = w.AmqpMessages = w.AmqpPersistentMessages = o.Warmup;
-    foreach (var s in Scenarios.Select(amqp ? "amqp-transient-autoack-1to1,amqp-persistent-confirms-1to1" : "qos0-64,qos1-64"))
+    w.Clients = o.Warmup;
+    var warmers = scale ? "connect-conc" : amqp ? "amqp-transient-autoack-1to1,amqp-persistent-confirms-1to1" : "qos0-64,qos1-64";
+    foreach (var s in Scenarios.Select(warmers))
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(o.Timeout));
         try
