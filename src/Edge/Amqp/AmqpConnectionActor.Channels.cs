@@ -49,11 +49,8 @@ internal sealed partial class AmqpConnectionActor
     private RouteCollector? _collector;
     private ICancelable? _retryTick;
 
-    /// <summary>A flow probe unanswered this long is given up (its target's node failed): what it covered no longer holds the client back.</summary>
-    private const long FlowProbeTimeoutMs = 10_000;
-
     /// <summary>Created at the first publish without confirms: bounds what this client has in flight towards its queues (<see cref="FlowWindow"/>).</summary>
-    private FlowWindow? _flow;
+    private Hosting.PublishFlow? _flow;
 
     /// <summary>Set while acting on a publish without confirms: its inbound bytes stay counted until its targets answer a flow probe.</summary>
     private bool _holdInbound;
@@ -80,46 +77,37 @@ internal sealed partial class AmqpConnectionActor
         }
     }
 
-    /// <summary>The read loop stops counting an item acted on, unless it was an unconfirmed publish (<see cref="HoldForFlow"/>).</summary>
+    /// <summary>
+    /// The read loop stops counting an item acted on, unless it was a publish without confirms: its weight is released
+    /// once its targets answer the flow probe that covers it.
+    /// </summary>
     private void ReleaseOrHold(int size)
     {
-        if (_holdInbound)
-        {
-            _holdInbound = false;
-            HoldForFlow(Hosting.InboundGate.Weight(size));
-        }
-        else
+        if (!_holdInbound)
         {
             _transport.Inbound.Release(size);
+            return;
         }
-    }
-
-    /// <summary>A publish without confirms was routed: its weight is released once its targets answer the probe that covers it.</summary>
-    private void HoldForFlow(long weight)
-    {
-        var flow = _flow!;
-        if (flow.Hold(weight))
+        _holdInbound = false;
+        if (_flow!.Hold(size, Self, Environment.TickCount64))
         {
-            var self = Self;
-            var router = _services.Router;
-            _transport.Inbound.ReleaseWeight(flow.Probe(Environment.TickCount64, (target, id) => router.Probe(target, id, self)));
             EnsureRetryTick();
         }
     }
 
-    private void OnFlowAck(FlowAck ack) => _transport.Inbound.ReleaseWeight(_flow?.Answer(ack.Id) ?? 0);
+    private void OnFlowAck(FlowAck ack) => _flow?.Answer(ack);
 
     private void ExpireFlowProbes(long now)
     {
-        if (_flow is not { Outstanding: > 0 })
+        if (_flow is not { HasOutstanding: true })
         {
             return;
         }
         var (weight, probes) = _flow.Expire(now);
         if (probes > 0)
         {
-            _log.Warning("{0} flow probes unanswered for {1} s (a target's node failed?); their {2} bytes count as delivered", probes, FlowProbeTimeoutMs / 1000, weight);
-            _transport.Inbound.ReleaseWeight(weight);
+            _log.Warning("{0} flow probes unanswered for {1} s (a target's node failed?); their {2} bytes count as delivered",
+                probes, Hosting.PublishFlow.ProbeTimeoutMs / 1000, weight);
         }
     }
 
@@ -718,7 +706,7 @@ internal sealed partial class AmqpConnectionActor
         // Each target still to answer, with what was sent to it: queues and (QoS 1 and up) MQTT sessions.
         var outstanding = track ? new Dictionary<DeliveryTarget, object>() : null;
         // Without confirms nobody answers: the flow window keeps the targets for its probe and holds the inbound bytes.
-        var flowTargets = track ? null : (_flow ??= new FlowWindow(_transport.Inbound.ProbeWeight, FlowProbeTimeoutMs)).Targets;
+        var flowTargets = track ? null : (_flow ??= new Hosting.PublishFlow(_transport.Inbound, _services.Router)).Targets;
         _holdInbound = !track;
         var mqttTargets = 0;
         if (method.Exchange == MqttBridge.Exchange && MqttBridge.ToMqtt(method.RoutingKey, publish.Properties, publish.Body, expiresAt, message.Id,
@@ -846,7 +834,7 @@ internal sealed partial class AmqpConnectionActor
             ReturnHeldCredit();
         }
         ExpireFlowProbes(now);
-        if (_pending.Count == 0 && !_creditHeld && !AnyUnregisteredConsumer() && _flow is not { Outstanding: > 0 })
+        if (_pending.Count == 0 && !_creditHeld && !AnyUnregisteredConsumer() && _flow is not { HasOutstanding: true })
         {
             _retryTick?.Cancel();
             _retryTick = null;

@@ -34,9 +34,6 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private static readonly MqttPingRespPacket PingResp = new();
 
-    /// <summary>A flow probe unanswered this long is given up (its target's node failed): what it covered no longer holds the client back.</summary>
-    private const long FlowProbeTimeoutMs = 10_000;
-
     private readonly MqttTransport _transport;
     private readonly BrokerServices _services;
     private readonly string _connectionId;
@@ -47,7 +44,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private RouteCollector? _collector;
 
     /// <summary>Created at the first QoS 0 publish: bounds what this client has in flight towards its targets (<see cref="FlowWindow"/>).</summary>
-    private FlowWindow? _flow;
+    private Hosting.PublishFlow? _flow;
 
     /// <summary>Set while acting on a QoS 0 publish: its inbound bytes stay counted until its targets answer a flow probe.</summary>
     private bool _holdInbound;
@@ -213,7 +210,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 OnTargetAnswered(a.Correlation, a.Target);
                 break;
             case FlowAck f:
-                _transport.Inbound.ReleaseWeight(_flow?.Answer(f.Id) ?? 0);
+                _flow?.Answer(f);
                 break;
             case Broker.Actors.Retained.RetainedRefused r:
                 OnTargetAnswered(r.Correlation, DeliveryTarget.RetainedStore, refused: true);
@@ -353,8 +350,12 @@ internal sealed class MqttConnectionActor : UntypedActor
         {
             if (_holdInbound)
             {
+                // A routed QoS 0 publish: its weight is released once its targets answer the probe that covers it.
                 _holdInbound = false;
-                HoldForFlow(Hosting.InboundGate.Weight(inbound.Size));
+                if (_flow!.Hold(inbound.Size, Self, NowMs))
+                {
+                    ScheduleRetryTick();
+                }
             }
             else
             {
@@ -363,22 +364,9 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
     }
 
-    /// <summary>A QoS 0 publish was routed: its weight is released once its targets answer the probe that covers it.</summary>
-    private void HoldForFlow(long weight)
-    {
-        var flow = _flow!;
-        if (flow.Hold(weight))
-        {
-            var self = Self;
-            var router = _services.Router;
-            _transport.Inbound.ReleaseWeight(flow.Probe(NowMs, (target, id) => router.Probe(target, id, self)));
-            ScheduleRetryTick();
-        }
-    }
-
     private void ExpireFlowProbes()
     {
-        if (_flow is not { Outstanding: > 0 })
+        if (_flow is not { HasOutstanding: true })
         {
             return;
         }
@@ -386,8 +374,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         if (probes > 0)
         {
             Log.Warning("{0}: {1} flow probes unanswered for {2} s (a target's node failed?); their {3} bytes count as delivered",
-                ClientId, probes, FlowProbeTimeoutMs / 1000, weight);
-            _transport.Inbound.ReleaseWeight(weight);
+                ClientId, probes, Hosting.PublishFlow.ProbeTimeoutMs / 1000, weight);
         }
     }
 
@@ -511,7 +498,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             qos == 0 ? 0 : Random.Shared.NextInt64(1, long.MaxValue));
         if (qos == 0)
         {
-            _flow ??= new FlowWindow(_transport.Inbound.ProbeWeight, FlowProbeTimeoutMs);
+            _flow ??= new Hosting.PublishFlow(_transport.Inbound, _services.Router);
             _services.Router.Route(msg, _collector ??= new RouteCollector(), 0, Self, targets: _flow.Targets);
             _holdInbound = true;
             return;
@@ -608,7 +595,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// <summary>One tick a second while publishes or QoS 2 steps wait for answers, or the session is moving.</summary>
     private void ScheduleRetryTick()
     {
-        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true } || _flow is { Outstanding: > 0 }
+        if (_retryTick is null && !_closing && (_sessionMoving || _pending is { Count: > 0 } || _inbound is { AwaitsSession: true } || _flow is { HasOutstanding: true }
             || _handshake.Phase == ConnectPhase.AwaitingSession))
         {
             _retryTick = Context.System.Scheduler.ScheduleTellOnceCancelable(TimeSpan.FromSeconds(1), Self, RetryTick.Instance, Self);
