@@ -32,6 +32,15 @@ public static class RouteCodec
     }
 
     /// <summary>The routes a node takes from the catalog: version 0, so any assertion by a running session wins over them.</summary>
-    public static ClientRoutes FromCatalog(string clientId, byte[] data) =>
-        new(clientId, 0, [.. Decode(data).Select(f => new RouteEntry(f, false))]);
+    public static ClientRoutes FromCatalog(string clientId, byte[] data)
+    {
+        // An array of the exact size: a node holds the routes of every session, at rest or not.
+        var filters = Decode(data);
+        var entries = new RouteEntry[filters.Count];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = new RouteEntry(filters[i], false);
+        }
+        return new(clientId, 0, entries);
+    }
 }

@@ -54,16 +54,101 @@ public sealed class SubscriptionTrie
 
     private sealed class Node
     {
-        public readonly Dictionary<string, Node> Children = new(StringComparer.Ordinal);
+        // Created with the first child: most nodes are leaves (one per device topic), and an empty dictionary is 80 bytes.
+        public Dictionary<string, Node>? Children;
         public Node? Plus;
-        public HashSet<string>? HashSubscribers;   // filters ending in this node's "/#"
-        public HashSet<string>? Subscribers;       // filters ending exactly here
+        public ClientSet HashSubscribers;   // filters ending in this node's "/#"
+        public ClientSet Subscribers;       // filters ending exactly here
         public Dictionary<string, SharedGroup>? Shared;
         public Dictionary<string, SharedGroup>? HashShared;
 
         public bool IsEmpty =>
-            Children.Count == 0 && Plus is null && (HashSubscribers?.Count ?? 0) == 0 &&
-            (Subscribers?.Count ?? 0) == 0 && (Shared?.Count ?? 0) == 0 && (HashShared?.Count ?? 0) == 0;
+            (Children?.Count ?? 0) == 0 && Plus is null && HashSubscribers.Count == 0 &&
+            Subscribers.Count == 0 && (Shared?.Count ?? 0) == 0 && (HashShared?.Count ?? 0) == 0;
+    }
+
+    /// <summary>
+    /// The client IDs of one filter: one ID is held as itself, more in a set. Most filters have one subscriber (a
+    /// device's own topic), and a set for one ID costs about 200 bytes a session at rest (a node keeps every session's
+    /// filters, connected or not).
+    /// </summary>
+    private struct ClientSet
+    {
+        private object? _items;   // null, one string, or a HashSet<string> of two or more
+
+        public readonly int Count => _items switch
+        {
+            null => 0,
+            string => 1,
+            _ => ((HashSet<string>)_items).Count,
+        };
+
+        public bool Add(string clientId)
+        {
+            switch (_items)
+            {
+                case null:
+                    _items = clientId;
+                    return true;
+                case string one:
+                    if (string.Equals(one, clientId, StringComparison.Ordinal))
+                    {
+                        return false;
+                    }
+                    _items = new HashSet<string>(StringComparer.Ordinal) { one, clientId };
+                    return true;
+                default:
+                    return ((HashSet<string>)_items).Add(clientId);
+            }
+        }
+
+        public bool Remove(string clientId)
+        {
+            switch (_items)
+            {
+                case null:
+                    return false;
+                case string one:
+                    if (!string.Equals(one, clientId, StringComparison.Ordinal))
+                    {
+                        return false;
+                    }
+                    _items = null;
+                    return true;
+                default:
+                    var set = (HashSet<string>)_items;
+                    if (!set.Remove(clientId))
+                    {
+                        return false;
+                    }
+                    if (set.Count == 1)
+                    {
+                        foreach (var last in set)
+                        {
+                            _items = last;
+                        }
+                    }
+                    return true;
+            }
+        }
+
+        public readonly void AddTo(RouteCollector collector)
+        {
+            switch (_items)
+            {
+                case null:
+                    return;
+                case string one:
+                    collector.AddPlain(one);
+                    return;
+                default:
+                    foreach (var s in (HashSet<string>)_items)
+                    {
+                        collector.AddPlain(s);
+                    }
+                    return;
+            }
+        }
     }
 
     private sealed class SharedGroup(string sharedFilter)
@@ -130,8 +215,7 @@ public sealed class SubscriptionTrie
             }
             else
             {
-                var set = hash ? node.HashSubscribers ??= new(StringComparer.Ordinal) : node.Subscribers ??= new(StringComparer.Ordinal);
-                added = set.Add(clientId);
+                added = hash ? node.HashSubscribers.Add(clientId) : node.Subscribers.Add(clientId);
             }
             if (added)
             {
@@ -174,7 +258,7 @@ public sealed class SubscriptionTrie
             }
             else
             {
-                removed = (hash ? node.HashSubscribers : node.Subscribers)?.Remove(clientId) ?? false;
+                removed = hash ? node.HashSubscribers.Remove(clientId) : node.Subscribers.Remove(clientId);
             }
             if (removed)
             {
@@ -253,7 +337,7 @@ public sealed class SubscriptionTrie
         // A '#' below this node matches the rest of the topic, including the parent level itself.
         if (wildcardsMatch)
         {
-            AddAll(node.HashSubscribers, node.HashShared, collector);
+            AddAll(in node.HashSubscribers, node.HashShared, collector);
         }
         var end = topic.IndexOf('/', start);
         if (end < 0)
@@ -261,8 +345,7 @@ public sealed class SubscriptionTrie
             end = topic.Length;
         }
         var level = topic.AsSpan(start, end - start);
-        var lookup = node.Children.GetAlternateLookup<ReadOnlySpan<char>>();
-        if (lookup.TryGetValue(level, out var child))
+        if (node.Children is { } children && children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(level, out var child))
         {
             Descend(child, end, topic, pending, collector);
         }
@@ -276,9 +359,9 @@ public sealed class SubscriptionTrie
     {
         if (end == topic.Length)
         {
-            AddAll(child.Subscribers, child.Shared, collector);
+            AddAll(in child.Subscribers, child.Shared, collector);
             // "a/#" matches "a": the child's hash subscribers match the parent level.
-            AddAll(child.HashSubscribers, child.HashShared, collector);
+            AddAll(in child.HashSubscribers, child.HashShared, collector);
         }
         else
         {
@@ -286,15 +369,9 @@ public sealed class SubscriptionTrie
         }
     }
 
-    private static void AddAll(HashSet<string>? subscribers, Dictionary<string, SharedGroup>? shared, RouteCollector collector)
+    private static void AddAll(in ClientSet subscribers, Dictionary<string, SharedGroup>? shared, RouteCollector collector)
     {
-        if (subscribers is not null)
-        {
-            foreach (var s in subscribers)
-            {
-                collector.AddPlain(s);
-            }
-        }
+        subscribers.AddTo(collector);
         if (shared is not null)
         {
             foreach (var g in shared.Values)
@@ -328,10 +405,14 @@ public sealed class SubscriptionTrie
                     next = node.Plus = new Node();
                 }
             }
-            else if (!node.Children.TryGetValue(level, out next) && create)
+            else
             {
-                next = new Node();
-                node.Children[level] = next;
+                next = node.Children?.GetValueOrDefault(level);
+                if (next is null && create)
+                {
+                    next = new Node();
+                    (node.Children ??= new(StringComparer.Ordinal))[level] = next;
+                }
             }
             if (next is null)
             {
@@ -357,7 +438,7 @@ public sealed class SubscriptionTrie
         {
             var node = path[reached];
             var level = levels[reached];
-            var next = level == "+" ? node.Plus : node.Children.GetValueOrDefault(level);
+            var next = level == "+" ? node.Plus : node.Children?.GetValueOrDefault(level);
             if (next is null)
             {
                 break;
@@ -373,7 +454,7 @@ public sealed class SubscriptionTrie
             }
             else
             {
-                path[i - 1].Children.Remove(level);
+                path[i - 1].Children!.Remove(level);
             }
         }
     }

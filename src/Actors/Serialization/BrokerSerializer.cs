@@ -535,7 +535,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
     }
 
     private static ClientRoutes ReadRoutes(BinaryReader r) =>
-        new(r.ReadString(), r.ReadInt64(), ReadList(r, rr => new RouteEntry(rr.ReadString(), rr.ReadBoolean())) ?? []);
+        new(r.ReadString(), r.ReadInt64(), ReadList(r, rr => new RouteEntry(rr.ReadString(), rr.ReadBoolean()))?.ToArray() ?? []);
 
     private void WriteRef(BinaryWriter w, IActorRef actorRef) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actorRef));
 

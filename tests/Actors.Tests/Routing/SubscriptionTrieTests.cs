@@ -131,6 +131,34 @@ public class SubscriptionTrieTests
     }
 
     [Fact]
+    public void A_filter_goes_from_one_subscriber_to_many_and_back_without_losing_any()
+    {
+        // One subscriber is held on its own, more in a set: every step between the two keeps the right targets.
+        var trie = new SubscriptionTrie();
+        foreach (var f in new[] { "d/1", "d/#" })
+        {
+            trie.Add("c1", f);
+            trie.Add("c1", f);
+            Assert.Equal(["c1"], Plain(trie, "d/1"));
+            trie.Add("c2", f);
+            trie.Add("c3", f);
+            Assert.Equal(["c1", "c2", "c3"], Plain(trie, "d/1"));
+            trie.Remove("c2", f);
+            Assert.Equal(["c1", "c3"], Plain(trie, "d/1"));
+            trie.Remove("c1", f);
+            Assert.Equal(["c3"], Plain(trie, "d/1"));
+            trie.Remove("c1", f);
+            trie.Add("c4", f);
+            Assert.Equal(["c3", "c4"], Plain(trie, "d/1"));
+            trie.Remove("c3", f);
+            trie.Remove("c4", f);
+            Assert.Empty(Plain(trie, "d/1"));
+            Assert.Equal(0, trie.Count);
+            Assert.True(RootIsEmpty(trie));
+        }
+    }
+
+    [Fact]
     public void Removing_unknown_entries_is_ignored()
     {
         var trie = new SubscriptionTrie();
