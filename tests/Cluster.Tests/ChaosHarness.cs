@@ -20,9 +20,12 @@ public sealed class ProcessCluster : IAsyncDisposable
     private readonly TestDatabase _database;
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "broker-chaos-" + Guid.NewGuid().ToString("N"));
 
-    private ProcessCluster(TestDatabase database)
+    private readonly RemotingLinks? _links;
+
+    private ProcessCluster(TestDatabase database, RemotingLinks? links)
     {
         _database = database;
+        _links = links;
     }
 
     /// <summary>Null while a node is down.</summary>
@@ -30,9 +33,13 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public IEnumerable<NodeProcess> Live => Nodes.OfType<NodeProcess>();
 
-    public static async Task<ProcessCluster> StartAsync(TestDatabase database, int count)
+    /// <summary>
+    /// Starts <paramref name="count"/> nodes; with <paramref name="links"/> (one relay per node) the nodes reach each other
+    /// only through those relays, so the test can partition them.
+    /// </summary>
+    public static async Task<ProcessCluster> StartAsync(TestDatabase database, int count, RemotingLinks? links = null)
     {
-        var cluster = new ProcessCluster(database) { Nodes = new NodeProcess?[count] };
+        var cluster = new ProcessCluster(database, links) { Nodes = new NodeProcess?[count] };
         try
         {
             // node-1 starts the cluster; the others join it together.
@@ -57,9 +64,24 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["BROKER_DB_PROVIDER"] = _database.Provider,
             ["BROKER_DB_CONNECTION"] = _database.ConnectionString ?? "",
         };
+        if (_links is not null)
+        {
+            // The node listens on a port of its own and advertises its relay's, which the other nodes then use.
+            var remotePort = FreePort();
+            _links.Target(index, remotePort);
+            env["BROKER_REMOTE_PORT"] = remotePort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            env["BROKER_REMOTE_PUBLIC_PORT"] = _links.PublicPort(index).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         var node = await NodeProcess.StartAsync(_dataDir, $"node-{index + 1}", env);
         Nodes[index] = node;
         return node;
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     public void Kill(int index)

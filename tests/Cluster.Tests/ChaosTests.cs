@@ -307,6 +307,144 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
         }
     }
 
+    /// <summary>A client ID whose session the cluster places on node <paramref name="index"/> (a clean connection to it, then gone).</summary>
+    private static async Task<string> IdHostedOnAsync(ProcessCluster cluster, string prefix, int index)
+    {
+        var node = $"node-{index + 1}";
+        for (var i = 0; i < 60; i++)
+        {
+            var id = prefix + i;
+            await using var probe = await TestClient.ConnectAsync(cluster.Nodes[index]!.MqttPort, id);
+            if ((await HostsAsync(cluster.Nodes[0]!, [id])).GetValueOrDefault(id) == node)
+            {
+                return id;
+            }
+        }
+        throw new InvalidOperationException($"no client ID of 60 placed its session on {node}");
+    }
+
+    /// <summary>
+    /// A network partition between node processes, not a crash: node-3 is cut off from node-1 and node-2 (relays in front
+    /// of their remoting hold every byte both ways), while clients and the database still reach every node. So node-3
+    /// keeps running its sessions, and a witness (a client of node-3 whose session is on node-3, and a publisher on
+    /// node-3 writing to it alone) keeps getting messages acknowledged there, each written to the session's journal.
+    /// The minority must stop those sessions before the majority starts them: the majority's incarnation of a session
+    /// writes to the same journal as soon as it starts (its connection on node-3 is gone), so two owners at once would
+    /// show as a refused write (a journal takes each sequence number once). Then node-3 exits with code 2 and a line that
+    /// says why, every message it acknowledged reaches the witness on the majority, the clients of node-1 and node-2
+    /// lose nothing and are not disconnected, and node-3 started again after the partition heals joins cleanly.
+    /// </summary>
+    protected async Task PartitionedNodeStopsItsSessionsBeforeTheMajorityStartsThemAsync()
+    {
+        var total = Stopwatch.StartNew();
+        await using var db = await TestDatabase.CreateAsync(provider);
+        await using var links = new RemotingLinks(3);
+        await using var cluster = await ProcessCluster.StartAsync(db, 3, links);
+        var run = Ids.New("partition");
+        var subs = new List<ChaosSubscriber>();
+        ChaosSubscriber? witness = null;
+        try
+        {
+            var (onIsolated, publishers, publishing) = await ClientsOnTwoNodesSessionsOnThirdAsync(cluster, run, subs);
+            var ids = subs.Select(s => s.ClientId).ToList();
+
+            var isolated = cluster.Nodes[2]!;
+            var witnessId = await IdHostedOnAsync(cluster, run + "-w", 2);
+            var witnessPorts = new LivePorts();
+            witnessPorts.Set([isolated.MqttPort]);
+            witness = new ChaosSubscriber(witnessId, MqttProtocolVersion.V500, witnessPorts);
+            await witness.StartAsync(isolated.MqttPort, run + "-w/m");
+            var witnessPublisher = new ChaosPublisher(run + "-wp", run + "-w/m", MqttQualityOfServiceLevel.AtLeastOnce, witnessPorts);
+            using var witnessStop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var witnessPublishing = witnessPublisher.RunAsync(100_000, TimeSpan.FromMilliseconds(10), witnessStop.Token);
+            await Wait.UntilAsync(() => witnessPublisher.Acked.Count >= 20, TimeSpan.FromSeconds(30), "the witness publisher to start");
+
+            var beforeCut = Clock.Seconds(total);
+            var sinceCut = Stopwatch.StartNew();
+            var ackedAtCut = witnessPublisher.Acked.Count;
+            links.Isolate(2);
+            // The witness comes back on the majority once node-3 is gone; until then its connection to node-3 stays.
+            witnessPorts.Set([cluster.Nodes[0]!.MqttPort, cluster.Nodes[1]!.MqttPort]);
+            await Wait.UntilAsync(() => Admin.AllAnswerAsync(cluster.Nodes[0]!, ids), TimeSpan.FromSeconds(60), "every session to answer on the majority");
+            var failover = Clock.Seconds(sinceCut);
+            await Wait.UntilAsync(() => isolated.HasExited, TimeSpan.FromSeconds(60), "the isolated node to exit");
+            var exited = Clock.Seconds(sinceCut);
+            var ackedByIsolated = witnessPublisher.Acked.Count;
+            await witnessStop.CancelAsync();
+            await witnessPublishing.ContinueWith(_ => { }, TaskScheduler.Default);
+            Assert.Equal(2, isolated.ExitCode);
+            Assert.Contains("downed by the cluster", isolated.Log, StringComparison.Ordinal);
+
+            await Task.WhenAll(publishing);
+            var published = Clock.Seconds(sinceCut);
+            var everyone = subs.Append(witness).ToList();
+            await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost + ChaosTally.Of([witnessPublisher], [witness]).Lost == 0,
+                TimeSpan.FromSeconds(60), "every acknowledged message to arrive").ContinueWith(_ => { }, TaskScheduler.Default);
+            var tally = ChaosTally.Of(publishers, subs);
+            var witnessTally = ChaosTally.Of([witnessPublisher], [witness]);
+            var logs = cluster.Logs + "\n--- node-3\n" + isolated.Log;
+            var refused = CountOf(logs, "UNIQUE constraint failed") + CountOf(logs, "duplicate key value");
+            // The two decisions in the nodes' own logs (one clock): node-3 stopped its session region before the majority's
+            // coordinator removed node-3, and the coordinator moves a removed node's shards only after the removal margin.
+            var stopped = LogTime(isolated.Log, "session: Self downed, stopping ShardRegion");
+            var removed = LogTime(cluster.Logs, "sessionCoordinator] Member removed");
+            var lead = Math.Round((removed - stopped).TotalSeconds, 2);
+
+            links.Heal();
+            cluster.Nodes[2]!.Dispose();
+            cluster.Nodes[2] = null;
+            var sinceRestart = Stopwatch.StartNew();
+            var back = await cluster.StartNodeAsync(2);
+            await Wait.UntilAsync(() => Admin.ListsAllAsync(back, run, ids, connected: true), TimeSpan.FromSeconds(60), "the restarted node to list every session");
+            var rejoined = Clock.Seconds(sinceRestart);
+            var before = subs.Select(s => s.Received.Count).ToList();
+            await using (var check = await TestClient.ConnectAsync(back.MqttPort, run + "-check"))
+            {
+                await check.PublishAsync(run + "/check", "check:0");
+            }
+            await Wait.UntilAsync(() => subs.Select((s, i) => s.Received.Count > before[i]).All(x => x), TimeSpan.FromSeconds(20), "a publish through the rejoined node to reach everyone");
+
+            Report($"partition [{provider}] sessions={subs.Count} on_isolated_node={onIsolated} witness_acked_during_partition={ackedByIsolated - ackedAtCut} " +
+                $"acknowledged={tally.Acknowledged + witnessTally.Acknowledged} lost={tally.Lost + witnessTally.Lost} duplicates={tally.Duplicates + witnessTally.Duplicates} " +
+                $"failover={failover}s isolated_node_exit={exited}s sessions_stopped_before_removal={lead}s writes_refused={refused} " +
+                $"subscriber_disconnects={subs.Sum(s => s.Disconnects)} rejoin={rejoined}s unidentified_links={links.Unidentified} " +
+                $"before_cut={beforeCut}s publishers_done={published}s total={Clock.Seconds(total)}s");
+            Assert.True(ackedByIsolated > ackedAtCut, "node-3 kept acknowledging the witness's messages while it was cut off");
+            // The removal margin of cluster.hocon (akka.cluster.down-removal-margin).
+            Assert.True(lead + 1.0 > 0, $"node-3 stopped its sessions {-lead} s after the majority removed it, later than the removal margin\n" + logs);
+            Assert.True(refused == 0, "a session ran on both sides of the partition: its journal refused a write\n" + logs);
+            Assert.True(tally.Lost == 0, tally.Detail + "\n" + logs);
+            Assert.True(witnessTally.Lost == 0, "the witness lost messages node-3 acknowledged: " + witnessTally.Detail + "\n" + logs);
+            Assert.Equal(0, tally.OutOfOrder + witnessTally.OutOfOrder);
+            Assert.True(everyone.All(s => s.SessionsLost == 0), string.Join("\n", everyone.SelectMany(s => s.Events)) + "\n" + logs);
+            // A failure of node-3 disconnects only node-3's clients: those of node-1 and node-2 kept their connections.
+            Assert.True(subs.All(s => s.Disconnects == 0), string.Join("\n", subs.SelectMany(s => s.Events)) + "\n" + logs);
+        }
+        finally
+        {
+            foreach (var s in subs)
+            {
+                await s.DisposeAsync();
+            }
+            if (witness is not null)
+            {
+                await witness.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>The earliest time stamp of the log lines containing <paramref name="what"/> (the nodes share one clock).</summary>
+    private static DateTime LogTime(string log, string what)
+    {
+        var stamps = log.Split('\n').Where(l => l.Contains(what, StringComparison.Ordinal))
+            .Select(l => System.Text.RegularExpressions.Regex.Match(l, @"\[(\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d{3})Z\]"))
+            .Where(m => m.Success)
+            .Select(m => DateTime.ParseExact(m.Groups[1].Value, "MM/dd/yyyy HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture))
+            .ToList();
+        Assert.True(stamps.Count > 0, $"no time-stamped log line contains '{what}'");
+        return stamps.Min();
+    }
+
     private static int CountOf(string text, string what)
     {
         var count = 0;
@@ -367,7 +505,12 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
 }
 
 [Collection(ClusterCollection.Name)]
-public sealed class ChaosTestsOnSqlite(ITestOutputHelper output) : ChaosTests(output, "sqlite");
+public sealed class ChaosTestsOnSqlite(ITestOutputHelper output) : ChaosTests(output, "sqlite")
+{
+    [Fact]
+    public Task A_partitioned_node_stops_its_sessions_before_the_majority_starts_them_and_loses_nothing() =>
+        PartitionedNodeStopsItsSessionsBeforeTheMajorityStartsThemAsync();
+}
 
 [Collection(ClusterCollection.Name)]
 public sealed class ChaosTestsOnPostgres(ITestOutputHelper output) : ChaosTests(output, "postgresql")

@@ -23,6 +23,7 @@ public static class BrokerConfig
         ["BROKER_AMQP_PORT"] = "broker.amqp-port",
         ["BROKER_ADMIN_PORT"] = "broker.admin-port",
         ["BROKER_REMOTE_PORT"] = "broker.remote-port",
+        ["BROKER_REMOTE_PUBLIC_PORT"] = "broker.remote-public-port",
         ["BROKER_SEED_NODES"] = "broker.seed-nodes",
         ["BROKER_DATA_DIR"] = "broker.data-dir",
         ["BROKER_DB_PROVIDER"] = "broker.db-provider",
@@ -72,11 +73,17 @@ public static class BrokerConfig
     private static string Derived(BrokerSettings s, Config config)
     {
         var remotePort = config.GetInt("broker.remote-port", 2552);
+        var publicPort = config.GetInt("broker.remote-public-port", 0);
+        if (publicPort is < 0 or > 65535)
+        {
+            throw new ConfigurationException($"broker.remote-public-port must be 0 (the remote port) or a port, not {publicPort}");
+        }
         var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"akka.tcp://{SystemName}@{seed}")));
         var (provider, connection, mapping) = Persistence(s);
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
             akka.remote.dot-netty.tcp.port = {{remotePort}}
+            akka.remote.dot-netty.tcp.public-port = {{publicPort}}
             akka.remote.dot-netty.tcp.maximum-frame-size = {{s.RemoteFrameSize}}b
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
