@@ -28,6 +28,78 @@ public sealed class SessionCatalogStoreTests
     [Theory]
     [InlineData("sqlite")]
     [InlineData("postgresql")]
+    public async Task A_catalog_of_an_earlier_build_gets_its_host_index_on_host_and_client_id(string provider)
+    {
+        // Earlier builds indexed host alone, and a page of sessions at rest then sorted all of them.
+        TestDatabase? pg = null;
+        string? dir = null;
+        System.Data.Common.DbConnection connection;
+        if (provider == "postgresql")
+        {
+            pg = await TestDatabase.PostgresAsync();
+            connection = new Npgsql.NpgsqlConnection(pg.ConnectionString);
+        }
+        else
+        {
+            dir = Path.Combine(Path.GetTempPath(), "catalog-" + Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(dir);
+            connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(dir, "broker.db"), Pooling = false }.ToString());
+        }
+        try
+        {
+            await connection.OpenAsync();
+            async Task Run(string sql)
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.CommandText = sql;
+                await cmd.ExecuteNonQueryAsync();
+            }
+            async Task<List<string>> Indexes()
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.CommandText = provider == "postgresql"
+                    ? "SELECT indexname FROM pg_indexes WHERE tablename = 'broker_sessions' ORDER BY 1"
+                    : "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'broker_sessions' AND sql IS NOT NULL ORDER BY 1";
+                var names = new List<string>();
+                await using var reader = await cmd.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    names.Add(reader.GetString(0));
+                }
+                return names;
+            }
+            var blob = provider == "postgresql" ? "BYTEA" : "BLOB";
+            await Run($"CREATE TABLE broker_sessions (client_id VARCHAR(65535) NOT NULL PRIMARY KEY, host VARCHAR(512) NOT NULL, due_at BIGINT NULL, routes {blob} NULL, info {blob} NULL)");
+            await Run("CREATE INDEX broker_sessions_host ON broker_sessions (host)");
+            await Run("CREATE INDEX broker_sessions_due ON broker_sessions (due_at)");
+            await Run("INSERT INTO broker_sessions (client_id, host) VALUES ('b', ''), ('a', ''), ('c', 'n1#1')");
+
+            var store = new SessionCatalogStore(provider, provider == "postgresql" ? pg!.ConnectionString! : connection.ConnectionString);
+            await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => store.InitializeAsync()));
+            Assert.Contains("broker_sessions_host_id", await Indexes());
+            Assert.DoesNotContain("broker_sessions_host", await Indexes());
+            var (rows, more) = await store.ListRestingAsync(null, "", 10);
+            Assert.Equal(["a", "b"], rows.Select(r => r.ClientId));
+            Assert.False(more);
+            Assert.Equal(["c"], await store.HostedOnAsync("n1#1"));
+        }
+        finally
+        {
+            await connection.DisposeAsync();
+            if (pg is not null)
+            {
+                await pg.DisposeAsync();
+            }
+            if (dir is not null)
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
     public async Task Rows_are_written_in_order_and_found_by_id_and_by_host(string provider)
     {
         var (store, cleanup) = await StoreAsync(provider);

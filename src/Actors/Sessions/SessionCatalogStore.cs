@@ -73,6 +73,7 @@ public sealed class SessionCatalogStore
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         if (await TableExistsAsync(connection, Table, ct).ConfigureAwait(false))
         {
+            await UpgradeIndexesAsync(connection, ct).ConfigureAwait(false);
             return 0;
         }
         try
@@ -83,7 +84,9 @@ public sealed class SessionCatalogStore
             await ExecuteAsync(connection, tx,
                 $"CREATE TABLE {Table} (client_id VARCHAR(65535){collate} NOT NULL PRIMARY KEY, host VARCHAR(512) NOT NULL, due_at BIGINT NULL, routes {blob} NULL, info {blob} NULL)",
                 ct).ConfigureAwait(false);
-            await ExecuteAsync(connection, tx, $"CREATE INDEX {Table}_host ON {Table} (host)", ct).ConfigureAwait(false);
+            // (host, client_id): the sessions of a host, and the admin API's pages of sessions at rest (host '') in client ID
+            // order straight from the index. On host alone, SQLite sorted every session at rest for each page.
+            await ExecuteAsync(connection, tx, $"CREATE INDEX {Table}_host_id ON {Table} (host, client_id)", ct).ConfigureAwait(false);
             await ExecuteAsync(connection, tx, $"CREATE INDEX {Table}_due ON {Table} (due_at)", ct).ConfigureAwait(false);
             var imported = 0;
             var offset = PersistencePrefix.Length + 1;
@@ -112,6 +115,23 @@ public sealed class SessionCatalogStore
                 return 0; // another node created it at the same time
             }
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A table of an earlier build has its host index on host alone: with a million sessions at rest, a page of 100 of
+    /// them took 0.3 s on SQLite (every one sorted). Replaced once, by whichever node starts first.
+    /// </summary>
+    private async Task UpgradeIndexesAsync(DbConnection connection, CancellationToken ct)
+    {
+        try
+        {
+            await ExecuteAsync(connection, null, $"CREATE INDEX IF NOT EXISTS {Table}_host_id ON {Table} (host, client_id)", ct).ConfigureAwait(false);
+            await ExecuteAsync(connection, null, $"DROP INDEX IF EXISTS {Table}_host", ct).ConfigureAwait(false);
+        }
+        catch (DbException) when (!ct.IsCancellationRequested)
+        {
+            // Another node is creating the same index at this moment; it finishes the upgrade.
         }
     }
 
