@@ -58,7 +58,6 @@ public sealed record BrokerSettings
     public required int AmqpConsumerWindow { get; init; }
     public required long InboundHighWaterMark { get; init; }
     public required int Qos0DropBacklog { get; init; }
-    public required int MaxConnectsInFlight { get; init; }
     public required double MemoryHighWatermark { get; init; }
     public required long MemoryHighWatermarkBytes { get; init; }
     public required int RetainedMaxMessages { get; init; }
@@ -129,7 +128,6 @@ public sealed record BrokerSettings
             AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
             InboundHighWaterMark = (long)InRange(b, "inbound-high-water-mark", 1048576, 4096, long.MaxValue),
             Qos0DropBacklog = (int)InRange(b, "mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
-            MaxConnectsInFlight = (int)InRange(b, "mqtt.max-connects-in-flight", 256, 1, 1000000),
             MemoryHighWatermark = b.GetDouble("memory.high-watermark", 0.4) is > 0 and <= 1 and var share
                 ? share
                 : throw new ConfigurationException("broker.memory.high-watermark must be above 0 and at most 1"),

@@ -24,10 +24,4 @@ public static class BrokerCounters
 
     /// <summary>QoS 0 messages a session dropped because too many messages waited for it (<c>mqtt.qos0-drop-backlog</c>).</summary>
     public static readonly Counter Qos0Dropped = new();
-
-    /// <summary>
-    /// Client connections whose CONNECT waited for a free slot of <c>mqtt.max-connects-in-flight</c> (not refused: they go
-    /// on in arrival order), a sign of a connect storm.
-    /// </summary>
-    public static readonly Counter ConnectsQueued = new();
 }

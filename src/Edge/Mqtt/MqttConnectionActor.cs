@@ -5,7 +5,6 @@ using Broker.Actors;
 using Broker.Actors.Messages;
 using Broker.Actors.Routing;
 using Broker.Actors.Sessions;
-using Broker.Edge.Hosting;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
@@ -61,8 +60,6 @@ internal sealed class MqttConnectionActor : UntypedActor
     /// <summary>The CONNECT sent to the session until it is accepted (sent again every second meanwhile).</summary>
     private Connect? _connect;
     private long _connectSentAt;
-    /// <summary>This connection's place in the node's admission of CONNECTs, from its CONNECT until the session answers.</summary>
-    private ConnectAdmission.Ticket? _admission;
     private long _movingSinceMs;
     private bool _resumeAfterFailure;
 
@@ -148,13 +145,6 @@ internal sealed class MqttConnectionActor : UntypedActor
             case ConnectAccepted a when _handshake.Phase == ConnectPhase.AwaitingSession && a.ConnectionId == _connectionId:
                 OnConnectAccepted(a);
                 break;
-            case ConnectAdmitted when _handshake.Phase == ConnectPhase.AwaitingSession && _connect is not null && !_sessionAttached && !_closing:
-                SendConnect();
-                break;
-            case ConnectAdmitted:
-                // Closed while it waited: give the slot to the next connection.
-                LeaveAdmission();
-                break;
             case SessionTakenOver t when t.ConnectionId == _connectionId:
                 Close(0x8E, "session taken over");
                 break;
@@ -180,7 +170,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case RetryTick:
                 _retryTick = null;
-                if (_handshake.Phase == ConnectPhase.AwaitingSession && _connect is not null && _sessionAttached && NowMs - _connectSentAt >= ResumeRetryMs)
+                if (_handshake.Phase == ConnectPhase.AwaitingSession && _connect is not null && NowMs - _connectSentAt >= ResumeRetryMs)
                 {
                     // Sent while the session's shard was on a node that has just died, the CONNECT is lost: send it
                     // again until the session answers (it answers a repeat with the same acceptance) or the connect
@@ -275,32 +265,10 @@ internal sealed class MqttConnectionActor : UntypedActor
         }
         _outbound = new MqttOutbound(version, info.MaxPacketSize);
         _connect = new Connect(ClientId, _connectionId, info, Self);
-        if (_transport.Admission is { } admission)
-        {
-            var self = Self;
-            _admission = admission.Enter(() => self.Tell(ConnectAdmitted.Instance));
-            if (!_admission.IsAdmitted)
-            {
-                // Our turn comes as earlier CONNECTs are answered; the connect timeout still runs meanwhile.
-                return;
-            }
-        }
-        SendConnect();
-    }
-
-    private void SendConnect()
-    {
         _connectSentAt = NowMs;
-        _services.SessionRegion.Tell(_connect!);
+        _services.SessionRegion.Tell(_connect);
         _sessionAttached = true;
         ScheduleRetryTick();
-    }
-
-    /// <summary>The session answered the CONNECT (or the connection ends): the next waiting connection may send its own.</summary>
-    private void LeaveAdmission()
-    {
-        _admission?.Leave();
-        _admission = null;
     }
 
     private void StartResume(bool afterFailure)
@@ -329,7 +297,6 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void OnConnectAccepted(ConnectAccepted a)
     {
         _connect = null;
-        LeaveAdmission();
         WatchSession(Sender);
         if (a.PendingInboundQos2.Count > 0)
         {
@@ -765,7 +732,6 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         _closing = true;
-        LeaveAdmission();
         if (reasonCode is { } code && Connected && IsV5)
         {
             Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });
@@ -781,7 +747,6 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
-        LeaveAdmission();
         _transport.Inbound.Close();
         _retryTick?.Cancel();
         if (_sessionAttached)

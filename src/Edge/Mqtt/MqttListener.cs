@@ -12,13 +12,11 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     private readonly BrokerServices _services;
 
     private readonly MemoryAlarm _alarm;
-    private readonly ConnectAdmission _admission;
 
     private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm)
         : base(host, port, TimeSpan.FromMilliseconds(500))
     {
         _alarm = alarm;
-        _admission = new ConnectAdmission(services.Settings.MaxConnectsInFlight);
         _system = system;
         _services = services;
     }
@@ -38,7 +36,6 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
         var transport = new MqttTransport(client, _services.Settings.InboundHighWaterMark)
         {
             Alarm = _alarm,
-            Admission = _admission,
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };
         var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services));

@@ -68,9 +68,6 @@ internal sealed class MqttTransport
     /// <summary>While the node's memory alarm is set, a PUBLISH from this client waits unread (and so does all after it).</summary>
     public MemoryAlarm? Alarm { get; init; }
 
-    /// <summary>The node's admission of CONNECTs (see <see cref="ConnectAdmission"/>); none in unit tests.</summary>
-    public ConnectAdmission? Admission { get; init; }
-
     public string Remote { get; }
 
     /// <summary>When the connection must next show activity; <see cref="MqttKeepAlive"/> sets it.</summary>
@@ -299,10 +296,4 @@ internal sealed class MqttTransport
         var idLength = (span[flagsAt + 3] << 8) | span[flagsAt + 4];
         return idLength == 0 && (!cleanSession || span[flagsAt - 1] == 3);
     }
-}
-
-/// <summary>The node's <see cref="ConnectAdmission"/> gave this connection a slot: it may send its CONNECT to the session.</summary>
-internal sealed record ConnectAdmitted
-{
-    public static readonly ConnectAdmitted Instance = new();
 }
