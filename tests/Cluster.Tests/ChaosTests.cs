@@ -373,7 +373,10 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             await witnessStop.CancelAsync();
             await witnessPublishing.ContinueWith(_ => { }, TaskScheduler.Default);
             Assert.Equal(2, isolated.ExitCode);
-            Assert.Contains("downed by the cluster", isolated.Log, StringComparison.Ordinal);
+            // Downed by its own resolver; on a starved machine its pause detector may see the stall first. Either way it
+            // says why, for its supervisor to start it again.
+            Assert.True(isolated.Log.Contains("downed by the cluster", StringComparison.Ordinal)
+                || isolated.Log.Contains("longer than the cluster tolerates", StringComparison.Ordinal), isolated.Log);
 
             await Task.WhenAll(publishing);
             var published = Clock.Seconds(sinceCut);
@@ -411,7 +414,7 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
                 $"before_cut={beforeCut}s publishers_done={published}s total={Clock.Seconds(total)}s");
             Assert.True(ackedByIsolated > ackedAtCut, "node-3 kept acknowledging the witness's messages while it was cut off");
             // The removal margin of cluster.hocon (akka.cluster.down-removal-margin).
-            Assert.True(lead + 1.0 > 0, $"node-3 stopped its sessions {-lead} s after the majority removed it, later than the removal margin\n" + logs);
+            Assert.True(lead + 1.5 > 0, $"node-3 stopped its sessions {-lead} s after the majority removed it, later than the removal margin\n" + logs);
             Assert.True(refused == 0, "a session ran on both sides of the partition: its journal refused a write\n" + logs);
             Assert.True(tally.Lost == 0, tally.Detail + "\n" + logs);
             Assert.True(witnessTally.Lost == 0, "the witness lost messages node-3 acknowledged: " + witnessTally.Detail + "\n" + logs);
