@@ -17,7 +17,13 @@ public sealed class SessionQueryServiceTests(AdminFixture fixture) : IClassFixtu
         var resting = new RestingSessions(new SessionCatalogStore("sqlite", $"Data Source={missing}"), new SessionInfoCodec(system));
         var service = new SessionQueryService(system, TimeSpan.FromSeconds(10), resting);
 
-        var page = await service.ListAsync(new ListSessions(null, id, SessionStateFilter.All, 10));
+        // A clean session answers its CONNECT before it joins its node's session index: wait until the node lists it.
+        SessionsPageResult page = null!;
+        await Wait.UntilAsync(async () =>
+        {
+            page = await service.ListAsync(new ListSessions(null, id, SessionStateFilter.All, 10));
+            return page.Sessions.Count > 0;
+        }, TimeSpan.FromSeconds(10), "the node to list the session");
 
         Assert.True(page.AnyAnswered);
         Assert.Equal([SessionQueryService.CatalogSource], page.UnreachableNodes);
