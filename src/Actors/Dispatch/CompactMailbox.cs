@@ -18,13 +18,19 @@ public sealed class CompactMailbox(Settings settings, Config config)
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue();
 }
 
-/// <summary>A lock-guarded FIFO with a prepend stack for unstashed messages; no allocation when empty.</summary>
+/// <summary>
+/// A lock-guarded FIFO with a prepend stack for unstashed messages. A message that finds the queue empty waits in a
+/// field; a queue is made only while two or more wait, and dropped again once they are all taken, so an idle actor
+/// holds no queue at all.
+/// </summary>
 public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMessageQueueSemantics
 {
-    private readonly Queue<Envelope> _queue = new();
+    private readonly Lock _gate = new();
+    private Envelope _first;
+    private bool _hasFirst;
+    private Queue<Envelope>? _rest;
     private Stack<Envelope>? _prepended;
     private int _count;
-    private bool _grown;
 
     public bool HasMessages => Volatile.Read(ref _count) > 0;
 
@@ -32,17 +38,25 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
 
     public void Enqueue(IActorRef receiver, Envelope envelope)
     {
-        lock (_queue)
+        lock (_gate)
         {
-            _queue.Enqueue(envelope);
+            if (!_hasFirst && _rest is null)
+            {
+                _first = envelope;
+                _hasFirst = true;
+            }
+            else
+            {
+                // Behind the waiting first message (or behind those already queued when it was taken).
+                (_rest ??= new Queue<Envelope>()).Enqueue(envelope);
+            }
             _count++;
-            _grown |= _queue.Count > 32;
         }
     }
 
     public void EnqueueFirst(Envelope envelope)
     {
-        lock (_queue)
+        lock (_gate)
         {
             (_prepended ??= new Stack<Envelope>()).Push(envelope);
             _count++;
@@ -51,25 +65,37 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
 
     public bool TryDequeue(out Envelope envelope)
     {
-        lock (_queue)
+        lock (_gate)
         {
             if (_prepended is { Count: > 0 })
             {
                 envelope = _prepended.Pop();
-                _count--;
-                return true;
-            }
-            if (_queue.TryDequeue(out envelope))
-            {
-                _count--;
-                if (_grown && _queue.Count == 0)
+                if (_prepended.Count == 0)
                 {
-                    // After a burst an idle actor gives its buffer back.
-                    _queue.TrimExcess();
-                    _grown = false;
+                    _prepended = null;
                 }
+                _count--;
                 return true;
             }
+            if (_hasFirst)
+            {
+                envelope = _first;
+                _first = default;
+                _hasFirst = false;
+                _count--;
+                return true;
+            }
+            if (_rest is not null && _rest.TryDequeue(out envelope))
+            {
+                if (_rest.Count == 0)
+                {
+                    // All taken: the next message waits in the field again.
+                    _rest = null;
+                }
+                _count--;
+                return true;
+            }
+            envelope = default;
             return false;
         }
     }
