@@ -4,7 +4,7 @@ using System.Buffers.Binary;
 namespace Broker.Edge.Amqp;
 
 /// <summary>
-/// Writes frames straight into an output buffer (a pipe's writer): one <c>GetSpan</c> per frame, no
+/// Writes frames straight into an output buffer (the connection's <c>SocketOutput</c>): one <c>GetSpan</c> per frame, no
 /// intermediate copies. Frame layout as in <see cref="AmqpFrameReader"/>.
 /// </summary>
 public static class AmqpFrameWriter

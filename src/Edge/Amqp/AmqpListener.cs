@@ -34,7 +34,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
-    protected override (IActorRef Actor, AmqpTransport Transport, Task Run) Open(Socket client)
+    protected override (IActorRef Actor, AmqpTransport Transport) Open(Socket client)
     {
         var transport = new AmqpTransport(client, _services.Settings.InboundHighWaterMark)
         {
@@ -46,8 +46,11 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
             MaxTableDepth = _services.Settings.AmqpMaxTableDepth,
         };
         var actor = _system.ActorOf(AmqpConnectionActor.Props(transport, _services, _amqp));
-        return (actor, transport, transport.RunAsync(actor, CancellationToken.None));
+        return (actor, transport);
     }
+
+    protected override Task Start(IActorRef actor, AmqpTransport transport, Action<IActorRef> ended) =>
+        transport.RunAsync(actor, ended, CancellationToken.None);
 
     /// <summary>Tells a connection whose deadline passed (handshake, missed heartbeats), or that owes the client a heartbeat.</summary>
     protected override void Sweep(long nowMs, IActorRef actor, AmqpTransport transport)

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
@@ -54,17 +53,15 @@ internal sealed record AmqpHeartbeatDue
 /// One AMQP client socket. The read loop checks the protocol header, splits frames (refusing one larger
 /// than the negotiated frame_max before reading its payload), decodes methods and assembles each
 /// basic.publish with its content header and body frames, then tells the connection actor. Outbound frames
-/// are written by that actor into an in-memory pipe that a pump copies to the socket.
+/// are written by that actor into a <see cref="SocketOutput"/>; neither side holds a buffer while the client is idle.
 /// </summary>
 internal sealed class AmqpTransport
 {
     /// <summary>Before tune-ok, frames may be as large as the spec's minimum frame_max guarantees.</summary>
     public const uint HandshakeFrameMax = 4096;
 
-    private readonly NetworkStream _stream;
+    private readonly Socket _socket;
     private readonly SocketOutput _output;
-    private static readonly StreamPipeReaderOptions ReaderOptions =
-        new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
 
     private readonly ClientDeadline _deadline = new();
     private long _receiveTimeoutMs;
@@ -88,8 +85,8 @@ internal sealed class AmqpTransport
     public AmqpTransport(Socket socket, long inboundHighWaterMark)
     {
         Inbound = new InboundGate(inboundHighWaterMark);
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _output = new SocketOutput(socket, _stream);
+        _socket = socket;
+        _output = new SocketOutput(socket);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
         IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
     }
@@ -163,29 +160,10 @@ internal sealed class AmqpTransport
         }
     }
 
-    /// <summary>No more frames: the pump sends what is queued, then closes the socket.</summary>
+    /// <summary>No more frames: what is queued is sent, then the socket is shut down.</summary>
     public void CompleteOutput() => _output.Complete();
 
     public bool IsClosed => _output.IsClosed;
-
-    /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each method.</summary>
-    public async Task RunAsync(IActorRef connection, CancellationToken ct)
-    {
-        var pump = _output.PumpAsync();
-        try
-        {
-            await ReadLoopAsync(connection, ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The peer went away or the node is stopping: the actor learns it from AmqpTransportClosed.
-        }
-        finally
-        {
-            connection.Tell(AmqpTransportClosed.Instance);
-        }
-        await _output.DrainAsync(pump).ConfigureAwait(false);
-    }
 
     /// <summary>A basic.publish whose header and body frames are still arriving.</summary>
     private sealed class PendingContent(BasicPublish method)
@@ -199,26 +177,31 @@ internal sealed class AmqpTransport
         public bool Dropping;
     }
 
-    private async Task ReadLoopAsync(IActorRef connection, CancellationToken ct)
+    /// <summary>
+    /// Reads and frames until the connection ends, telling the actor each method and publish; then waits for the
+    /// output to drain, closes the socket and calls <paramref name="ended"/>.
+    /// </summary>
+    public async Task RunAsync(IActorRef connection, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = PipeReader.Create(_stream, ReaderOptions);
+        var input = new SocketInput(_socket);
         var headerSeen = false;
         var pending = new Dictionary<ushort, PendingContent>();
+        var receive = true;
         try
         {
             while (true)
             {
-                var result = await input.ReadAsync(ct).ConfigureAwait(false);
-                var buffer = result.Buffer;
+                if (receive && !input.Commit(await input.ReceiveAsync(ct).ConfigureAwait(false)))
+                {
+                    return;
+                }
+                receive = true;
+                var buffer = input.Buffered;
                 if (!headerSeen)
                 {
                     if (!AmqpProtocolHeader.TryRead(ref buffer, out var valid))
                     {
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        if (result.IsCompleted)
-                        {
-                            return;
-                        }
+                        input.Consume(buffer.Start);
                         continue;
                     }
                     if (!valid)
@@ -276,29 +259,35 @@ internal sealed class AmqpTransport
                 }
                 if (paused)
                 {
-                    // Complete frames may remain in the buffer: mark nothing examined, so the next read returns them at once.
-                    input.AdvanceTo(buffer.Start);
+                    // Complete frames may remain in the buffer: frame them again before receiving more.
+                    input.Consume(buffer.Start);
                     await Inbound.WaitAsync(ct).ConfigureAwait(false);
+                    receive = false;
                     continue;
                 }
                 if (blocked)
                 {
-                    input.AdvanceTo(buffer.Start);
+                    input.Consume(buffer.Start);
                     connection.Tell(new AmqpBlocked(true));
                     await _deadline.WaitWhileBlockedAsync(Alarm!, ct).ConfigureAwait(false);
                     connection.Tell(new AmqpBlocked(false));
+                    receive = false;
                     continue;
                 }
-                input.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    return;
-                }
+                input.Consume(buffer.Start);
             }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer went away or the node is stopping: the actor learns it from AmqpTransportClosed.
         }
         finally
         {
-            await input.CompleteAsync().ConfigureAwait(false);
+            input.Release();
+            connection.Tell(AmqpTransportClosed.Instance);
+            // Let the actor's last frames go out (it completes the output when it stops), then close the socket.
+            await _output.DrainAsync().ConfigureAwait(false);
+            ended(connection);
         }
     }
 

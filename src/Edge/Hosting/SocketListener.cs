@@ -19,6 +19,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
     private readonly TimeSpan _sweepInterval;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _sweepLoop = Task.CompletedTask;
+    private readonly Action<IActorRef> _ended;
 
     protected SocketListener(string host, int port, TimeSpan sweepInterval)
     {
@@ -29,6 +30,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
         _socket.Listen(4096);
         Endpoint = (IPEndPoint)_socket.LocalEndPoint!;
         _sweepInterval = sweepInterval;
+        _ended = actor => _connections.TryRemove(actor, out _);
     }
 
     public IPEndPoint Endpoint { get; }
@@ -40,8 +42,11 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
         _sweepLoop = Task.Run(SweepLoopAsync);
     }
 
-    /// <summary>Makes the transport and actor of a new socket and starts the transport; returns the running transport task.</summary>
-    protected abstract (IActorRef Actor, TTransport Transport, Task Run) Open(Socket client);
+    /// <summary>Makes the transport and actor of a new socket.</summary>
+    protected abstract (IActorRef Actor, TTransport Transport) Open(Socket client);
+
+    /// <summary>Starts the transport; it calls <paramref name="ended"/> with the actor when the connection is over.</summary>
+    protected abstract Task Start(IActorRef actor, TTransport transport, Action<IActorRef> ended);
 
     /// <summary>Checks one connection's deadlines at <paramref name="nowMs"/> and tells its actor what is due.</summary>
     protected abstract void Sweep(long nowMs, IActorRef actor, TTransport transport);
@@ -70,10 +75,9 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             // Connections are not cancelled with the listener: on shutdown each one says goodbye in its protocol and closes.
             IActorRef actor;
             TTransport transport;
-            Task run;
             try
             {
-                (actor, transport, run) = Open(client);
+                (actor, transport) = Open(client);
             }
             catch (InvalidOperationException)
             {
@@ -82,8 +86,11 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
                 client.Dispose();
                 return;
             }
-            _connections[actor] = (run, transport);
-            _ = run.ContinueWith(t => _connections.TryRemove(actor, out _), TaskScheduler.Default);
+            // Listed before it starts, so that a connection over at once is also taken off the list.
+            var starting = (Task.CompletedTask, transport);
+            _connections[actor] = starting;
+            var run = Start(actor, transport, _ended);
+            _connections.TryUpdate(actor, (run, transport), starting);
         }
     }
 

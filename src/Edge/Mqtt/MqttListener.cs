@@ -31,7 +31,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     /// <summary>MQTT 5 clients get DISCONNECT 0x8B.</summary>
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
-    protected override (IActorRef Actor, MqttTransport Transport, Task Run) Open(Socket client)
+    protected override (IActorRef Actor, MqttTransport Transport) Open(Socket client)
     {
         var transport = new MqttTransport(client, _services.Settings.InboundHighWaterMark)
         {
@@ -39,8 +39,11 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };
         var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services));
-        return (actor, transport, transport.RunAsync(actor, _services.Settings.MaxPacketSize, CancellationToken.None));
+        return (actor, transport);
     }
+
+    protected override Task Start(IActorRef actor, MqttTransport transport, Action<IActorRef> ended) =>
+        transport.RunAsync(actor, _services.Settings.MaxPacketSize, ended, CancellationToken.None);
 
     /// <summary>Tells a connection whose deadline passed (connect timeout, keep alive).</summary>
     protected override void Sweep(long nowMs, IActorRef actor, MqttTransport transport)

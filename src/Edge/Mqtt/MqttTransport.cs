@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using Akka.Actor;
@@ -42,22 +41,19 @@ internal sealed record DeadlinePassed
 }
 
 /// <summary>
-/// One client socket. Inbound bytes are read with a <see cref="PipeReader"/>, framed and decoded, and each
-/// packet is told to the connection actor. Outbound packets are written by that actor into an in-memory
-/// pipe that a pump copies to the socket, so many packets go out in one send when the client is busy.
+/// One client socket. Inbound bytes are received into a <see cref="SocketInput"/>, framed and decoded, and each
+/// packet is told to the connection actor. Outbound packets are written by that actor into a <see cref="SocketOutput"/>,
+/// whose sender gathers them into one send when the client is busy. Neither holds a buffer while the client is idle.
 /// </summary>
 internal sealed class MqttTransport
 {
-    private readonly NetworkStream _stream;
+    private readonly Socket _socket;
     private readonly SocketOutput _output;
-    private static readonly StreamPipeReaderOptions ReaderOptions =
-        new(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
-
 
     public MqttTransport(Socket socket, long inboundHighWaterMark)
     {
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _output = new SocketOutput(socket, _stream);
+        _socket = socket;
+        _output = new SocketOutput(socket);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
         Inbound = new InboundGate(inboundHighWaterMark);
     }
@@ -84,7 +80,7 @@ internal sealed class MqttTransport
     /// <summary>Bytes written by the actor and not yet handed to the socket.</summary>
     public long PendingBytes => _output.PendingBytes;
 
-    /// <summary>Copies one encoded packet into the outbound pipe. Called only from the connection actor.</summary>
+    /// <summary>Copies one encoded packet into the output and hands it to the sender. Called only from the connection actor.</summary>
     public void Send(ArraySegment<byte> head, in ReadOnlySequence<byte> payload)
     {
         if (_output.IsClosed)
@@ -103,49 +99,38 @@ internal sealed class MqttTransport
         }
         catch (InvalidOperationException)
         {
-            // The pump stopped (socket gone) between the check above and the write.
+            // Not expected from SocketOutput; kept so that a closing race can never fail the actor.
         }
     }
 
     /// <summary>Raw bytes (used for a CONNACK to a client whose protocol level we cannot encode for).</summary>
     public void SendRaw(byte[] bytes) => Send(new ArraySegment<byte>(bytes), ReadOnlySequence<byte>.Empty);
 
-    /// <summary>No more packets: the pump sends what is queued, then closes the socket.</summary>
+    /// <summary>No more packets: what is queued is sent, then the socket is shut down.</summary>
     public void CompleteOutput() => _output.Complete();
 
     /// <summary>Closes the socket now, dropping whatever is not sent yet (a client that stopped reading).</summary>
     public void Abort() => _output.Abort();
 
-    /// <summary>Runs the read loop and the send pump until the connection ends; tells the actor each packet.</summary>
-    public async Task RunAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
+    /// <summary>
+    /// Reads, frames and decodes until the connection ends, telling the actor each packet; then waits for the output
+    /// to drain, closes the socket and calls <paramref name="ended"/>. One state machine per connection while idle.
+    /// </summary>
+    public async Task RunAsync(IActorRef connection, int maxPacketSize, Action<IActorRef> ended, CancellationToken ct)
     {
-        var pump = _output.PumpAsync();
-        try
-        {
-            await ReadLoopAsync(connection, maxPacketSize, ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The peer went away or the node is stopping: the actor learns it from TransportClosed.
-        }
-        finally
-        {
-            connection.Tell(TransportClosed.Instance);
-        }
-        await _output.DrainAsync(pump).ConfigureAwait(false);
-    }
-
-    private async Task ReadLoopAsync(IActorRef connection, int maxPacketSize, CancellationToken ct)
-    {
-        // Zero-byte reads: an idle connection holds no receive buffer.
-        var input = PipeReader.Create(_stream, ReaderOptions);
+        var input = new SocketInput(_socket);
         var version = MqttProtocolVersion.Unknown;
+        var receive = true;
         try
         {
             while (true)
             {
-                var result = await input.ReadAsync(ct).ConfigureAwait(false);
-                var buffer = result.Buffer;
+                if (receive && !input.Commit(await input.ReceiveAsync(ct).ConfigureAwait(false)))
+                {
+                    return;
+                }
+                receive = true;
+                var buffer = input.Buffered;
                 var paused = false;
                 var blocked = false;
                 while (true)
@@ -235,21 +220,26 @@ internal sealed class MqttTransport
                 }
                 if (paused || blocked)
                 {
-                    // Complete packets may remain in the buffer: mark nothing examined, so the next read returns them at once.
-                    input.AdvanceTo(buffer.Start);
+                    // Complete packets may remain in the buffer: frame them again before receiving more.
+                    input.Consume(buffer.Start);
                     await (blocked ? Deadline.WaitWhileBlockedAsync(Alarm!, ct) : Inbound.WaitAsync(ct)).ConfigureAwait(false);
+                    receive = false;
                     continue;
                 }
-                input.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    return;
-                }
+                input.Consume(buffer.Start);
             }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer went away or the node is stopping: the actor learns it from TransportClosed.
         }
         finally
         {
-            await input.CompleteAsync().ConfigureAwait(false);
+            input.Release();
+            connection.Tell(TransportClosed.Instance);
+            // Let the actor's last frames go out (it completes the output when it stops), then close the socket.
+            await _output.DrainAsync().ConfigureAwait(false);
+            ended(connection);
         }
     }
 

@@ -91,7 +91,7 @@ public sealed class InboundGateTests
         var received = new ConcurrentQueue<int>();
         var acting = false;
         var connection = system.ActorOf(Props.Create(() => new SlowConnection(transport, received, () => Volatile.Read(ref acting))));
-        var run = transport.RunAsync(connection, 1 << 20, CancellationToken.None);
+        var run = transport.RunAsync(connection, 1 << 20, _ => { }, CancellationToken.None);
 
         // CONNECT (3.1.1, client id "c"), then 20,000 QoS 0 PUBLISHes of 1 KiB: about 20 MiB, far beyond what
         // the socket buffers hold, so a read loop that kept reading would take them all into the actor's mailbox.
