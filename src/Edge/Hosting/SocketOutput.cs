@@ -294,17 +294,18 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
     }
 
     /// <summary>
-    /// After the read side ended: gives the sender ten seconds to send what the actor queued (it completes the
-    /// output when it stops), so a client that stopped reading cannot hold the socket open for long.
+    /// After the read side ended: gives the sender <paramref name="grace"/> (ten seconds unless a test says less) to send
+    /// what the actor queued (it completes the output when it stops), so a client that stopped reading cannot hold the
+    /// socket open for long.
     /// </summary>
-    public async Task DrainAsync()
+    public async Task DrainAsync(TimeSpan? grace = null)
     {
         Task done;
         lock (_gate)
         {
             done = _finished ? Task.CompletedTask : (_drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         }
-        if (await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false) != done)
+        if (await Task.WhenAny(done, Task.Delay(grace ?? TimeSpan.FromSeconds(10))).ConfigureAwait(false) != done)
         {
             Abort();
             await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
