@@ -133,6 +133,12 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
                 }
                 _written = 0;
             }
+            else if (_buffer is not null)
+            {
+                // Only full buffers were handed over and a fresh one is still empty: an idle connection keeps none.
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = null;
+            }
             Interlocked.Add(ref _pendingBytes, bytes);
             start = !_sending;
             _sending = true;
