@@ -12,6 +12,8 @@ if [ -z "${BROKER_TEST_PG:-}" ]; then
   fi
   export BROKER_TEST_PG
 fi
+# The security tests run Debian's mosquitto_passwd, mosquitto_pub and mosquitto_sub.
+scripts/test-tools.sh || exit 1
 dotnet build Cluster.sln -c Release -warnaserror --nologo -v quiet || exit 1
 run() {
   dotnet test "$1" -c Release --no-build --nologo --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "${@:2}"

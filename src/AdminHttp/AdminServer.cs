@@ -2,6 +2,8 @@ using System.Net;
 using System.Text.Json;
 using Akka.Actor;
 using Broker.Actors.Sessions;
+using Broker.Actors.Messages;
+using Broker.AdminHttp.Security;
 using Broker.AdminHttp.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -28,8 +30,15 @@ public sealed class AdminServer : IAsyncDisposable
 
     private readonly int _maxPageSize;
 
-    private AdminServer(WebApplication app, SessionQueryService sessions, Func<(bool, string)> readiness, int maxPageSize)
+    /// <summary>The tokens in force, or null: the API is open (loopback, or opened explicitly).</summary>
+    private readonly Func<AdminTokens?> _tokens;
+    private readonly Akka.Event.ILoggingAdapter _log;
+
+    private AdminServer(WebApplication app, SessionQueryService sessions, Func<(bool, string)> readiness, int maxPageSize, Func<AdminTokens?> tokens,
+        Akka.Event.ILoggingAdapter log)
     {
+        _tokens = tokens;
+        _log = log;
         _maxPageSize = maxPageSize;
         _app = app;
         _sessions = sessions;
@@ -40,7 +49,7 @@ public sealed class AdminServer : IAsyncDisposable
 
     /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
     public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize,
-        RestingSessions? resting, Func<(bool, string)> readiness)
+        RestingSessions? resting, Func<(bool, string)> readiness, Func<AdminTokens?>? tokens = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -56,7 +65,8 @@ public sealed class AdminServer : IAsyncDisposable
             }
         });
         var app = builder.Build();
-        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize), readiness, maxPageSize);
+        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize), readiness, maxPageSize,
+            tokens ?? (() => null), system.Log);
         app.Run(server.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -69,6 +79,10 @@ public sealed class AdminServer : IAsyncDisposable
         var path = ctx.Request.Path.Value ?? "/";
         try
         {
+            if (path is not ("/health" or "/ready") && !await Authorized(ctx).ConfigureAwait(false))
+            {
+                return;
+            }
             switch (path)
             {
                 case "/health":
@@ -113,6 +127,36 @@ public sealed class AdminServer : IAsyncDisposable
         {
             await Error(ctx, 503, "broker not available").ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// With tokens configured, a request needs <c>Authorization: Bearer SECRET</c> of a known token (else 401), and a
+    /// viewer's token only reads (else 403). Refusals are counted and logged at a bounded rate.
+    /// </summary>
+    private async Task<bool> Authorized(HttpContext ctx)
+    {
+        if (_tokens() is not { } tokens)
+        {
+            return true;
+        }
+        var header = ctx.Request.Headers.Authorization.ToString();
+        var role = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? tokens.Authenticate(header[7..].Trim()) : null;
+        if (role is null)
+        {
+            BrokerCounters.AuthDenied.Increment();
+            DenialLog.Shared.Write(_log, $"admin API: {ctx.Request.Method} {ctx.Request.Path} from {ctx.Connection.RemoteIpAddress} without a valid token");
+            ctx.Response.Headers.WWWAuthenticate = "Bearer";
+            await Error(ctx, 401, "unauthorized").ConfigureAwait(false);
+            return false;
+        }
+        if (role == AdminRole.Viewer && !HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method))
+        {
+            BrokerCounters.AuthzDenied.Increment();
+            DenialLog.Shared.Write(_log, $"admin API: {ctx.Request.Method} {ctx.Request.Path} from {ctx.Connection.RemoteIpAddress} refused to a viewer token");
+            await Error(ctx, 403, "forbidden").ConfigureAwait(false);
+            return false;
+        }
+        return true;
     }
 
     private static async Task<bool> MethodAllowed(HttpContext ctx)

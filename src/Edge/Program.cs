@@ -1,7 +1,14 @@
 using System.Runtime.InteropServices;
 using Broker.Edge.Hosting;
+using Broker.Edge.Security;
 
-// Starts one broker node with cluster.hocon (overridden by BROKER_* environment variables) and runs
+// `passwd ...` and `token ...` manage the secrets files and exit (SecurityCommands); anything else starts a node.
+if (SecurityCommands.Run(args, Console.In, Console.Out, Console.Error) is { } exitCode)
+{
+    return exitCode;
+}
+
+// Otherwise starts one broker node with cluster.hocon (overridden by BROKER_* environment variables) and runs
 // until Ctrl-C or SIGTERM, then shuts down cleanly.
 var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 void OnSignal(PosixSignalContext ctx)

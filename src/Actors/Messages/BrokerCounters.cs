@@ -24,4 +24,13 @@ public static class BrokerCounters
 
     /// <summary>QoS 0 messages a session dropped because too many messages waited for it (<c>mqtt.qos0-drop-backlog</c>).</summary>
     public static readonly Counter Qos0Dropped = new();
+
+    /// <summary>Logins refused: unknown user, wrong password, anonymous where it is not allowed (the admin API's <c>errors.auth</c>).</summary>
+    public static readonly Counter AuthDenied = new();
+
+    /// <summary>Publishes, subscriptions and wills refused by the ACL (the admin API's <c>errors.authz</c>).</summary>
+    public static readonly Counter AuthzDenied = new();
+
+    /// <summary>Logins the HTTP authentication backend did not answer (refused as unavailable).</summary>
+    public static readonly Counter AuthBackendFailures = new();
 }

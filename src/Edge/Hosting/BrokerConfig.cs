@@ -32,6 +32,12 @@ public static class BrokerConfig
         ["BROKER_AMQP_USERS"] = "broker.amqp.users",
         ["BROKER_MEMORY_HIGH_WATERMARK"] = "broker.memory.high-watermark",
         ["BROKER_MEMORY_HIGH_WATERMARK_BYTES"] = "broker.memory.high-watermark-bytes",
+        ["BROKER_MQTT_PASSWORD_FILE"] = "broker.mqtt.password-file",
+        ["BROKER_MQTT_ACL_FILE"] = "broker.mqtt.acl-file",
+        ["BROKER_ALLOW_ANONYMOUS"] = "broker.allow-anonymous",
+        ["BROKER_AUTH_HTTP_URL"] = "broker.auth-http.url",
+        ["BROKER_ADMIN_TOKENS_FILE"] = "broker.admin.tokens-file",
+        ["BROKER_ADMIN_OPEN"] = "broker.admin.open",
     };
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>

@@ -17,6 +17,8 @@ using Broker.AdminHttp;
 using Broker.AdminHttp.Sessions;
 using Broker.Edge.Amqp;
 using Broker.Edge.Mqtt;
+using Broker.Edge.Security;
+using Broker.AdminHttp.Security;
 
 namespace Broker.Edge.Hosting;
 
@@ -58,6 +60,7 @@ public sealed class BrokerNode : IAsyncDisposable
     {
         var config = BrokerConfig.Load(overrides);
         var settings = BrokerSettings.From(config);
+        var security = SecuritySettings.From(config);
         BrokerConfig.PrepareStorage(settings);
         var setup = BootstrapSetup.Create().WithConfig(config).And(BrokerConfig.DataOptions(settings));
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
@@ -162,7 +165,11 @@ public sealed class BrokerNode : IAsyncDisposable
             }
             var alarm = new MemoryAlarm(MemoryAlarm.Watermark(settings.MemoryHighWatermark, settings.MemoryHighWatermarkBytes), system.Log, TimeSpan.FromSeconds(1));
             system.Log.Info("memory high watermark {0} MiB of managed heap", alarm.HighWatermark >> 20);
-            var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services, alarm);
+            var access = new ClientAccess(security, line => system.Log.Warning(line));
+            system.Log.Info("MQTT clients: {0}; anonymous clients {1}; topics {2}",
+                security.PasswordFile.Length > 0 ? "password file " + security.PasswordFile : security.AuthHttpUrl.Length > 0 ? "HTTP backend " + security.AuthHttpUrl : "no user store",
+                access.AllowAnonymous ? "allowed" : "refused", access.HasAcl ? "restricted by " + security.AclFile : "unrestricted");
+            var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services, alarm, access);
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
                 AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
@@ -175,7 +182,8 @@ public sealed class BrokerNode : IAsyncDisposable
             system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout, settings.AdminMaxPageSize,
                 new RestingSessions(catalogStore, services.InfoCodec),
-                () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}")).ConfigureAwait(false);
+                () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}"),
+                AdminTokenSource(security, system)).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
             return new BrokerNode(system, settings, mqtt, amqp, admin, alarm);
@@ -185,6 +193,19 @@ public sealed class BrokerNode : IAsyncDisposable
             await system.Terminate().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The admin API's tokens, read again when the file changes; none configured: the API is open.</summary>
+    private static Func<AdminTokens?> AdminTokenSource(SecuritySettings security, ActorSystem system)
+    {
+        if (security.AdminTokensFile.Length == 0)
+        {
+            system.Log.Info("admin API open (no tokens file; bound to {0})", security.AdminOpen ? "an address beyond loopback, opened explicitly" : "loopback");
+            return () => null;
+        }
+        var file = new ReloadingFile<AdminTokens>(security.AdminTokensFile, AdminTokens.Load, line => system.Log.Warning(line));
+        system.Log.Info("admin API tokens from {0} ({1} tokens)", security.AdminTokensFile, file.Current.Count);
+        return () => file.Current;
     }
 
     /// <summary>

@@ -37,6 +37,9 @@ internal sealed class MqttConnectHandshake
 
     public bool IsV5 => Version == MqttProtocolVersion.V500;
 
+    /// <summary>The user name of the CONNECT (null: none, an anonymous client), for authorization.</summary>
+    public string? Username { get; private set; }
+
     /// <summary>"" until a CONNECT is accepted.</summary>
     public string ClientId { get; private set; } = "";
 
@@ -88,6 +91,7 @@ internal sealed class MqttConnectHandshake
             will = new WillMessage(msg, IsV5 ? c.WillDelayInterval : 0, IsV5 ? c.WillMessageExpiryInterval : 0);
         }
         ClientId = clientId;
+        Username = c.Username;
         _assignedClientId = assigned;
         _connectExpiry = IsV5 ? c.SessionExpiryInterval : 0;
         _requestResponse = IsV5 && c.RequestResponseInformation;

@@ -36,6 +36,7 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     private readonly MqttTransport _transport;
     private readonly BrokerServices _services;
+    private readonly Security.ClientAccess _access;
     private readonly string _connectionId;
     private readonly MqttConnectHandshake _handshake = new();
     private readonly MqttKeepAlive _keepAlive = new();
@@ -70,14 +71,28 @@ internal sealed class MqttConnectionActor : UntypedActor
     private const long ResumeRetryMs = 1_000;
     private ICancelable? _retryTick;
 
+    /// <summary>SUBSCRIBEs waiting for the session whose filters the ACL refused: each position's code, 0 where the session answers.</summary>
+    private Dictionary<ushort, byte[]>? _refusedFilters;
 
-    public static Props Props(MqttTransport transport, BrokerServices services) =>
-        Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services)).WithMailbox(Broker.Actors.Dispatch.CompactMailbox.ConfigPath);
+    /// <summary>This client's ACL rules (made at the first check, again after the file changed); null without an ACL file.</summary>
+    private Security.ClientAcl? _acl;
 
-    public MqttConnectionActor(MqttTransport transport, BrokerServices services)
+    private Security.ClientAcl? Acl => _access.HasAcl ? _acl = _access.AclFor(_handshake.Username, ClientId, _acl) : null;
+
+    private string WhoText => _handshake.Username is { } user ? $"user '{user}'" : "no user name";
+
+    /// <summary>The verdict of an authentication that completed later (the HTTP backend).</summary>
+    private sealed record Authenticated(Security.AuthVerdict Verdict, ConnectInfo Info);
+
+
+    public static Props Props(MqttTransport transport, BrokerServices services, Security.ClientAccess access) =>
+        Akka.Actor.Props.Create(() => new MqttConnectionActor(transport, services, access)).WithMailbox(Broker.Actors.Dispatch.CompactMailbox.ConfigPath);
+
+    public MqttConnectionActor(MqttTransport transport, BrokerServices services, Security.ClientAccess access)
     {
         _transport = transport;
         _services = services;
+        _access = access;
         _connectionId = Guid.NewGuid().ToString("N");
     }
 
@@ -141,6 +156,9 @@ internal sealed class MqttConnectionActor : UntypedActor
             case IdentifierRejected:
                 _transport.SendRaw(MqttConnectHandshake.RawConnAck(0x02));
                 Close(null, "empty client id without clean session");
+                break;
+            case Authenticated a when _handshake.Phase == ConnectPhase.AwaitingSession && _connect is null:
+                OnAuthenticated(a.Verdict, a.Info);
                 break;
             case ConnectAccepted a when _handshake.Phase == ConnectPhase.AwaitingSession && a.ConnectionId == _connectionId:
                 OnConnectAccepted(a);
@@ -226,7 +244,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 OnTargetAnswered(e.MessageId, DeliveryTarget.Queue(e.Queue));
                 break;
             case SubscribeDone d when Connected:
-                Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttSubscribeReasonCode)c)] });
+                OnSubscribeDone(d);
                 break;
             case UnsubscribeDone d when Connected:
                 Send(new MqttUnsubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. d.ReasonCodes.Select(c => (MqttUnsubscribeReasonCode)c)] });
@@ -263,6 +281,59 @@ internal sealed class MqttConnectionActor : UntypedActor
             Close(null, refusal.Reason);
             return;
         }
+        if (IsV5 && !string.IsNullOrEmpty(c.AuthenticationMethod))
+        {
+            // Enhanced authentication (MQTT 5 §4.12) is not offered: 0x8C Bad authentication method.
+            Deny(0x8C, 0x8C, $"authentication method '{c.AuthenticationMethod}' not supported", authz: false);
+            return;
+        }
+        var verdict = _access.AuthenticateAsync(ClientId, c.Username, c.Password, _transport.Remote);
+        if (verdict.IsCompletedSuccessfully)
+        {
+            OnAuthenticated(verdict.Result, info);
+        }
+        else
+        {
+            // The HTTP backend answers later; packets meanwhile wait with the handshake, the connect timeout still runs.
+            verdict.AsTask().PipeTo(Self, success: v => new Authenticated(v, info), failure: _ => new Authenticated(Security.AuthVerdict.Unavailable, info));
+        }
+    }
+
+    /// <summary>The login's verdict for a CONNECT: refused, or its will checked against the ACL and the session asked for.</summary>
+    private void OnAuthenticated(Security.AuthVerdict verdict, ConnectInfo info)
+    {
+        switch (verdict)
+        {
+            case Security.AuthVerdict.BadCredentials:
+                Deny(0x86, 0x04, "bad user name or password", authz: false);
+                return;
+            case Security.AuthVerdict.NotAuthorized:
+                Deny(0x87, 0x05, "anonymous clients are not allowed", authz: false);
+                return;
+            case Security.AuthVerdict.Unavailable:
+                Deny(0x88, 0x03, "authentication backend unavailable", authz: false);
+                return;
+        }
+        if (info.Will is { } will && Acl?.MayPublish(will.Message.Topic) == false)
+        {
+            Deny(0x87, 0x05, $"will topic '{will.Message.Topic}' not writable", authz: true);
+            return;
+        }
+        StartSession(info);
+    }
+
+    /// <summary>Refuses a CONNECT (MQTT 5 code, 3.x return code), counted and logged at a bounded rate.</summary>
+    private void Deny(byte v5Code, byte v3Code, string reason, bool authz)
+    {
+        (authz ? BrokerCounters.AuthzDenied : BrokerCounters.AuthDenied).Increment();
+        DenialLog.Shared.Write(Log, $"MQTT connect refused: client '{ClientId}', {WhoText}, from {_transport.Remote}: {reason}");
+        Send(_handshake.ConnAck(IsV5 ? v5Code : v3Code, false, _services.Settings));
+        Close(null, reason);
+    }
+
+    private void StartSession(ConnectInfo info)
+    {
+        var version = _handshake.Version;
         _outbound = new MqttOutbound(version, info.MaxPacketSize);
         _connect = new Connect(ClientId, _connectionId, info, Self);
         _connectSentAt = NowMs;
@@ -468,6 +539,11 @@ internal sealed class MqttConnectionActor : UntypedActor
             Close(0x82, "QoS > 0 without packet identifier");
             return;
         }
+        if (Acl?.MayPublish(topic) == false)
+        {
+            RefuseUnauthorized(topic, qos, p.PacketIdentifier);
+            return;
+        }
         if (qos == 2 && _inbound is not null && _inbound.IsResend(p.PacketIdentifier, out var confirm))
         {
             // A resent QoS 2 PUBLISH: it was routed once already; confirm again without routing.
@@ -633,6 +709,26 @@ internal sealed class MqttConnectionActor : UntypedActor
         Send(new MqttPubRecPacket { PacketIdentifier = p.PacketId, ReasonCode = (MqttPubRecReasonCode)reason });
     }
 
+    /// <summary>
+    /// A publish the ACL refuses is not routed. MQTT 5: PUBACK or PUBREC 0x87 Not authorized. MQTT 3.x has no negative
+    /// acknowledgement: it is acknowledged as usual (QoS 2: the PUBREL then finds nothing recorded and is completed), as
+    /// mosquitto does, so the client does not send it again forever.
+    /// </summary>
+    private void RefuseUnauthorized(string topic, byte qos, ushort packetId)
+    {
+        BrokerCounters.AuthzDenied.Increment();
+        DenialLog.Shared.Write(Log, $"MQTT publish refused: client '{ClientId}', {WhoText}, topic '{topic}' not writable");
+        switch (qos)
+        {
+            case 1:
+                Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = IsV5 ? MqttPubAckReasonCode.NotAuthorized : MqttPubAckReasonCode.Success });
+                break;
+            case 2:
+                Send(new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = IsV5 ? MqttPubRecReasonCode.NotAuthorized : MqttPubRecReasonCode.Success });
+                break;
+        }
+    }
+
     /// <summary>QoS 2 bookkeeping in the session; sent again by the retry tick until answered.</summary>
     private void SendQos2(ushort packetId, bool release)
     {
@@ -678,8 +774,19 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         var subs = new List<Subscription>(s.TopicFilters.Count);
-        foreach (var f in s.TopicFilters)
+        byte[]? refused = null;
+        for (var i = 0; i < s.TopicFilters.Count; i++)
         {
+            var f = s.TopicFilters[i];
+            if (_access.HasAcl && TopicFilter.IsValidFilter(f.Topic) && !Acl!.MaySubscribe(f.Topic!))
+            {
+                // Not passed to the session: its place in the SUBACK says 0x87 Not authorized (3.1.1: 0x80 Failure).
+                refused ??= new byte[s.TopicFilters.Count];
+                refused[i] = IsV5 ? (byte)0x87 : (byte)0x80;
+                BrokerCounters.AuthzDenied.Increment();
+                DenialLog.Shared.Write(Log, $"MQTT subscribe refused: client '{ClientId}', {WhoText}, filter '{f.Topic}' not readable");
+                continue;
+            }
             var shared = f.Topic?.StartsWith(TopicFilter.SharePrefix, StringComparison.Ordinal) == true;
             if (IsV5 && shared && f.NoLocal)
             {
@@ -694,13 +801,56 @@ internal sealed class MqttConnectionActor : UntypedActor
                 IsV5 ? (byte)f.RetainHandling : (byte)0,
                 IsV5 ? s.SubscriptionIdentifier : 0));
         }
+        if (refused is not null)
+        {
+            if (subs.Count == 0)
+            {
+                Send(new MqttSubAckPacket { PacketIdentifier = s.PacketIdentifier, ReasonCodes = [.. refused.Select(c => (MqttSubscribeReasonCode)c)] });
+                return;
+            }
+            (_refusedFilters ??= [])[s.PacketIdentifier] = refused;
+        }
         _services.SessionRegion.Tell(new SubscribeRequest(ClientId, _connectionId, s.PacketIdentifier, subs));
+    }
+
+    /// <summary>The session's codes for the filters it was given, with the ACL's refusals back in their places.</summary>
+    private void OnSubscribeDone(SubscribeDone d)
+    {
+        IEnumerable<byte> codes = d.ReasonCodes;
+        if (_refusedFilters is not null && _refusedFilters.Remove(d.PacketId, out var refused))
+        {
+            var merged = new byte[refused.Length];
+            var next = 0;
+            for (var i = 0; i < merged.Length; i++)
+            {
+                merged[i] = refused[i] != 0 ? refused[i] : next < d.ReasonCodes.Count ? d.ReasonCodes[next++] : (byte)0x80;
+            }
+            codes = merged;
+            if (_refusedFilters.Count == 0)
+            {
+                _refusedFilters = null;
+            }
+        }
+        Send(new MqttSubAckPacket { PacketIdentifier = d.PacketId, ReasonCodes = [.. codes.Select(c => (MqttSubscribeReasonCode)c)] });
     }
 
     // ------------------------------------------------------------------ packets to the client
 
     private void OnSendPublish(SendPublish s)
     {
+        if (_access.HasAcl && !Acl!.MayReceive(s.Message.Topic))
+        {
+            // Inside a granted subscription but denied by the rules in force: not delivered, and the session is
+            // answered as if the client had acknowledged it, so it does not wait for it or send it again.
+            BrokerCounters.AuthzDenied.Increment();
+            DenialLog.Shared.Write(Log, $"MQTT delivery refused: client '{ClientId}', {WhoText}, topic '{s.Message.Topic}' not readable");
+            if (s.Qos > 0)
+            {
+                Outbound.SkipAsDelivered(s);
+                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
+            }
+            return;
+        }
         var outbound = Outbound;
         switch (outbound.Publish(s, _transport.PendingBytes, out var buffer))
         {

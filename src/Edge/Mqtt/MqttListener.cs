@@ -12,18 +12,20 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     private readonly BrokerServices _services;
 
     private readonly MemoryAlarm _alarm;
+    private readonly Security.ClientAccess _access;
 
-    private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm)
+    private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
         : base(host, port, TimeSpan.FromMilliseconds(500))
     {
         _alarm = alarm;
+        _access = access;
         _system = system;
         _services = services;
     }
 
-    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm)
+    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
     {
-        var listener = new MqttListener(host, port, system, services, alarm);
+        var listener = new MqttListener(host, port, system, services, alarm, access);
         listener.Run();
         return listener;
     }
@@ -38,7 +40,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
             Alarm = _alarm,
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };
-        var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services));
+        var actor = _system.ActorOf(MqttConnectionActor.Props(transport, _services, _access));
         return (actor, transport);
     }
 

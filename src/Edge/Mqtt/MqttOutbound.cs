@@ -23,7 +23,7 @@ internal enum OutboundPublish : byte
 /// <summary>
 /// Encoding of what goes to one MQTT client: its protocol version and maximum packet size, one PUBLISH packet reused
 /// for every message (created at the first), and the QoS 2 packet ids we acknowledged in the client's place because the
-/// message was too large for it, whose PUBREL the connection answers itself. The in-flight window, the packet ids of
+/// message was too large for it or not readable by it, whose PUBREL the connection answers itself. The in-flight window, the packet ids of
 /// outbound QoS 1/2 and what is sent again after a reconnect are the session's (<see cref="SessionState"/>).
 /// </summary>
 internal sealed class MqttOutbound(MqttProtocolVersion version, uint clientMaxPacket)
@@ -71,13 +71,22 @@ internal sealed class MqttOutbound(MqttProtocolVersion version, uint clientMaxPa
         if (clientMaxPacket > 0 && buffer.Length > clientMaxPacket)
         {
             buffer = default;
-            if (s.Qos == 2)
-            {
-                (_selfAcked ??= []).Add(s.PacketId);
-            }
+            SkipAsDelivered(s);
             return OutboundPublish.TooLarge;
         }
         return OutboundPublish.Send;
+    }
+
+    /// <summary>
+    /// A publish not sent but answered in the client's place (too large for it, or refused by the ACL): for QoS 2 the
+    /// session's PUBREL that follows is answered here (<see cref="AnswersPubRel"/>).
+    /// </summary>
+    public void SkipAsDelivered(SendPublish s)
+    {
+        if (s.Qos == 2)
+        {
+            (_selfAcked ??= []).Add(s.PacketId);
+        }
     }
 
     /// <summary>A publish buffer was copied out: a formatter grown past 64 KiB by it gives the memory back.</summary>

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests run as users would: mosquitto_passwd (package mosquitto) and
+# mosquitto_pub/mosquitto_sub (mosquitto-clients). Idempotent; needs root or sudo only when something is missing.
+set -euo pipefail
+
+missing=()
+command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+command -v apt-get >/dev/null 2>&1 || { echo "test-tools.sh: install ${missing[*]} (apt-get is not available)" >&2; exit 1; }
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    echo "test-tools.sh: need root (or sudo) to install ${missing[*]}" >&2; exit 1
+  fi
+}
+echo "test-tools.sh: installing ${missing[*]}" >&2
+as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+# Only its tools are used: the tests start no mosquitto broker, and none listens on their ports (free ones, picked at run time).
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,91 @@
+using System.Net;
+using Akka.Configuration;
+
+namespace Broker.Edge.Security;
+
+/// <summary>
+/// The security keys of cluster.hocon (after environment overrides), resolved: whether anonymous clients are allowed,
+/// and whether this node may start at all (a listener beyond loopback with nobody authenticated does not).
+/// </summary>
+public sealed record SecuritySettings
+{
+    /// <summary>mosquitto_passwd-format file of MQTT users; "" = none (broker.mqtt.password-file).</summary>
+    public string PasswordFile { get; init; } = "";
+
+    /// <summary>mosquitto acl_file-format topic rules; "" = every client may use every topic (broker.mqtt.acl-file).</summary>
+    public string AclFile { get; init; } = "";
+
+    /// <summary>URL of the HTTP authentication backend; "" = none (broker.auth-http.url).</summary>
+    public string AuthHttpUrl { get; init; } = "";
+
+    public TimeSpan AuthHttpTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    public TimeSpan AuthHttpCacheTtl { get; init; } = TimeSpan.FromSeconds(30);
+
+    public int AuthHttpCacheEntries { get; init; } = 10_000;
+
+    /// <summary>What applies to a client without a user name, resolved from broker.allow-anonymous.</summary>
+    public bool AnonymousAllowed { get; init; } = true;
+
+    /// <summary>File of admin API bearer tokens; "" = none (broker.admin.tokens-file).</summary>
+    public string AdminTokensFile { get; init; } = "";
+
+    /// <summary>The admin API without tokens even when bound beyond loopback (broker.admin.open).</summary>
+    public bool AdminOpen { get; init; }
+
+    /// <summary>Nothing configured: what a node on loopback runs with by default.</summary>
+    public static SecuritySettings Open { get; } = new();
+
+    public bool HasUserStore => PasswordFile.Length > 0 || AuthHttpUrl.Length > 0;
+
+    /// <summary>Reads and checks the keys; a combination that would expose an unauthenticated node is an error naming what to set.</summary>
+    public static SecuritySettings From(Config config)
+    {
+        var b = config.GetConfig("broker");
+        var host = b.GetString("host", "127.0.0.1");
+        var s = new SecuritySettings
+        {
+            PasswordFile = b.GetString("mqtt.password-file", ""),
+            AclFile = b.GetString("mqtt.acl-file", ""),
+            AuthHttpUrl = b.GetString("auth-http.url", ""),
+            AuthHttpTimeout = b.GetTimeSpan("auth-http.timeout", TimeSpan.FromSeconds(3)),
+            AuthHttpCacheTtl = b.GetTimeSpan("auth-http.cache-ttl", TimeSpan.FromSeconds(30)),
+            AuthHttpCacheEntries = b.GetInt("auth-http.cache-entries", 10_000),
+            AdminTokensFile = b.GetString("admin.tokens-file", ""),
+            AdminOpen = b.GetBoolean("admin.open", false),
+        };
+        if (s.AuthHttpUrl.Length > 0 && (!Uri.TryCreate(s.AuthHttpUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
+        {
+            throw new ConfigurationException($"broker.auth-http.url must be an http:// or https:// URL, not '{s.AuthHttpUrl}'");
+        }
+        if (s.AuthHttpTimeout <= TimeSpan.Zero || s.AuthHttpCacheEntries < 1)
+        {
+            throw new ConfigurationException("broker.auth-http.timeout must be positive and broker.auth-http.cache-entries at least 1");
+        }
+        var anonymous = b.GetString("allow-anonymous", "auto").ToLowerInvariant();
+        var loopback = IsLoopback(host);
+        var allowed = anonymous switch
+        {
+            "true" or "on" or "yes" => true,
+            "false" or "off" or "no" => false,
+            "auto" => !s.HasUserStore && loopback ? true
+                : s.HasUserStore ? false
+                : throw new ConfigurationException(
+                    $"the listeners bind to {host}, beyond this machine, and no client is authenticated: set broker.mqtt.password-file " +
+                    "(BROKER_MQTT_PASSWORD_FILE) or broker.auth-http.url (BROKER_AUTH_HTTP_URL), or allow anonymous clients " +
+                    "explicitly with broker.allow-anonymous = true (BROKER_ALLOW_ANONYMOUS=true)"),
+            _ => throw new ConfigurationException($"broker.allow-anonymous must be auto, true or false, not '{anonymous}'"),
+        };
+        if (!loopback && s.AdminTokensFile.Length == 0 && !s.AdminOpen)
+        {
+            throw new ConfigurationException(
+                $"the admin API binds to {host}, beyond this machine, without tokens: set broker.admin.tokens-file (BROKER_ADMIN_TOKENS_FILE, " +
+                "tokens made with the 'token add' command) or open it explicitly with broker.admin.open = true (BROKER_ADMIN_OPEN=true)");
+        }
+        return s with { AnonymousAllowed = allowed };
+    }
+
+    /// <summary>True for a loopback address or "localhost": only this machine can reach a listener bound there.</summary>
+    public static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
+}
