@@ -47,21 +47,29 @@ public sealed class AdminServer : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>0 when the API has no HTTPS listener.</summary>
+    public int HttpsPort { get; private set; }
+
     /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
     public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize,
-        RestingSessions? resting, Func<(bool, string)> readiness, Func<AdminTokens?>? tokens = null)
+        RestingSessions? resting, Func<(bool, string)> readiness, Func<AdminTokens?>? tokens = null, int httpsPort = 0,
+        Func<System.Security.Cryptography.X509Certificates.X509Certificate2>? certificate = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.ConfigureKestrel(o =>
         {
-            if (IPAddress.TryParse(host, out var ip))
+            var ip = IPAddress.TryParse(host, out var parsed) ? parsed : IPAddress.Any;
+            o.Listen(ip, port);
+            if (httpsPort != 0 && certificate is not null)
             {
-                o.Listen(ip, port);
-            }
-            else
-            {
-                o.ListenAnyIP(port);
+                // HTTPS beside HTTP, with the node's TLS certificate as it is when each handshake starts (it may be replaced).
+                o.Listen(ip, httpsPort, listen => listen.UseHttps(https =>
+                {
+                    https.SslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+                    https.ServerCertificateSelector = (_, _) => certificate();
+                }));
             }
         });
         var app = builder.Build();
@@ -69,8 +77,9 @@ public sealed class AdminServer : IAsyncDisposable
             tokens ?? (() => null), system.Log);
         app.Run(server.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server.Port = new Uri(address).Port;
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
+        server.Port = addresses.First(a => a.Scheme == "http").Port;
+        server.HttpsPort = addresses.FirstOrDefault(a => a.Scheme == "https")?.Port ?? 0;
         return server;
     }
 

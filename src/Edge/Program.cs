@@ -29,6 +29,12 @@ catch (Exception ex)
     await Console.Error.WriteLineAsync($"broker failed to start: {ex.Message}");
     return 1;
 }
+// SIGHUP reads the password, ACL, tokens, certificate and CA files again (they are also read again when they change).
+using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+{
+    ctx.Cancel = true;
+    node.ReloadSecrets();
+});
 using var pauses = new PauseDetector(node.System, PauseDetector.Limit(node.System.Settings.Config), reason =>
 {
     Console.Error.WriteLine(reason);

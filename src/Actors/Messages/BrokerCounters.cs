@@ -33,4 +33,7 @@ public static class BrokerCounters
 
     /// <summary>Logins the HTTP authentication backend did not answer (refused as unavailable).</summary>
     public static readonly Counter AuthBackendFailures = new();
+
+    /// <summary>TLS handshakes that failed or did not finish in time (wrong certificate, plain bytes on a TLS port, a scanner).</summary>
+    public static readonly Counter TlsHandshakeFailures = new();
 }

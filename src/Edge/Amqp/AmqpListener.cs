@@ -15,19 +15,23 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     /// <remarks>Sweeps every quarter second, so heartbeats of one second go out on time.</remarks>
     private readonly MemoryAlarm _alarm;
+    private readonly Security.ServerTls? _tls;
 
-    private AmqpListener(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm)
+    private AmqpListener(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm, Security.ServerTls? tls)
         : base(host, port, TimeSpan.FromMilliseconds(250))
     {
+        _tls = tls;
         _alarm = alarm;
         _system = system;
         _services = services;
         _amqp = amqp;
     }
 
-    public static AmqpListener Start(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm)
+    /// <param name="tls">null: plain TCP; else every connection starts with a TLS handshake.</param>
+    public static AmqpListener Start(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm,
+        Security.ServerTls? tls = null)
     {
-        var listener = new AmqpListener(host, port, system, services, amqp, alarm);
+        var listener = new AmqpListener(host, port, system, services, amqp, alarm, tls);
         listener.Run();
         return listener;
     }
@@ -36,7 +40,8 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     protected override (IActorRef Actor, AmqpTransport Transport) Open(Socket client)
     {
-        var transport = new AmqpTransport(client, _services.Settings.InboundHighWaterMark)
+        ClientLink link = _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
+        var transport = new AmqpTransport(link, _services.Settings.InboundHighWaterMark)
         {
             Alarm = _alarm,
             // The handshake must finish within the connect timeout; tune-ok replaces it with the heartbeat deadline.

@@ -60,7 +60,7 @@ internal sealed class AmqpTransport
     /// <summary>Before tune-ok, frames may be as large as the spec's minimum frame_max guarantees.</summary>
     public const uint HandshakeFrameMax = 4096;
 
-    private readonly Socket _socket;
+    private readonly ClientLink _link;
     private readonly SocketOutput _output;
 
     private readonly ClientDeadline _deadline = new();
@@ -82,19 +82,17 @@ internal sealed class AmqpTransport
     /// <summary>While the node's memory alarm is set, a basic.publish from this client waits unread (and so does all after it).</summary>
     public MemoryAlarm? Alarm { get; init; }
 
-    public AmqpTransport(Socket socket, long inboundHighWaterMark)
+    public AmqpTransport(ClientLink link, long inboundHighWaterMark)
     {
         Inbound = new InboundGate(inboundHighWaterMark);
-        _socket = socket;
-        _output = new SocketOutput(socket);
-        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
+        _link = link;
+        _output = new SocketOutput(link);
     }
 
-    public string Remote { get; }
+    public string Remote => _link.Remote;
 
     /// <summary>The client connects from this machine (the default guest user is accepted only then).</summary>
-    public bool IsLoopback { get; }
+    public bool IsLoopback => _link.IsLoopback;
 
     /// <summary>Largest frame the client may send, set by the actor once tune-ok is in.</summary>
     public uint FrameMax
@@ -183,12 +181,13 @@ internal sealed class AmqpTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_socket);
+        var input = new SocketInput(_link);
         var headerSeen = false;
         var pending = new Dictionary<ushort, PendingContent>();
         var receive = true;
         try
         {
+            await _link.OpenAsync(ct).ConfigureAwait(false);
             while (true)
             {
                 if (receive && !input.Commit(await input.ReceiveAsync(ct).ConfigureAwait(false)))

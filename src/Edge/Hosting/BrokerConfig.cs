@@ -38,6 +38,13 @@ public static class BrokerConfig
         ["BROKER_AUTH_HTTP_URL"] = "broker.auth-http.url",
         ["BROKER_ADMIN_TOKENS_FILE"] = "broker.admin.tokens-file",
         ["BROKER_ADMIN_OPEN"] = "broker.admin.open",
+        ["BROKER_TLS_CERT_FILE"] = "broker.tls.cert-file",
+        ["BROKER_TLS_KEY_FILE"] = "broker.tls.key-file",
+        ["BROKER_TLS_CA_FILE"] = "broker.tls.ca-file",
+        ["BROKER_TLS_REQUIRE_CLIENT_CERT"] = "broker.tls.require-client-cert",
+        ["BROKER_MQTT_TLS_PORT"] = "broker.mqtt-tls-port",
+        ["BROKER_AMQP_TLS_PORT"] = "broker.amqp-tls-port",
+        ["BROKER_ADMIN_TLS_PORT"] = "broker.admin-tls-port",
     };
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>

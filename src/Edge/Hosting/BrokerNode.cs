@@ -31,13 +31,20 @@ public sealed class BrokerNode : IAsyncDisposable
 {
     private readonly MqttListener _mqtt;
     private readonly AmqpListener _amqp;
+    private readonly MqttListener? _mqttTls;
+    private readonly AmqpListener? _amqpTls;
+    private readonly Action _reload;
     private readonly AdminServer _admin;
     private int _stopped;
 
     private readonly MemoryAlarm _alarm;
 
-    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin, MemoryAlarm alarm)
+    private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin, MemoryAlarm alarm,
+        MqttListener? mqttTls, AmqpListener? amqpTls, Action reload)
     {
+        _mqttTls = mqttTls;
+        _amqpTls = amqpTls;
+        _reload = reload;
         _alarm = alarm;
         _amqp = amqp;
         System = system;
@@ -50,6 +57,18 @@ public sealed class BrokerNode : IAsyncDisposable
     public BrokerSettings Settings { get; }
     public int MqttPort => _mqtt.Endpoint.Port;
     public int AmqpPort => _amqp.Endpoint.Port;
+
+    /// <summary>The MQTT over TLS listener's port; 0 when it is off.</summary>
+    public int MqttTlsPort => _mqttTls?.Endpoint.Port ?? 0;
+
+    /// <summary>The AMQP over TLS listener's port; 0 when it is off.</summary>
+    public int AmqpTlsPort => _amqpTls?.Endpoint.Port ?? 0;
+
+    /// <summary>The admin API's HTTPS port; 0 when it is off.</summary>
+    public int AdminTlsPort => _admin.HttpsPort;
+
+    /// <summary>Reads the password, ACL, tokens, certificate and CA files again now (SIGHUP); they are also read again when they change.</summary>
+    public void ReloadSecrets() => _reload();
     public int AdminPort => _admin.Port;
     public string AdminUrl => $"http://{Settings.Host}:{AdminPort}";
 
@@ -169,24 +188,40 @@ public sealed class BrokerNode : IAsyncDisposable
             system.Log.Info("MQTT clients: {0}; anonymous clients {1}; topics {2}",
                 security.PasswordFile.Length > 0 ? "password file " + security.PasswordFile : security.AuthHttpUrl.Length > 0 ? "HTTP backend " + security.AuthHttpUrl : "no user store",
                 access.AllowAnonymous ? "allowed" : "refused", access.HasAcl ? "restricted by " + security.AclFile : "unrestricted");
+            var tls = security.HasTls ? new ServerTls(security, system.Log) : null;
             var mqtt = MqttListener.Start(settings.Host, settings.MqttPort, system, services, alarm, access);
+            var mqttTls = tls is not null && security.MqttTlsPort != 0
+                ? MqttListener.Start(settings.Host, security.MqttTlsPort, system, services, alarm, access, tls)
+                : null;
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
                 AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
-            system.Log.Info("AMQP listener on {0}", amqp.Endpoint);
+            var amqpTls = tls is not null && security.AmqpTlsPort != 0
+                ? AmqpListener.Start(settings.Host, security.AmqpTlsPort, system, services, amqpServices, alarm, tls)
+                : null;
+            system.Log.Info("AMQP listener on {0}{1}", amqp.Endpoint, amqpTls is null ? "" : $", over TLS on {amqpTls.Endpoint}");
             system.ActorOf(MemberRemovedWatcher.Props(() =>
             {
                 mqtt.Broadcast(RedeliverPending.Instance);
                 amqp.Broadcast(RedeliverPending.Instance);
+                mqttTls?.Broadcast(RedeliverPending.Instance);
+                amqpTls?.Broadcast(RedeliverPending.Instance);
             }), "member-removed");
-            system.Log.Info("MQTT listener on {0}", mqtt.Endpoint);
+            system.Log.Info("MQTT listener on {0}{1}", mqtt.Endpoint, mqttTls is null ? "" : $", over TLS on {mqttTls.Endpoint}");
+            var (tokens, reloadTokens) = AdminTokenSource(security, system);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout, settings.AdminMaxPageSize,
                 new RestingSessions(catalogStore, services.InfoCodec),
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}"),
-                AdminTokenSource(security, system)).ConfigureAwait(false);
-            system.Log.Info("admin HTTP on http://{0}:{1}", settings.Host, admin.Port);
+                tokens, tls is not null && security.AdminTlsPort != 0 ? security.AdminTlsPort : 0, tls is null ? null : () => tls.Certificate).ConfigureAwait(false);
+            system.Log.Info("admin HTTP on http://{0}:{1}{2}", settings.Host, admin.Port, admin.HttpsPort == 0 ? "" : $" and https://{settings.Host}:{admin.HttpsPort}");
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
-            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm);
+            void Reload()
+            {
+                access.Reload();
+                reloadTokens();
+                tls?.Reload();
+            }
+            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload);
         }
         catch
         {
@@ -196,16 +231,16 @@ public sealed class BrokerNode : IAsyncDisposable
     }
 
     /// <summary>The admin API's tokens, read again when the file changes; none configured: the API is open.</summary>
-    private static Func<AdminTokens?> AdminTokenSource(SecuritySettings security, ActorSystem system)
+    private static (Func<AdminTokens?> Current, Action Reload) AdminTokenSource(SecuritySettings security, ActorSystem system)
     {
         if (security.AdminTokensFile.Length == 0)
         {
             system.Log.Info("admin API open (no tokens file; bound to {0})", security.AdminOpen ? "an address beyond loopback, opened explicitly" : "loopback");
-            return () => null;
+            return (() => null, () => { });
         }
         var file = new ReloadingFile<AdminTokens>(security.AdminTokensFile, AdminTokens.Load, line => system.Log.Warning(line));
         system.Log.Info("admin API tokens from {0} ({1} tokens)", security.AdminTokensFile, file.Current.Count);
-        return () => file.Current;
+        return (() => file.Current, () => file.Reload(force: true));
     }
 
     /// <summary>
@@ -218,7 +253,8 @@ public sealed class BrokerNode : IAsyncDisposable
         {
             return;
         }
-        await Task.WhenAll(_mqtt.StopAsync(TimeSpan.FromSeconds(5)), _amqp.StopAsync(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        await Task.WhenAll(_mqtt.StopAsync(TimeSpan.FromSeconds(5)), _amqp.StopAsync(TimeSpan.FromSeconds(5)),
+            _mqttTls?.StopAsync(TimeSpan.FromSeconds(5)) ?? Task.CompletedTask, _amqpTls?.StopAsync(TimeSpan.FromSeconds(5)) ?? Task.CompletedTask).ConfigureAwait(false);
         _alarm.Dispose();
         await _admin.DisposeAsync().ConfigureAwait(false);
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);

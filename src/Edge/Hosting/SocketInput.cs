@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Net.Sockets;
 
 namespace Broker.Edge.Hosting;
 
@@ -10,7 +9,7 @@ namespace Broker.Edge.Hosting;
 /// state machine of this class stays parked), hands the result to <see cref="Commit"/>, frames what
 /// <see cref="Buffered"/> holds and gives back what it consumed with <see cref="Consume"/>. One read loop at a time.
 /// </summary>
-internal sealed class SocketInput(Socket socket)
+internal sealed class SocketInput(ClientLink link)
 {
     /// <summary>First buffer rented when data arrives; it grows (doubling) only for a frame that does not fit.</summary>
     private const int BufferSize = 4096;
@@ -39,10 +38,10 @@ internal sealed class SocketInput(Socket socket)
         if (IsEmpty && !_ready)
         {
             _waiting = true;
-            return socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, ct);
+            return link.ReceiveAsync(Memory<byte>.Empty, ct);
         }
         _ready = false;
-        return socket.ReceiveAsync(FreeSpace(), SocketFlags.None, ct);
+        return link.ReceiveAsync(FreeSpace(), ct);
     }
 
     /// <summary>

@@ -10,7 +10,7 @@ namespace Broker.Edge.Hosting;
 /// one system call when the client is busy. Nothing is held while the connection is idle: buffers are rented from the
 /// shared pool when a frame is written and returned once sent, and the sender runs only while there is something to send.
 /// </summary>
-internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThreadPoolWorkItem
+internal sealed class SocketOutput(ClientLink link) : IBufferWriter<byte>, IThreadPoolWorkItem
 {
     /// <summary>The smallest buffer rented for writing: frames that follow each other while one is being sent share it.</summary>
     private const int BufferSize = 4096;
@@ -181,7 +181,7 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
     public void Abort()
     {
         Complete();
-        socket.Dispose();
+        link.Dispose();
     }
 
     void IThreadPoolWorkItem.Execute() => _ = SendLoopAsync();
@@ -250,7 +250,7 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
             total += memory.Length;
             while (!memory.IsEmpty)
             {
-                var n = await socket.SendAsync(memory[..Math.Min(memory.Length, MaxSendBytes)], SocketFlags.None).ConfigureAwait(false);
+                var n = await link.SendAsync(memory[..Math.Min(memory.Length, MaxSendBytes)]).ConfigureAwait(false);
                 memory = memory[n..];
             }
         }
@@ -281,14 +281,7 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
     {
         if (shutdown)
         {
-            try
-            {
-                socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                // Already gone.
-            }
+            link.Shutdown();
         }
         TaskCompletionSource? drained;
         lock (_gate)
@@ -316,6 +309,6 @@ internal sealed class SocketOutput(Socket socket) : IBufferWriter<byte>, IThread
             Abort();
             await Task.WhenAny(done, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
         }
-        socket.Dispose();
+        link.Dispose();
     }
 }

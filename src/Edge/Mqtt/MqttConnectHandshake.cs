@@ -53,7 +53,9 @@ internal sealed class MqttConnectHandshake
     /// Validates a CONNECT. Accepted, it returns what the session needs and the connection awaits the session's answer;
     /// refused, it returns null and <paramref name="refusal"/> says which CONNACK to send before closing.
     /// </summary>
-    public ConnectInfo? OnConnect(MqttConnectPacket c, MqttProtocolVersion version, BrokerSettings settings, long nowUnixMs, out ConnectRefusal refusal)
+    /// <param name="certificateUser">the user named by the client's verified certificate, which replaces the CONNECT's user name (null: none).</param>
+    public ConnectInfo? OnConnect(MqttConnectPacket c, MqttProtocolVersion version, BrokerSettings settings, long nowUnixMs, out ConnectRefusal refusal,
+        string? certificateUser = null)
     {
         Version = version;
         refusal = default;
@@ -91,7 +93,7 @@ internal sealed class MqttConnectHandshake
             will = new WillMessage(msg, IsV5 ? c.WillDelayInterval : 0, IsV5 ? c.WillMessageExpiryInterval : 0);
         }
         ClientId = clientId;
-        Username = c.Username;
+        Username = certificateUser ?? c.Username;
         _assignedClientId = assigned;
         _connectExpiry = IsV5 ? c.SessionExpiryInterval : 0;
         _requestResponse = IsV5 && c.RequestResponseInformation;

@@ -274,7 +274,7 @@ internal sealed class MqttConnectionActor : UntypedActor
         var settings = _services.Settings;
         var keepAlive = MqttKeepAlive.Negotiate(version == MqttProtocolVersion.V500, settings.ServerKeepAlive, c.KeepAlivePeriod);
         _keepAlive.OnConnect(_transport.Deadline, NowMs, keepAlive, settings.ConnectTimeout);
-        var info = _handshake.OnConnect(c, version, settings, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var refusal);
+        var info = _handshake.OnConnect(c, version, settings, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out var refusal, _transport.Link.CertificateUser);
         if (info is null)
         {
             Send(_handshake.ConnAck(refusal.Code, false, settings));
@@ -287,7 +287,10 @@ internal sealed class MqttConnectionActor : UntypedActor
             Deny(0x8C, 0x8C, $"authentication method '{c.AuthenticationMethod}' not supported", authz: false);
             return;
         }
-        var verdict = _access.AuthenticateAsync(ClientId, c.Username, c.Password, _transport.Remote);
+        // A verified client certificate whose common name is the user name is the credential (broker.tls.cn-as-username).
+        var verdict = _handshake.Username is { } user && user == _transport.Link.CertificateUser
+            ? new ValueTask<Security.AuthVerdict>(Security.AuthVerdict.Allowed)
+            : _access.AuthenticateAsync(ClientId, c.Username, c.Password, _transport.Remote);
         if (verdict.IsCompletedSuccessfully)
         {
             OnAuthenticated(verdict.Result, info);

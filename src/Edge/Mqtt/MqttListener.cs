@@ -13,19 +13,23 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
 
     private readonly MemoryAlarm _alarm;
     private readonly Security.ClientAccess _access;
+    private readonly Security.ServerTls? _tls;
 
-    private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
+    private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access, Security.ServerTls? tls)
         : base(host, port, TimeSpan.FromMilliseconds(500))
     {
+        _tls = tls;
         _alarm = alarm;
         _access = access;
         _system = system;
         _services = services;
     }
 
-    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
+    /// <param name="tls">null: plain TCP; else every connection starts with a TLS handshake.</param>
+    public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access,
+        Security.ServerTls? tls = null)
     {
-        var listener = new MqttListener(host, port, system, services, alarm, access);
+        var listener = new MqttListener(host, port, system, services, alarm, access, tls);
         listener.Run();
         return listener;
     }
@@ -35,7 +39,8 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
 
     protected override (IActorRef Actor, MqttTransport Transport) Open(Socket client)
     {
-        var transport = new MqttTransport(client, _services.Settings.InboundHighWaterMark)
+        ClientLink link = _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
+        var transport = new MqttTransport(link, _services.Settings.InboundHighWaterMark)
         {
             Alarm = _alarm,
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,

@@ -47,16 +47,23 @@ internal sealed record DeadlinePassed
 /// </summary>
 internal sealed class MqttTransport
 {
-    private readonly Socket _socket;
+    private readonly ClientLink _link;
     private readonly SocketOutput _output;
 
     public MqttTransport(Socket socket, long inboundHighWaterMark)
+        : this(new SocketLink(socket), inboundHighWaterMark)
     {
-        _socket = socket;
-        _output = new SocketOutput(socket);
-        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+    }
+
+    public MqttTransport(ClientLink link, long inboundHighWaterMark)
+    {
+        _link = link;
+        _output = new SocketOutput(link);
         Inbound = new InboundGate(inboundHighWaterMark);
     }
+
+    /// <summary>The connection under the protocol (plain or TLS), for the client certificate.</summary>
+    public ClientLink Link => _link;
 
     /// <summary>Packets handed to the connection actor and not yet acted on; the read loop pauses above its mark.</summary>
     public InboundGate Inbound { get; }
@@ -64,7 +71,7 @@ internal sealed class MqttTransport
     /// <summary>While the node's memory alarm is set, a PUBLISH from this client waits unread (and so does all after it).</summary>
     public MemoryAlarm? Alarm { get; init; }
 
-    public string Remote { get; }
+    public string Remote => _link.Remote;
 
     /// <summary>When the connection must next show activity; <see cref="MqttKeepAlive"/> sets it.</summary>
     public ClientDeadline Deadline { get; } = new();
@@ -118,11 +125,12 @@ internal sealed class MqttTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, int maxPacketSize, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_socket);
+        var input = new SocketInput(_link);
         var version = MqttProtocolVersion.Unknown;
         var receive = true;
         try
         {
+            await _link.OpenAsync(ct).ConfigureAwait(false);
             while (true)
             {
                 if (receive && !input.Commit(await input.ReceiveAsync(ct).ConfigureAwait(false)))

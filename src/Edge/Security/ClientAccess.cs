@@ -50,6 +50,13 @@ public sealed class ClientAccess
         }
     }
 
+    /// <summary>Reads the password and ACL files again now (SIGHUP).</summary>
+    public void Reload()
+    {
+        _passwords?.Reload(force: true);
+        _acl?.Reload(force: true);
+    }
+
     /// <summary>Everyone may connect and do anything: what a node on loopback with no security configured runs with.</summary>
     public static ClientAccess Open { get; } = new(SecuritySettings.Open, _ => { });
 

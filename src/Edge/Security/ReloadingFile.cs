@@ -7,27 +7,33 @@ namespace Broker.Edge.Security;
 /// </summary>
 public sealed class ReloadingFile<T> where T : class
 {
-    private readonly string _path;
-    private readonly Func<string, T> _load;
+    private readonly string[] _paths;
+    private readonly Func<T> _load;
     private readonly Action<string> _report;
     private readonly Func<long> _nowMs;
     private volatile T _current;
-    private (DateTime Written, long Length) _stamp;
+    private string _stamp;
     private long _nextCheckMs;
     private int _checking;
 
     public ReloadingFile(string path, Func<string, T> load, Action<string> report, Func<long>? nowMs = null)
+        : this([path], () => load(path), report, nowMs)
     {
-        _path = path;
+    }
+
+    /// <summary>Contents made from several files (a certificate and its key): read again when any of them changes.</summary>
+    public ReloadingFile(string[] paths, Func<T> load, Action<string> report, Func<long>? nowMs = null)
+    {
+        _paths = paths;
         _load = load;
         _report = report;
         _nowMs = nowMs ?? (() => Environment.TickCount64);
         _stamp = Stamp();
-        _current = load(path);
+        _current = load();
         _nextCheckMs = _nowMs() + 1000;
     }
 
-    public string Path => _path;
+    public string Path => string.Join(", ", _paths);
 
     /// <summary>The contents in force; the file is looked at again if a second has passed since the last look.</summary>
     public T Current
@@ -54,14 +60,14 @@ public sealed class ReloadingFile<T> where T : class
     /// <summary>Reads the file again now (SIGHUP), or only if it changed.</summary>
     public void Reload(bool force)
     {
-        (DateTime, long) stamp;
+        string stamp;
         try
         {
             stamp = Stamp();
         }
         catch (IOException ex)
         {
-            _report($"{_path}: {ex.Message}; the previous contents stay in force");
+            _report($"{Path}: {ex.Message}; the previous contents stay in force");
             return;
         }
         if (!force && stamp == _stamp)
@@ -70,24 +76,24 @@ public sealed class ReloadingFile<T> where T : class
         }
         try
         {
-            _current = _load(_path);
+            _current = _load();
             _stamp = stamp;
-            _report($"{_path}: read again");
+            _report($"{Path}: read again");
         }
-        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
             _stamp = stamp;
-            _report($"{_path}: {ex.Message}; the previous contents stay in force");
+            _report($"{Path}: {ex.Message}; the previous contents stay in force");
         }
     }
 
-    private (DateTime, long) Stamp()
+    private string Stamp() => string.Join('|', _paths.Select(path =>
     {
-        var info = new FileInfo(_path);
+        var info = new FileInfo(path);
         if (!info.Exists)
         {
-            throw new FileNotFoundException($"{_path} does not exist", _path);
+            throw new FileNotFoundException($"{path} does not exist", path);
         }
-        return (info.LastWriteTimeUtc, info.Length);
-    }
+        return $"{info.LastWriteTimeUtc.Ticks}:{info.Length}";
+    }));
 }

@@ -33,6 +33,32 @@ public sealed record SecuritySettings
     /// <summary>The admin API without tokens even when bound beyond loopback (broker.admin.open).</summary>
     public bool AdminOpen { get; init; }
 
+    /// <summary>PEM certificate (then any intermediates) of the TLS listeners; "" = no TLS listener (broker.tls.cert-file).</summary>
+    public string TlsCertFile { get; init; } = "";
+
+    /// <summary>PEM private key of <see cref="TlsCertFile"/> (broker.tls.key-file).</summary>
+    public string TlsKeyFile { get; init; } = "";
+
+    /// <summary>PEM certificates that sign client certificates; "" = clients are not asked for one (broker.tls.ca-file).</summary>
+    public string TlsCaFile { get; init; } = "";
+
+    public bool TlsRequireClientCert { get; init; }
+
+    public bool TlsCnAsUsername { get; init; }
+
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>MQTT over TLS; 0 = off (broker.mqtt-tls-port).</summary>
+    public int MqttTlsPort { get; init; }
+
+    /// <summary>AMQP over TLS; 0 = off (broker.amqp-tls-port).</summary>
+    public int AmqpTlsPort { get; init; }
+
+    /// <summary>The admin API over HTTPS; 0 = off (broker.admin-tls-port).</summary>
+    public int AdminTlsPort { get; init; }
+
+    public bool HasTls => TlsCertFile.Length > 0;
+
     /// <summary>Nothing configured: what a node on loopback runs with by default.</summary>
     public static SecuritySettings Open { get; } = new();
 
@@ -53,7 +79,35 @@ public sealed record SecuritySettings
             AuthHttpCacheEntries = b.GetInt("auth-http.cache-entries", 10_000),
             AdminTokensFile = b.GetString("admin.tokens-file", ""),
             AdminOpen = b.GetBoolean("admin.open", false),
+            TlsCertFile = b.GetString("tls.cert-file", ""),
+            TlsKeyFile = b.GetString("tls.key-file", ""),
+            TlsCaFile = b.GetString("tls.ca-file", ""),
+            TlsRequireClientCert = b.GetBoolean("tls.require-client-cert", false),
+            TlsCnAsUsername = b.GetBoolean("tls.cn-as-username", false),
+            TlsHandshakeTimeout = b.GetTimeSpan("tls.handshake-timeout", TimeSpan.FromSeconds(10)),
+            MqttTlsPort = b.GetInt("mqtt-tls-port", 8883),
+            AmqpTlsPort = b.GetInt("amqp-tls-port", 5671),
+            AdminTlsPort = b.GetInt("admin-tls-port", 8443),
         };
+        if (s.HasTls != (s.TlsKeyFile.Length > 0))
+        {
+            throw new ConfigurationException("broker.tls.cert-file (BROKER_TLS_CERT_FILE) and broker.tls.key-file (BROKER_TLS_KEY_FILE) go together");
+        }
+        if ((s.TlsRequireClientCert || s.TlsCnAsUsername) && s.TlsCaFile.Length == 0)
+        {
+            throw new ConfigurationException("broker.tls.require-client-cert and broker.tls.cn-as-username need broker.tls.ca-file (BROKER_TLS_CA_FILE)");
+        }
+        foreach (var (key, port) in new[] { ("mqtt-tls-port", s.MqttTlsPort), ("amqp-tls-port", s.AmqpTlsPort), ("admin-tls-port", s.AdminTlsPort) })
+        {
+            if (port is < 0 or > 65535)
+            {
+                throw new ConfigurationException($"broker.{key} must be 0 (off) or a port, not {port}");
+            }
+        }
+        if (s.TlsHandshakeTimeout <= TimeSpan.Zero)
+        {
+            throw new ConfigurationException("broker.tls.handshake-timeout must be positive");
+        }
         if (s.AuthHttpUrl.Length > 0 && (!Uri.TryCreate(s.AuthHttpUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
         {
             throw new ConfigurationException($"broker.auth-http.url must be an http:// or https:// URL, not '{s.AuthHttpUrl}'");

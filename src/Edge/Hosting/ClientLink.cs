@@ -1,0 +1,143 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Broker.Actors.Messages;
+using Broker.Edge.Security;
+
+namespace Broker.Edge.Hosting;
+
+/// <summary>
+/// The byte stream of one client connection under the MQTT and AMQP transports (<see cref="SocketInput"/>,
+/// <see cref="SocketOutput"/>): a plain socket (<see cref="SocketLink"/>) or TLS over one (<see cref="TlsLink"/>).
+/// One receive and one send may run at a time, concurrently with each other.
+/// </summary>
+internal abstract class ClientLink : IDisposable
+{
+    protected ClientLink(Socket socket)
+    {
+        Socket = socket;
+        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
+    }
+
+    protected Socket Socket { get; }
+
+    /// <summary>address:port of the client.</summary>
+    public string Remote { get; }
+
+    /// <summary>The client connects from this machine.</summary>
+    public bool IsLoopback { get; }
+
+    /// <summary>The certificate the client proved it holds in the TLS handshake, verified against the CA file; null without one.</summary>
+    public virtual X509Certificate2? ClientCertificate => null;
+
+    /// <summary>The user a verified client certificate names (its common name), when the node takes it as the user name; else null.</summary>
+    public virtual string? CertificateUser => null;
+
+    /// <summary>Finishes what the link needs before protocol bytes flow (the TLS handshake); an <see cref="IOException"/> when it fails.</summary>
+    public virtual ValueTask OpenAsync(CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Receives into <paramref name="buffer"/>; 0 when the peer closed. An empty buffer waits until data can be
+    /// received, holding no buffer meanwhile (its 0 then means "ready", not "closed").
+    /// </summary>
+    public abstract ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct);
+
+    /// <summary>Sends the start of <paramref name="data"/> and returns how many bytes went (at least one).</summary>
+    public abstract ValueTask<int> SendAsync(ReadOnlyMemory<byte> data);
+
+    /// <summary>No more bytes to send: tell the peer (TLS close_notify, then a TCP shutdown).</summary>
+    public virtual void Shutdown() => ShutdownSocket();
+
+    protected void ShutdownSocket()
+    {
+        try
+        {
+            Socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+    }
+
+    public virtual void Dispose() => Socket.Dispose();
+}
+
+/// <summary>A plain TCP connection.</summary>
+internal sealed class SocketLink(Socket socket) : ClientLink(socket)
+{
+    public override ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) => Socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+
+    public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => Socket.SendAsync(data, SocketFlags.None);
+}
+
+/// <summary>
+/// TLS over a TCP connection (<see cref="ServerTls"/> decides certificates and what the client must show). The
+/// stream keeps its own buffers, so a TLS connection costs more memory than a plain one even while idle.
+/// </summary>
+internal sealed class TlsLink : ClientLink
+{
+    private readonly SslStream _ssl;
+    private readonly ServerTls _tls;
+
+    public TlsLink(Socket socket, ServerTls tls) : base(socket)
+    {
+        _tls = tls;
+        _ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+    }
+
+    public override X509Certificate2? ClientCertificate => _ssl.RemoteCertificate as X509Certificate2;
+
+    public override string? CertificateUser =>
+        _tls.CnAsUsername && ClientCertificate is { } certificate && certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false) is { Length: > 0 } cn
+            ? cn
+            : null;
+
+    public override async ValueTask OpenAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_tls.HandshakeTimeout);
+        try
+        {
+            await _ssl.AuthenticateAsServerAsync(_tls.Options(), timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or OperationCanceledException or IOException or SocketException)
+        {
+            BrokerCounters.TlsHandshakeFailures.Increment();
+            _tls.Report($"TLS handshake with {Remote} failed: {(ex is OperationCanceledException ? "no handshake in time" : ex.Message)}");
+            throw new IOException("TLS handshake failed", ex);
+        }
+    }
+
+    public override ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) => _ssl.ReadAsync(buffer, ct);
+
+    public override async ValueTask<int> SendAsync(ReadOnlyMemory<byte> data)
+    {
+        await _ssl.WriteAsync(data).ConfigureAwait(false);
+        return data.Length;
+    }
+
+    public override void Shutdown() => _ = CloseNotifyAsync();
+
+    private async Task CloseNotifyAsync()
+    {
+        try
+        {
+            await _ssl.ShutdownAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or SocketException)
+        {
+            // The handshake never finished, or the peer is gone.
+        }
+        ShutdownSocket();
+    }
+
+    public override void Dispose()
+    {
+        _ssl.Dispose();
+        base.Dispose();
+    }
+}
