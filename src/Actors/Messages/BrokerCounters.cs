@@ -36,4 +36,7 @@ public static class BrokerCounters
 
     /// <summary>TLS handshakes that failed or did not finish in time (wrong certificate, plain bytes on a TLS port, a scanner).</summary>
     public static readonly Counter TlsHandshakeFailures = new();
+
+    /// <summary>Connections refused at accept by broker.limits (node or listener full, connect rate, failed logins) or for want of file descriptors.</summary>
+    public static readonly Counter ConnectionsRefused = new();
 }

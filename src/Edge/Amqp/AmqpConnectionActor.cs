@@ -5,6 +5,7 @@ using Akka.Event;
 using Broker.Actors;
 using Broker.Actors.Amqp;
 using Broker.Actors.Amqp.Content;
+using Broker.Actors.Messages;
 using Broker.Actors.Routing;
 using Broker.Actors.Sessions;
 using Broker.Edge.Mqtt;
@@ -284,7 +285,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         var refusal = _amqp.Users.Check(user, password, _transport.IsLoopback);
         if (refusal is not null)
         {
-            _log.Info("AMQP connection {0}: login refused for user '{1}': {2}", _transport.Remote, user, refusal);
+            BrokerCounters.AuthDenied.Increment();
+            _amqp.Admission.LoginFailed(_transport.RemoteAddress);
+            DenialLog.Shared.Write(_log, $"AMQP connection {_transport.Remote}: login refused for user '{user}': {refusal}");
             CloseConnection(AmqpReplyCode.AccessRefused,
                 $"ACCESS_REFUSED - Login was refused using authentication mechanism {startOk.Mechanism}. For details see the broker logfile.", 10, 11);
             return;

@@ -18,7 +18,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
     private readonly Security.ServerTls? _tls;
 
     private AmqpListener(string host, int port, ActorSystem system, BrokerServices services, AmqpServices amqp, MemoryAlarm alarm, Security.ServerTls? tls)
-        : base(host, port, TimeSpan.FromMilliseconds(250))
+        : base(host, port, TimeSpan.FromMilliseconds(250), amqp.Admission, system.Log)
     {
         _tls = tls;
         _alarm = alarm;

@@ -12,4 +12,7 @@ internal sealed class AmqpServices(AmqpTopology topology, IActorRef queueRegion,
     public AmqpUsers Users { get; } = users;
     public uint FrameMax { get; } = frameMax;
     public TimeSpan Heartbeat { get; } = heartbeat;
+
+    /// <summary>The node's connection limits; failed logins are reported to it.</summary>
+    public Hosting.Admission Admission { get; init; } = Hosting.Admission.Unlimited;
 }

@@ -94,6 +94,8 @@ internal sealed class AmqpTransport
     /// <summary>The client connects from this machine (the default guest user is accepted only then).</summary>
     public bool IsLoopback => _link.IsLoopback;
 
+    public System.Net.IPAddress? RemoteAddress => _link.RemoteAddress;
+
     /// <summary>Largest frame the client may send, set by the actor once tune-ok is in.</summary>
     public uint FrameMax
     {

@@ -45,6 +45,7 @@ public static class BrokerConfig
         ["BROKER_MQTT_TLS_PORT"] = "broker.mqtt-tls-port",
         ["BROKER_AMQP_TLS_PORT"] = "broker.amqp-tls-port",
         ["BROKER_ADMIN_TLS_PORT"] = "broker.admin-tls-port",
+        ["BROKER_MAX_CONNECTIONS"] = "broker.limits.max-connections",
     };
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>

@@ -34,14 +34,16 @@ public sealed class BrokerNode : IAsyncDisposable
     private readonly MqttListener? _mqttTls;
     private readonly AmqpListener? _amqpTls;
     private readonly Action _reload;
+    private readonly Admission _admission;
     private readonly AdminServer _admin;
     private int _stopped;
 
     private readonly MemoryAlarm _alarm;
 
     private BrokerNode(ActorSystem system, BrokerSettings settings, MqttListener mqtt, AmqpListener amqp, AdminServer admin, MemoryAlarm alarm,
-        MqttListener? mqttTls, AmqpListener? amqpTls, Action reload)
+        MqttListener? mqttTls, AmqpListener? amqpTls, Action reload, Admission admission)
     {
+        _admission = admission;
         _mqttTls = mqttTls;
         _amqpTls = amqpTls;
         _reload = reload;
@@ -57,6 +59,9 @@ public sealed class BrokerNode : IAsyncDisposable
     public BrokerSettings Settings { get; }
     public int MqttPort => _mqtt.Endpoint.Port;
     public int AmqpPort => _amqp.Endpoint.Port;
+
+    /// <summary>Client connections open on this node, all listeners together.</summary>
+    public int Connections => _admission.Connections;
 
     /// <summary>The MQTT over TLS listener's port; 0 when it is off.</summary>
     public int MqttTlsPort => _mqttTls?.Endpoint.Port ?? 0;
@@ -91,11 +96,22 @@ public sealed class BrokerNode : IAsyncDisposable
             {
                 ThreadPool.SetMinThreads(minWorkers, io);
             }
+            var limits = security.Limits;
             if (OpenFileLimit.Raise() is { } files)
             {
-                system.Log.Info("open-file limit {0} (was {1}): room for about {2} client connections", files.After, files.Before,
-                    files.After > OpenFileLimit.Reserved ? files.After - OpenFileLimit.Reserved : 0);
+                var room = files.After > OpenFileLimit.Reserved ? files.After - OpenFileLimit.Reserved : 0;
+                system.Log.Info("open-file limit {0} (was {1}): room for about {2} client connections", files.After, files.Before, room);
+                if (limits.MaxConnections == 0)
+                {
+                    // Refused in the protocol at accept rather than failing accept (and every file the node opens) for want of descriptors.
+                    limits = limits with { MaxConnections = (int)Math.Min(room, int.MaxValue) };
+                }
             }
+            system.Log.Info("at most {0} connections{1}{2}{3}", limits.MaxConnections == 0 ? "(no limit)" : limits.MaxConnections.ToString(global::System.Globalization.CultureInfo.InvariantCulture),
+                limits.MaxConnectionsPerListener > 0 ? $", {limits.MaxConnectionsPerListener} per listener" : "",
+                limits.ConnectRatePerIp > 0 ? $", {limits.ConnectRatePerIp} connects/s per address" : "",
+                limits.FailedLoginsPerIp > 0 ? $", {limits.FailedLoginsPerIp} failed logins per address" : "");
+            var admission = new Admission(limits);
             // Loaded before joining, so their serializers exist when the first gossip from other members arrives.
             _ = DistributedData.Get(system);
             _ = ClusterSharding.Get(system);
@@ -184,7 +200,7 @@ public sealed class BrokerNode : IAsyncDisposable
             }
             var alarm = new MemoryAlarm(MemoryAlarm.Watermark(settings.MemoryHighWatermark, settings.MemoryHighWatermarkBytes), system.Log, TimeSpan.FromSeconds(1));
             system.Log.Info("memory high watermark {0} MiB of managed heap", alarm.HighWatermark >> 20);
-            var access = new ClientAccess(security, line => system.Log.Warning(line));
+            var access = new ClientAccess(security, line => system.Log.Warning(line)) { Admission = admission };
             system.Log.Info("MQTT clients: {0}; anonymous clients {1}; topics {2}",
                 security.PasswordFile.Length > 0 ? "password file " + security.PasswordFile : security.AuthHttpUrl.Length > 0 ? "HTTP backend " + security.AuthHttpUrl : "no user store",
                 access.AllowAnonymous ? "allowed" : "refused", access.HasAcl ? "restricted by " + security.AclFile : "unrestricted");
@@ -194,7 +210,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 ? MqttListener.Start(settings.Host, security.MqttTlsPort, system, services, alarm, access, tls)
                 : null;
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
-                AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat);
+                AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat) { Admission = admission };
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
             var amqpTls = tls is not null && security.AmqpTlsPort != 0
                 ? AmqpListener.Start(settings.Host, security.AmqpTlsPort, system, services, amqpServices, alarm, tls)
@@ -221,7 +237,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 reloadTokens();
                 tls?.Reload();
             }
-            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload);
+            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission);
         }
         catch
         {

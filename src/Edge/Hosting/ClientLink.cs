@@ -19,8 +19,12 @@ internal abstract class ClientLink : IDisposable
     {
         Socket = socket;
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        IsLoopback = socket.RemoteEndPoint is IPEndPoint ip && IPAddress.IsLoopback(ip.Address);
+        RemoteAddress = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+        IsLoopback = RemoteAddress is { } ip && IPAddress.IsLoopback(ip);
     }
+
+    /// <summary>The client's address (for the limits per source address).</summary>
+    public IPAddress? RemoteAddress { get; }
 
     protected Socket Socket { get; }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Broker.Actors.Messages;
 
 namespace Broker.Edge.Hosting;
 
@@ -20,9 +21,21 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
     private Task _acceptLoop = Task.CompletedTask;
     private Task _sweepLoop = Task.CompletedTask;
     private readonly Action<IActorRef> _ended;
+    private readonly Admission _admission;
+    private readonly Akka.Event.ILoggingAdapter? _log;
 
-    protected SocketListener(string host, int port, TimeSpan sweepInterval)
+    /// <summary>Connections of this listener that were admitted and have not ended (<see cref="Admission"/>).</summary>
+    private int _count;
+
+    /// <summary>Refused connections still being answered (<see cref="RefuseAsync"/>); beyond <see cref="MaxRefusing"/> they are closed at once.</summary>
+    private int _refusing;
+
+    private const int MaxRefusing = 64;
+
+    protected SocketListener(string host, int port, TimeSpan sweepInterval, Admission? admission = null, Akka.Event.ILoggingAdapter? log = null)
     {
+        _admission = admission ?? Admission.Unlimited;
+        _log = log;
         var address = IPAddress.TryParse(host, out var ip) ? ip : IPAddress.Any;
         _socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -30,7 +43,13 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
         _socket.Listen(4096);
         Endpoint = (IPEndPoint)_socket.LocalEndPoint!;
         _sweepInterval = sweepInterval;
-        _ended = actor => _connections.TryRemove(actor, out _);
+        _ended = actor =>
+        {
+            if (_connections.TryRemove(actor, out _))
+            {
+                _admission.Release(ref _count);
+            }
+        };
     }
 
     public IPEndPoint Endpoint { get; }
@@ -54,6 +73,18 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
     /// <summary>What a connection is told when the server stops.</summary>
     protected abstract object ShutdownMessage { get; }
 
+    /// <summary>
+    /// The protocol's answer to a connection refused at accept, given its first bytes (at most 16): null while more
+    /// bytes are needed to choose it, empty to close without one. Only called when <see cref="AnswersRefusals"/>.
+    /// </summary>
+    protected virtual byte[]? RefusalReply(ReadOnlySpan<byte> firstBytes, Refusal refusal) => [];
+
+    /// <summary>
+    /// Whether a refused connection gets an answer in its protocol (MQTT: a CONNACK); else it is closed at once (AMQP,
+    /// and TLS listeners, which cannot answer before a handshake).
+    /// </summary>
+    protected virtual bool AnswersRefusals => false;
+
     private async Task AcceptLoopAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -69,9 +100,30 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
                 {
                     return;
                 }
+                if (ex is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable })
+                {
+                    // Out of file descriptors: the listener would spin on the error. Wait for connections to end.
+                    BrokerCounters.ConnectionsRefused.Increment();
+                    if (_log is not null)
+                    {
+                        DenialLog.Shared.Write(_log, $"listener {Endpoint}: cannot accept ({ex.Message}); lower broker.limits.max-connections or raise the open-file limit");
+                    }
+                    await Task.Delay(100).ConfigureAwait(false);
+                }
                 continue;
             }
             client.NoDelay = true;
+            var refusal = _admission.TryAdmit((client.RemoteEndPoint as IPEndPoint)?.Address, ref _count);
+            if (refusal != Refusal.None)
+            {
+                BrokerCounters.ConnectionsRefused.Increment();
+                if (_log is not null)
+                {
+                    DenialLog.Shared.Write(_log, $"listener {Endpoint}: connection from {client.RemoteEndPoint} refused: {Describe(refusal)}");
+                }
+                _ = RefuseAsync(client, refusal);
+                continue;
+            }
             // Connections are not cancelled with the listener: on shutdown each one says goodbye in its protocol and closes.
             IActorRef actor;
             TTransport transport;
@@ -91,6 +143,62 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             _connections[actor] = starting;
             var run = Start(actor, transport, _ended);
             _connections.TryUpdate(actor, (run, transport), starting);
+        }
+    }
+
+    private string Describe(Refusal refusal) => refusal switch
+    {
+        Refusal.NodeFull => $"the node holds broker.limits.max-connections ({_admission.Limits.MaxConnections})",
+        Refusal.ListenerFull => $"the listener holds broker.limits.max-connections-per-listener ({_admission.Limits.MaxConnectionsPerListener})",
+        Refusal.ConnectRate => $"more than broker.limits.connect-rate-per-ip ({_admission.Limits.ConnectRatePerIp}/s)",
+        _ => $"more than broker.limits.failed-logins-per-ip ({_admission.Limits.FailedLoginsPerIp}) failed logins",
+    };
+
+    /// <summary>
+    /// Answers a refused connection in its protocol (its first bytes, waited for at most two seconds) and closes it; at
+    /// most <see cref="MaxRefusing"/> at a time, so a flood of refused connections holds a bounded number of sockets.
+    /// </summary>
+    private async Task RefuseAsync(Socket client, Refusal refusal)
+    {
+        using (client)
+        {
+            if (!AnswersRefusals)
+            {
+                return;
+            }
+            if (Interlocked.Increment(ref _refusing) > MaxRefusing)
+            {
+                Interlocked.Decrement(ref _refusing);
+                return;
+            }
+            try
+            {
+                var first = new byte[16];
+                var read = 0;
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                while (read < first.Length && RefusalReply(first.AsSpan(0, read), refusal) is null)
+                {
+                    var n = await client.ReceiveAsync(first.AsMemory(read), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+                    read += n;
+                }
+                if (RefusalReply(first.AsSpan(0, read), refusal) is { Length: > 0 } reply)
+                {
+                    await client.SendAsync(reply, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                }
+                client.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                // Gone or silent: just closed.
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _refusing);
+            }
         }
     }
 

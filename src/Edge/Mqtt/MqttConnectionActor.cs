@@ -329,6 +329,10 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void Deny(byte v5Code, byte v3Code, string reason, bool authz)
     {
         (authz ? BrokerCounters.AuthzDenied : BrokerCounters.AuthDenied).Increment();
+        if (!authz && v5Code is 0x86 or 0x87)
+        {
+            _access.Admission.LoginFailed(_transport.Link.RemoteAddress);
+        }
         DenialLog.Shared.Write(Log, $"MQTT connect refused: client '{ClientId}', {WhoText}, from {_transport.Remote}: {reason}");
         Send(_handshake.ConnAck(IsV5 ? v5Code : v3Code, false, _services.Settings));
         Close(null, reason);

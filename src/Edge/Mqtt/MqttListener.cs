@@ -16,7 +16,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     private readonly Security.ServerTls? _tls;
 
     private MqttListener(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access, Security.ServerTls? tls)
-        : base(host, port, TimeSpan.FromMilliseconds(500))
+        : base(host, port, TimeSpan.FromMilliseconds(500), access.Admission, system.Log)
     {
         _tls = tls;
         _alarm = alarm;
@@ -32,6 +32,39 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
         var listener = new MqttListener(host, port, system, services, alarm, access, tls);
         listener.Run();
         return listener;
+    }
+
+    protected override bool AnswersRefusals => _tls is null;
+
+    /// <summary>
+    /// A CONNACK refusing a connection turned away at accept, in the version its CONNECT asks for: MQTT 5 0x97 Quota
+    /// exceeded (node or listener full) or 0x9F Connection rate exceeded (connect rate, failed logins); 3.x: 3 Server
+    /// unavailable. The CONNECT's first bytes: 0x10, remaining length (1-4 bytes), protocol name (2-byte length +
+    /// "MQTT" or "MQIsdp"), protocol level.
+    /// </summary>
+    protected override byte[]? RefusalReply(ReadOnlySpan<byte> first, Refusal refusal)
+    {
+        if (first.Length == 0)
+        {
+            return null;
+        }
+        if (first[0] != 0x10)
+        {
+            return [];
+        }
+        var at = 1;
+        while (at < first.Length && (first[at] & 0x80) != 0 && at < 4)
+        {
+            at++;
+        }
+        var levelAt = at + 3 + (at + 2 < first.Length ? (first[at + 1] << 8) | first[at + 2] : 0);
+        if (at + 2 >= first.Length || levelAt >= first.Length)
+        {
+            return levelAt >= 16 ? [] : null;
+        }
+        return first[levelAt] == 5
+            ? [0x20, 0x03, 0x00, refusal is Refusal.NodeFull or Refusal.ListenerFull ? (byte)0x97 : (byte)0x9F, 0x00]
+            : [0x20, 0x02, 0x00, 0x03];
     }
 
     /// <summary>MQTT 5 clients get DISCONNECT 0x8B.</summary>

@@ -62,6 +62,9 @@ public sealed class ClientAccess
 
     public bool AllowAnonymous { get; }
 
+    /// <summary>The node's connection limits; failed logins are reported to it.</summary>
+    internal Hosting.Admission Admission { get; init; } = Hosting.Admission.Unlimited;
+
     /// <summary>True when a user store (password file or HTTP backend) is configured.</summary>
     public bool HasUserStore => _passwords is not null || _http is not null;
 

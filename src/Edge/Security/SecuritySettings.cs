@@ -59,6 +59,9 @@ public sealed record SecuritySettings
 
     public bool HasTls => TlsCertFile.Length > 0;
 
+    /// <summary>broker.limits: connections per node and listener, connects and failed logins per source address.</summary>
+    internal Hosting.ConnectionLimits Limits { get; init; } = Hosting.ConnectionLimits.None;
+
     /// <summary>Nothing configured: what a node on loopback runs with by default.</summary>
     public static SecuritySettings Open { get; } = new();
 
@@ -88,7 +91,23 @@ public sealed record SecuritySettings
             MqttTlsPort = b.GetInt("mqtt-tls-port", 8883),
             AmqpTlsPort = b.GetInt("amqp-tls-port", 5671),
             AdminTlsPort = b.GetInt("admin-tls-port", 8443),
+            Limits = new Hosting.ConnectionLimits
+            {
+                MaxConnections = b.GetInt("limits.max-connections", 0),
+                MaxConnectionsPerListener = b.GetInt("limits.max-connections-per-listener", 0),
+                ConnectRatePerIp = b.GetDouble("limits.connect-rate-per-ip", 0),
+                ConnectBurstPerIp = b.GetInt("limits.connect-burst-per-ip", 20),
+                FailedLoginsPerIp = b.GetInt("limits.failed-logins-per-ip", 0),
+                FailedLoginRefill = b.GetTimeSpan("limits.failed-login-refill", TimeSpan.FromSeconds(10)),
+                TrackedAddresses = b.GetInt("limits.tracked-addresses", 100_000),
+            },
         };
+        var l = s.Limits;
+        if (l.MaxConnections < 0 || l.MaxConnectionsPerListener < 0 || l.ConnectRatePerIp < 0 || l.ConnectBurstPerIp < 1 || l.FailedLoginsPerIp < 0
+            || l.FailedLoginRefill <= TimeSpan.Zero || l.TrackedAddresses < 1)
+        {
+            throw new ConfigurationException("broker.limits: counts and rates are 0 (no limit) or positive; connect-burst-per-ip, tracked-addresses and failed-login-refill are positive");
+        }
         if (s.HasTls != (s.TlsKeyFile.Length > 0))
         {
             throw new ConfigurationException("broker.tls.cert-file (BROKER_TLS_CERT_FILE) and broker.tls.key-file (BROKER_TLS_KEY_FILE) go together");
