@@ -174,7 +174,7 @@ start_ours() {
     cd "$ROOT"
     export BROKER_CONFIG="$ROOT/cluster.hocon" BROKER_HOST=127.0.0.1 BROKER_DATA_DIR="$DATA_DIR" \
            BROKER_MQTT_PORT="${OURS_PORTS[0]}" BROKER_AMQP_PORT="${OURS_PORTS[1]}" BROKER_ADMIN_PORT="${OURS_PORTS[2]}" \
-           BROKER_REMOTE_PORT="${OURS_PORTS[3]}" BROKER_SEED_NODES=
+           BROKER_REMOTE_PORT="${OURS_PORTS[3]}" BROKER_WS_PORT=0 BROKER_WSS_PORT=0 BROKER_SEED_NODES=
     exec dotnet "$EDGE_DLL"
   ) >"$log" 2>&1 &
   OURS_PID=$!
@@ -439,7 +439,7 @@ run_scale() {
         echo "# Written by bench/run.sh --scale: starts our node again on the data folder and ports of restart run $r."
         printf 'cd %q
 ' "$ROOT"
-        printf 'export BROKER_CONFIG=%q BROKER_HOST=127.0.0.1 BROKER_DATA_DIR=%q BROKER_MQTT_PORT=%q BROKER_AMQP_PORT=%q BROKER_ADMIN_PORT=%q BROKER_REMOTE_PORT=%q BROKER_SEED_NODES=\n' \
+        printf 'export BROKER_CONFIG=%q BROKER_HOST=127.0.0.1 BROKER_DATA_DIR=%q BROKER_MQTT_PORT=%q BROKER_AMQP_PORT=%q BROKER_ADMIN_PORT=%q BROKER_REMOTE_PORT=%q BROKER_WS_PORT=0 BROKER_WSS_PORT=0 BROKER_SEED_NODES=\n' \
           "$ROOT/cluster.hocon" "$DATA_DIR" "${OURS_PORTS[@]}"
         printf 'dotnet %q >%q 2>&1 </dev/null &\n' "$EDGE_DLL" "$OUT/ours-restart-$r-after.log"
         printf 'echo $! >%q\n' "$RESTART_PID_FILE"

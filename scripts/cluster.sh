@@ -41,6 +41,8 @@ mqtt_port() { echo $((mqtt_base + $1 - 1)); }
 amqp_port() { echo $((amqp_base + $1 - 1)); }
 admin_port() { echo $((admin_base + $1 - 1)); }
 remote_port() { echo $((remote_base + $1 - 1)); }
+# MQTT over WebSocket: off unless CLUSTER_WS_BASE gives node I the port base + I - 1 (8083 would collide with node-2's admin port).
+ws_port() { if [ "${ws_base:-0}" -eq 0 ]; then echo 0; else echo $((ws_base + $1 - 1)); fi; }
 pid_file() { echo "$dir/node-$1.pid"; }
 log_file() { echo "$dir/node-$1.log"; }
 
@@ -88,7 +90,7 @@ launch() {
     cd "$root"
     export BROKER_NODE_NAME="node-$i" BROKER_HOST="$host" BROKER_MQTT_PORT="$(mqtt_port "$i")" \
       BROKER_AMQP_PORT="$(amqp_port "$i")" BROKER_ADMIN_PORT="$(admin_port "$i")" \
-      BROKER_REMOTE_PORT="$(remote_port "$i")" BROKER_SEED_NODES="$seeds" BROKER_DATA_DIR="$data_dir" \
+      BROKER_REMOTE_PORT="$(remote_port "$i")" BROKER_WS_PORT="$(ws_port "$i")" BROKER_WSS_PORT=0 BROKER_SEED_NODES="$seeds" BROKER_DATA_DIR="$data_dir" \
       BROKER_DB_PROVIDER="$db_provider" BROKER_DB_CONNECTION="$db_connection"
     exec nohup dotnet "$dll" </dev/null >>"$log" 2>&1
   ) &
@@ -170,6 +172,7 @@ up() {
   amqp_base="${CLUSTER_AMQP_BASE:-5672}"
   admin_base="${CLUSTER_ADMIN_BASE:-8082}"
   remote_base="${CLUSTER_REMOTE_BASE:-2552}"
+  ws_base="${CLUSTER_WS_BASE:-0}"
   db_provider="${BROKER_DB_PROVIDER:-sqlite}"
   db_connection="${BROKER_DB_CONNECTION:-}"
   data_dir="${BROKER_DATA_DIR:-$dir}"
@@ -184,7 +187,7 @@ up() {
     || { tail -n 30 "$dir/build.log" >&2; die "build failed (full output in $dir/build.log)"; }
 
   (umask 077; {
-    for v in size host mqtt_base amqp_base admin_base remote_base db_provider db_connection data_dir; do
+    for v in size host mqtt_base amqp_base admin_base remote_base ws_base db_provider db_connection data_dir; do
       printf '%s=%q\n' "$v" "${!v}"
     done
   } >"$layout")

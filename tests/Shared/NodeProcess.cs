@@ -51,6 +51,8 @@ public sealed partial class NodeProcess : IDisposable
         psi.Environment["BROKER_HOST"] = "127.0.0.1";
         psi.Environment["BROKER_MQTT_PORT"] = "0";
         psi.Environment["BROKER_ADMIN_PORT"] = "0";
+        psi.Environment["BROKER_WS_PORT"] = "0";
+        psi.Environment["BROKER_WSS_PORT"] = "0";
         psi.Environment["BROKER_AMQP_PORT"] = "0";
         psi.Environment["BROKER_REMOTE_PORT"] = "0";
         psi.Environment["BROKER_SEED_NODES"] = "";

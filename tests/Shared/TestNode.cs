@@ -72,6 +72,8 @@ public sealed class TestNode : IAsyncDisposable
               mqtt-port = 0
               amqp-port = 0
               admin-port = 0
+              ws-port = 0
+              wss-port = 0
               remote-port = 0
               seed-nodes = "{{seeds}}"
               data-dir = "{{dataDir.Replace("\\", "/", StringComparison.Ordinal)}}"

@@ -38,9 +38,10 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
-    protected override (IActorRef Actor, AmqpTransport Transport) Open(Socket client)
+    protected override ClientLink CreateLink(Socket client) => _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
+
+    protected override (IActorRef Actor, AmqpTransport Transport) Open(ClientLink link)
     {
-        ClientLink link = _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
         var transport = new AmqpTransport(link, _services.Settings.InboundHighWaterMark)
         {
             Alarm = _alarm,

@@ -46,6 +46,8 @@ public static class BrokerConfig
         ["BROKER_AMQP_TLS_PORT"] = "broker.amqp-tls-port",
         ["BROKER_ADMIN_TLS_PORT"] = "broker.admin-tls-port",
         ["BROKER_MAX_CONNECTIONS"] = "broker.limits.max-connections",
+        ["BROKER_WS_PORT"] = "broker.ws-port",
+        ["BROKER_WSS_PORT"] = "broker.wss-port",
     };
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>

@@ -34,6 +34,8 @@ public sealed class BrokerNode : IAsyncDisposable
     private readonly MqttListener? _mqttTls;
     private readonly AmqpListener? _amqpTls;
     private readonly Action _reload;
+    private MqttListener? _mqttWs;
+    private WebSocketHost? _webSockets;
     private readonly Admission _admission;
     private readonly AdminServer _admin;
     private int _stopped;
@@ -59,6 +61,12 @@ public sealed class BrokerNode : IAsyncDisposable
     public BrokerSettings Settings { get; }
     public int MqttPort => _mqtt.Endpoint.Port;
     public int AmqpPort => _amqp.Endpoint.Port;
+
+    /// <summary>The MQTT over WebSocket port (ws://); 0 when it is off.</summary>
+    public int WsPort => _webSockets?.Port ?? 0;
+
+    /// <summary>The MQTT over secure WebSocket port (wss://); 0 when it is off.</summary>
+    public int WssPort => _webSockets?.TlsPort ?? 0;
 
     /// <summary>Client connections open on this node, all listeners together.</summary>
     public int Connections => _admission.Connections;
@@ -209,6 +217,7 @@ public sealed class BrokerNode : IAsyncDisposable
             var mqttTls = tls is not null && security.MqttTlsPort != 0
                 ? MqttListener.Start(settings.Host, security.MqttTlsPort, system, services, alarm, access, tls)
                 : null;
+            var mqttWs = security.WsPort != 0 || (tls is not null && security.WssPort != 0) ? MqttListener.ForWebSockets(system, services, alarm, access) : null;
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
                 AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat) { Admission = admission };
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
@@ -221,9 +230,16 @@ public sealed class BrokerNode : IAsyncDisposable
                 mqtt.Broadcast(RedeliverPending.Instance);
                 amqp.Broadcast(RedeliverPending.Instance);
                 mqttTls?.Broadcast(RedeliverPending.Instance);
+                mqttWs?.Broadcast(RedeliverPending.Instance);
                 amqpTls?.Broadcast(RedeliverPending.Instance);
             }), "member-removed");
             system.Log.Info("MQTT listener on {0}{1}", mqtt.Endpoint, mqttTls is null ? "" : $", over TLS on {mqttTls.Endpoint}");
+            var webSockets = mqttWs is null ? null : await WebSocketHost.StartAsync(settings.Host, security.WsPort, security.WssPort, tls, mqttWs).ConfigureAwait(false);
+            if (webSockets is not null)
+            {
+                system.Log.Info("MQTT over WebSocket on {0}{1}", webSockets.Port == 0 ? "(no plain port)" : $"ws://{settings.Host}:{webSockets.Port}{WebSocketHost.Path}",
+                    webSockets.TlsPort == 0 ? "" : $" and wss://{settings.Host}:{webSockets.TlsPort}{WebSocketHost.Path}");
+            }
             var (tokens, reloadTokens) = AdminTokenSource(security, system);
             var admin = await AdminServer.StartAsync(system, settings.Host, settings.AdminPort, settings.AdminQueryTimeout, settings.AdminMaxPageSize,
                 new RestingSessions(catalogStore, services.InfoCodec),
@@ -237,7 +253,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 reloadTokens();
                 tls?.Reload();
             }
-            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission);
+            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission) { _mqttWs = mqttWs, _webSockets = webSockets };
         }
         catch
         {
@@ -270,7 +286,12 @@ public sealed class BrokerNode : IAsyncDisposable
             return;
         }
         await Task.WhenAll(_mqtt.StopAsync(TimeSpan.FromSeconds(5)), _amqp.StopAsync(TimeSpan.FromSeconds(5)),
+            _mqttWs?.StopAsync(TimeSpan.FromSeconds(5)) ?? Task.CompletedTask,
             _mqttTls?.StopAsync(TimeSpan.FromSeconds(5)) ?? Task.CompletedTask, _amqpTls?.StopAsync(TimeSpan.FromSeconds(5)) ?? Task.CompletedTask).ConfigureAwait(false);
+        if (_webSockets is not null)
+        {
+            await _webSockets.DisposeAsync().ConfigureAwait(false);
+        }
         _alarm.Dispose();
         await _admin.DisposeAsync().ConfigureAwait(false);
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Net.WebSockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Broker.Actors.Messages;
@@ -10,23 +11,20 @@ namespace Broker.Edge.Hosting;
 
 /// <summary>
 /// The byte stream of one client connection under the MQTT and AMQP transports (<see cref="SocketInput"/>,
-/// <see cref="SocketOutput"/>): a plain socket (<see cref="SocketLink"/>) or TLS over one (<see cref="TlsLink"/>).
-/// One receive and one send may run at a time, concurrently with each other.
+/// <see cref="SocketOutput"/>): a plain socket (<see cref="SocketLink"/>), TLS over one (<see cref="TlsLink"/>) or a
+/// WebSocket (<see cref="WebSocketLink"/>). One receive and one send may run at a time, concurrently with each other.
 /// </summary>
 internal abstract class ClientLink : IDisposable
 {
-    protected ClientLink(Socket socket)
+    protected ClientLink(EndPoint? remote)
     {
-        Socket = socket;
-        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        RemoteAddress = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+        Remote = remote?.ToString() ?? "?";
+        RemoteAddress = (remote as IPEndPoint)?.Address;
         IsLoopback = RemoteAddress is { } ip && IPAddress.IsLoopback(ip);
     }
 
     /// <summary>The client's address (for the limits per source address).</summary>
     public IPAddress? RemoteAddress { get; }
-
-    protected Socket Socket { get; }
 
     /// <summary>address:port of the client.</summary>
     public string Remote { get; }
@@ -52,30 +50,87 @@ internal abstract class ClientLink : IDisposable
     /// <summary>Sends the start of <paramref name="data"/> and returns how many bytes went (at least one).</summary>
     public abstract ValueTask<int> SendAsync(ReadOnlyMemory<byte> data);
 
-    /// <summary>No more bytes to send: tell the peer (TLS close_notify, then a TCP shutdown).</summary>
-    public virtual void Shutdown() => ShutdownSocket();
+    /// <summary>No more bytes to send: tell the peer (a TCP shutdown; TLS close_notify first; a WebSocket close frame).</summary>
+    public abstract void Shutdown();
 
-    protected void ShutdownSocket()
+    public abstract void Dispose();
+
+    protected static void Shutdown(Socket socket)
     {
         try
         {
-            Socket.Shutdown(SocketShutdown.Both);
+            socket.Shutdown(SocketShutdown.Both);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
             // Already gone.
         }
     }
-
-    public virtual void Dispose() => Socket.Dispose();
 }
 
 /// <summary>A plain TCP connection.</summary>
-internal sealed class SocketLink(Socket socket) : ClientLink(socket)
+internal sealed class SocketLink(Socket socket) : ClientLink(socket.RemoteEndPoint)
 {
-    public override ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) => Socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+    public override ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) => socket.ReceiveAsync(buffer, SocketFlags.None, ct);
 
-    public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => Socket.SendAsync(data, SocketFlags.None);
+    public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => socket.SendAsync(data, SocketFlags.None);
+
+    public override void Shutdown() => Shutdown(socket);
+
+    public override void Dispose() => socket.Dispose();
+}
+
+/// <summary>
+/// MQTT over WebSocket (MQTT 5 §6): bytes travel in binary messages, each send one whole message; a close frame from
+/// the client ends the connection as a TCP close would.
+/// </summary>
+internal sealed class WebSocketLink(WebSocket webSocket, EndPoint? remote) : ClientLink(remote)
+{
+    public override async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct)
+    {
+        if (webSocket.State != WebSocketState.Open)
+        {
+            return 0;
+        }
+        try
+        {
+            var result = await webSocket.ReceiveAsync(buffer, ct).ConfigureAwait(false);
+            return result.MessageType == WebSocketMessageType.Close ? 0 : result.Count;
+        }
+        catch (WebSocketException ex)
+        {
+            throw new IOException(ex.Message, ex);
+        }
+    }
+
+    public override async ValueTask<int> SendAsync(ReadOnlyMemory<byte> data)
+    {
+        try
+        {
+            await webSocket.SendAsync(data, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None).ConfigureAwait(false);
+            return data.Length;
+        }
+        catch (WebSocketException ex)
+        {
+            throw new IOException(ex.Message, ex);
+        }
+    }
+
+    public override void Shutdown() => _ = CloseAsync();
+
+    private async Task CloseAsync()
+    {
+        try
+        {
+            await webSocket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException)
+        {
+            // Already closed or gone.
+        }
+    }
+
+    public override void Dispose() => webSocket.Abort();
 }
 
 /// <summary>
@@ -86,9 +141,11 @@ internal sealed class TlsLink : ClientLink
 {
     private readonly SslStream _ssl;
     private readonly ServerTls _tls;
+    private readonly Socket _socket;
 
-    public TlsLink(Socket socket, ServerTls tls) : base(socket)
+    public TlsLink(Socket socket, ServerTls tls) : base(socket.RemoteEndPoint)
     {
+        _socket = socket;
         _tls = tls;
         _ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
     }
@@ -136,12 +193,12 @@ internal sealed class TlsLink : ClientLink
         {
             // The handshake never finished, or the peer is gone.
         }
-        ShutdownSocket();
+        Shutdown(_socket);
     }
 
     public override void Dispose()
     {
         _ssl.Dispose();
-        base.Dispose();
+        _socket.Dispose();
     }
 }

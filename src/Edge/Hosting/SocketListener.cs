@@ -14,7 +14,8 @@ namespace Broker.Edge.Hosting;
 internal abstract class SocketListener<TTransport> : IAsyncDisposable
     where TTransport : class
 {
-    private readonly Socket _socket;
+    /// <summary>Null for connections that arrive by another server (WebSockets through Kestrel): <see cref="ServeAsync"/>.</summary>
+    private readonly Socket? _socket;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<IActorRef, (Task Run, TTransport Transport)> _connections = new();
     private readonly TimeSpan _sweepInterval;
@@ -52,17 +53,39 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
         };
     }
 
+    /// <summary>A listener without a socket of its own: another server hands it connections (<see cref="ServeAsync"/>).</summary>
+    protected SocketListener(TimeSpan sweepInterval, Admission admission, Akka.Event.ILoggingAdapter log)
+    {
+        _admission = admission;
+        _log = log;
+        Endpoint = new IPEndPoint(IPAddress.None, 0);
+        _sweepInterval = sweepInterval;
+        _ended = actor =>
+        {
+            if (_connections.TryRemove(actor, out _))
+            {
+                _admission.Release(ref _count);
+            }
+        };
+    }
+
     public IPEndPoint Endpoint { get; }
 
     /// <summary>Starts accepting; called by the subclass once it is fully constructed.</summary>
     protected void Run()
     {
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        if (_socket is not null)
+        {
+            _acceptLoop = Task.Run(AcceptLoopAsync);
+        }
         _sweepLoop = Task.Run(SweepLoopAsync);
     }
 
-    /// <summary>Makes the transport and actor of a new socket.</summary>
-    protected abstract (IActorRef Actor, TTransport Transport) Open(Socket client);
+    /// <summary>Makes the transport and actor of a new connection.</summary>
+    protected abstract (IActorRef Actor, TTransport Transport) Open(ClientLink link);
+
+    /// <summary>The link of an accepted socket: plain by default, TLS on a TLS listener.</summary>
+    protected virtual ClientLink CreateLink(Socket client) => new SocketLink(client);
 
     /// <summary>Starts the transport; it calls <paramref name="ended"/> with the actor when the connection is over.</summary>
     protected abstract Task Start(IActorRef actor, TTransport transport, Action<IActorRef> ended);
@@ -92,7 +115,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             Socket client;
             try
             {
-                client = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false);
+                client = await _socket!.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
             {
@@ -124,26 +147,68 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
                 _ = RefuseAsync(client, refusal);
                 continue;
             }
-            // Connections are not cancelled with the listener: on shutdown each one says goodbye in its protocol and closes.
-            IActorRef actor;
-            TTransport transport;
-            try
+            var link = CreateLink(client);
+            if (Begin(link) is null)
             {
-                (actor, transport) = Open(client);
-            }
-            catch (InvalidOperationException)
-            {
-                // The actor system is terminating (a shutdown, or the cluster downed this node) and makes no more
-                // connection actors: this socket and any later one are refused.
-                client.Dispose();
                 return;
             }
-            // Listed before it starts, so that a connection over at once is also taken off the list.
-            var starting = (Task.CompletedTask, transport);
-            _connections[actor] = starting;
-            var run = Start(actor, transport, _ended);
-            _connections.TryUpdate(actor, (run, transport), starting);
         }
+    }
+
+    /// <summary>
+    /// Makes and starts the connection of an admitted link and returns its run, or null when the actor system no longer
+    /// makes actors (it is terminating: a shutdown, or the cluster downed this node); the link is then closed and the
+    /// admission released.
+    /// </summary>
+    private Task? Begin(ClientLink link)
+    {
+        // Connections are not cancelled with the listener: on shutdown each one says goodbye in its protocol and closes.
+        IActorRef actor;
+        TTransport transport;
+        try
+        {
+            (actor, transport) = Open(link);
+        }
+        catch (InvalidOperationException)
+        {
+            link.Dispose();
+            _admission.Release(ref _count);
+            return null;
+        }
+        // Listed before it starts, so that a connection over at once is also taken off the list.
+        var starting = (Task.CompletedTask, transport);
+        _connections[actor] = starting;
+        var run = Start(actor, transport, _ended);
+        _connections.TryUpdate(actor, (run, transport), starting);
+        return run;
+    }
+
+    /// <summary>
+    /// Serves a connection another server accepted (a WebSocket) until it ends, under the same limits, deadlines and
+    /// shutdown as accepted sockets; false when it was refused (counted and logged; the caller closes it).
+    /// </summary>
+    public async Task<bool> ServeAsync(ClientLink link)
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return false;
+        }
+        var refusal = _admission.TryAdmit(link.RemoteAddress, ref _count);
+        if (refusal != Refusal.None)
+        {
+            BrokerCounters.ConnectionsRefused.Increment();
+            if (_log is not null)
+            {
+                DenialLog.Shared.Write(_log, $"connection from {link.Remote} refused: {Describe(refusal)}");
+            }
+            return false;
+        }
+        if (Begin(link) is not { } run)
+        {
+            return false;
+        }
+        await run.ConfigureAwait(false);
+        return true;
     }
 
     private string Describe(Refusal refusal) => refusal switch
@@ -235,7 +300,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
     public async Task StopAsync(TimeSpan timeout)
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _socket.Close();
+        _socket?.Close();
         await _acceptLoop.ConfigureAwait(false);
         Broadcast(ShutdownMessage);
         await _sweepLoop.ConfigureAwait(false);

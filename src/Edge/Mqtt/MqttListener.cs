@@ -25,6 +25,23 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
         _services = services;
     }
 
+    private MqttListener(ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
+        : base(TimeSpan.FromMilliseconds(500), access.Admission, system.Log)
+    {
+        _alarm = alarm;
+        _access = access;
+        _system = system;
+        _services = services;
+    }
+
+    /// <summary>The listener of MQTT over WebSocket: no socket of its own, <see cref="WebSocketHost"/> hands it each connection.</summary>
+    public static MqttListener ForWebSockets(ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access)
+    {
+        var listener = new MqttListener(system, services, alarm, access);
+        listener.Run();
+        return listener;
+    }
+
     /// <param name="tls">null: plain TCP; else every connection starts with a TLS handshake.</param>
     public static MqttListener Start(string host, int port, ActorSystem system, BrokerServices services, MemoryAlarm alarm, Security.ClientAccess access,
         Security.ServerTls? tls = null)
@@ -70,9 +87,10 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     /// <summary>MQTT 5 clients get DISCONNECT 0x8B.</summary>
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
-    protected override (IActorRef Actor, MqttTransport Transport) Open(Socket client)
+    protected override ClientLink CreateLink(Socket client) => _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
+
+    protected override (IActorRef Actor, MqttTransport Transport) Open(ClientLink link)
     {
-        ClientLink link = _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
         var transport = new MqttTransport(link, _services.Settings.InboundHighWaterMark)
         {
             Alarm = _alarm,

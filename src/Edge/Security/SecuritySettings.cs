@@ -57,6 +57,12 @@ public sealed record SecuritySettings
     /// <summary>The admin API over HTTPS; 0 = off (broker.admin-tls-port).</summary>
     public int AdminTlsPort { get; init; }
 
+    /// <summary>MQTT over WebSocket; 0 = off, -1 = a free port (broker.ws-port).</summary>
+    public int WsPort { get; init; }
+
+    /// <summary>MQTT over secure WebSocket; 0 = off, -1 = a free port (broker.wss-port).</summary>
+    public int WssPort { get; init; }
+
     public bool HasTls => TlsCertFile.Length > 0;
 
     /// <summary>broker.limits: connections per node and listener, connects and failed logins per source address.</summary>
@@ -91,6 +97,8 @@ public sealed record SecuritySettings
             MqttTlsPort = b.GetInt("mqtt-tls-port", 8883),
             AmqpTlsPort = b.GetInt("amqp-tls-port", 5671),
             AdminTlsPort = b.GetInt("admin-tls-port", 8443),
+            WsPort = b.GetInt("ws-port", 8083),
+            WssPort = b.GetInt("wss-port", 9443),
             Limits = new Hosting.ConnectionLimits
             {
                 MaxConnections = b.GetInt("limits.max-connections", 0),
@@ -121,6 +129,13 @@ public sealed record SecuritySettings
             if (port is < 0 or > 65535)
             {
                 throw new ConfigurationException($"broker.{key} must be 0 (off) or a port, not {port}");
+            }
+        }
+        foreach (var (key, port) in new[] { ("ws-port", s.WsPort), ("wss-port", s.WssPort) })
+        {
+            if (port is < -1 or > 65535)
+            {
+                throw new ConfigurationException($"broker.{key} must be 0 (off), -1 (a free port) or a port, not {port}");
             }
         }
         if (s.TlsHandshakeTimeout <= TimeSpan.Zero)

@@ -35,6 +35,8 @@ public sealed class TlsNodeFixture : IAsyncLifetime
             broker.mqtt-tls-port = {{TestCertificates.FreePort()}}
             broker.amqp-tls-port = {{TestCertificates.FreePort()}}
             broker.admin-tls-port = {{TestCertificates.FreePort()}}
+            broker.ws-port = -1
+            broker.wss-port = -1
             """);
     }
 
