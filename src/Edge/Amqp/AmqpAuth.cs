@@ -75,6 +75,8 @@ internal sealed class AmqpUsers(IReadOnlyDictionary<string, string> passwords, I
         return new AmqpUsers(passwords, loopback);
     }
 
+    public bool Contains(string user) => passwords.ContainsKey(user);
+
     /// <summary>Null when the login is accepted, else why not (for the log; the client only hears ACCESS_REFUSED).</summary>
     public string? Check(string user, string password, bool fromLoopback)
     {

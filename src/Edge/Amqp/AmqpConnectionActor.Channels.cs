@@ -202,6 +202,10 @@ internal sealed partial class AmqpConnectionActor
 
     private void Process(AmqpChannel channel, object item)
     {
+        if (Refused(channel, item))
+        {
+            return;
+        }
         if (item is AmqpInboundPublish publish)
         {
             OnPublish(channel, publish);
@@ -383,6 +387,57 @@ internal sealed partial class AmqpConnectionActor
     {
         channel.Busy = true;
         task.PipeTo(Self, success: r => new ChannelReply(channel, then, r), failure: ex => new ChannelReply(channel, then, ex));
+    }
+
+    /// <summary>
+    /// The user's permissions (broker.amqp.permissions-file) and, on amq.topic, the MQTT ACL of the same user: a method
+    /// they refuse closes its channel with 403 ACCESS_REFUSED, counted and logged at a bounded rate.
+    /// </summary>
+    private bool Refused(AmqpChannel channel, object item)
+    {
+        var method = item is AmqpInboundPublish p ? p.Method : ((AmqpInboundMethod)item).Method;
+        var text = _amqp.Permissions()?.Check(_user, method, channel.LastQueue) ?? MqttAclRefusal(method);
+        if (text is null)
+        {
+            return false;
+        }
+        BrokerCounters.AuthzDenied.Increment();
+        DenialLog.Shared.Write(_log, $"AMQP connection {_transport.Remote}: {text}");
+        ChannelError(channel.Number, AmqpReplyCode.AccessRefused, text, method.ClassId, method.MethodId);
+        return true;
+    }
+
+    /// <summary>
+    /// amq.topic carries MQTT topics: a publish there writes its routing key's topic, a binding from it reads its binding
+    /// key's filter, and both must be allowed by the MQTT ACL for this user (no ACL file: no check).
+    /// </summary>
+    private string? MqttAclRefusal(AmqpMethod method)
+    {
+        if (_amqp.Access is not { HasAcl: true } access)
+        {
+            return null;
+        }
+        var acl = _mqttAcl = access.AclFor(_user, "", _mqttAcl)!;
+        var (write, key) = method switch
+        {
+            BasicPublish { Exchange: MqttBridge.Exchange } p => (true, p.RoutingKey),
+            QueueBind { Exchange: MqttBridge.Exchange } b => (false, b.RoutingKey),
+            ExchangeBind { Source: MqttBridge.Exchange } b => (false, b.RoutingKey),
+            _ => (false, (string?)null),
+        };
+        if (key is null)
+        {
+            return null;
+        }
+        if (write)
+        {
+            return MqttBridge.RoutingKeyToTopic(key) is not { } topic || acl.MayPublish(topic)
+                ? null
+                : $"ACCESS_REFUSED - write access to MQTT topic '{topic}' (amq.topic routing key '{key}') refused for user '{_user}'";
+        }
+        return Security.AmqpPermissions.BindingKeyToFilter(key) is { } filter && acl.MaySubscribe(filter)
+            ? null
+            : $"ACCESS_REFUSED - read access to MQTT topics of amq.topic binding key '{key}' refused for user '{_user}'";
     }
 
     private void OnChannelReply(ChannelReply reply)

@@ -45,6 +45,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
     private ushort _channelMax;
     private string _connectionName = "";
     private string _user = "";
+
+    /// <summary>The MQTT ACL rules of this connection's user, for amq.topic (made at the first check).</summary>
+    private Security.ClientAcl? _mqttAcl;
     private long _connectedAtUnixMs;
     private bool _cancelNotify;
     private bool _blockedNotify;
@@ -283,6 +286,11 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         }
         var (user, password) = credentials.Value;
         var refusal = _amqp.Users.Check(user, password, _transport.IsLoopback);
+        if (refusal is not null && !_amqp.Users.Contains(user) && _amqp.Access?.VerifyPassword(user, Encoding.UTF8.GetBytes(password)) == true)
+        {
+            // A user of the MQTT password file (broker.mqtt.password-file) logs in over AMQP too.
+            refusal = null;
+        }
         if (refusal is not null)
         {
             BrokerCounters.AuthDenied.Increment();

@@ -15,4 +15,10 @@ internal sealed class AmqpServices(AmqpTopology topology, IActorRef queueRegion,
 
     /// <summary>The node's connection limits; failed logins are reported to it.</summary>
     public Hosting.Admission Admission { get; init; } = Hosting.Admission.Unlimited;
+
+    /// <summary>RabbitMQ-style permissions in force, or null: every user may do everything (no permissions file).</summary>
+    public Func<Security.AmqpPermissions?> Permissions { get; init; } = () => null;
+
+    /// <summary>The MQTT users and ACL: password-file users log in over AMQP too, and amq.topic obeys the ACL.</summary>
+    public Security.ClientAccess? Access { get; init; }
 }

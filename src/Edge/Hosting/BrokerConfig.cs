@@ -46,6 +46,7 @@ public static class BrokerConfig
         ["BROKER_AMQP_TLS_PORT"] = "broker.amqp-tls-port",
         ["BROKER_ADMIN_TLS_PORT"] = "broker.admin-tls-port",
         ["BROKER_MAX_CONNECTIONS"] = "broker.limits.max-connections",
+        ["BROKER_AMQP_PERMISSIONS_FILE"] = "broker.amqp.permissions-file",
         ["BROKER_WS_PORT"] = "broker.ws-port",
         ["BROKER_WSS_PORT"] = "broker.wss-port",
     };

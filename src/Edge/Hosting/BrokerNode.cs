@@ -219,7 +219,12 @@ public sealed class BrokerNode : IAsyncDisposable
                 : null;
             var mqttWs = security.WsPort != 0 || (tls is not null && security.WssPort != 0) ? MqttListener.ForWebSockets(system, services, alarm, access) : null;
             var amqpServices = new AmqpServices(topology, queueRegion, ownerRegion,
-                AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat) { Admission = admission };
+                AmqpUsers.Parse(settings.AmqpUsers, settings.AmqpLoopbackUsers), settings.AmqpFrameMax, settings.AmqpHeartbeat)
+            {
+                Admission = admission,
+                Access = access,
+                Permissions = AmqpPermissionSource(security, system, out var reloadPermissions),
+            };
             var amqp = AmqpListener.Start(settings.Host, settings.AmqpPort, system, services, amqpServices, alarm);
             var amqpTls = tls is not null && security.AmqpTlsPort != 0
                 ? AmqpListener.Start(settings.Host, security.AmqpTlsPort, system, services, amqpServices, alarm, tls)
@@ -251,6 +256,7 @@ public sealed class BrokerNode : IAsyncDisposable
             {
                 access.Reload();
                 reloadTokens();
+                reloadPermissions();
                 tls?.Reload();
             }
             return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission) { _mqttWs = mqttWs, _webSockets = webSockets };
@@ -260,6 +266,20 @@ public sealed class BrokerNode : IAsyncDisposable
             await system.Terminate().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The AMQP permissions, read again when the file changes; none configured: every user may do everything.</summary>
+    private static Func<AmqpPermissions?> AmqpPermissionSource(SecuritySettings security, ActorSystem system, out Action reload)
+    {
+        if (security.AmqpPermissionsFile.Length == 0)
+        {
+            reload = () => { };
+            return () => null;
+        }
+        var file = new ReloadingFile<AmqpPermissions>(security.AmqpPermissionsFile, AmqpPermissions.Load, line => system.Log.Warning(line));
+        system.Log.Info("AMQP permissions from {0}", security.AmqpPermissionsFile);
+        reload = () => file.Reload(force: true);
+        return () => file.Current;
     }
 
     /// <summary>The admin API's tokens, read again when the file changes; none configured: the API is open.</summary>

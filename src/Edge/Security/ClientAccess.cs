@@ -94,6 +94,9 @@ public sealed class ClientAccess
         return _http!.CheckAsync(clientId, username, password ?? [], peer);
     }
 
+    /// <summary>Whether the password file holds <paramref name="user"/> with this password (false without a file).</summary>
+    public bool VerifyPassword(string user, byte[] password) => _passwords?.Current.Verify(user, password) == true;
+
     /// <summary>
     /// The ACL rules of one client, or null when there is no ACL file. <paramref name="cached"/> is returned while the
     /// file has not been read again since it was made, so a connection fills in its patterns once.

@@ -15,6 +15,9 @@ public sealed record SecuritySettings
     /// <summary>mosquitto acl_file-format topic rules; "" = every client may use every topic (broker.mqtt.acl-file).</summary>
     public string AclFile { get; init; } = "";
 
+    /// <summary>RabbitMQ-style AMQP permissions; "" = every AMQP user may do everything (broker.amqp.permissions-file).</summary>
+    public string AmqpPermissionsFile { get; init; } = "";
+
     /// <summary>URL of the HTTP authentication backend; "" = none (broker.auth-http.url).</summary>
     public string AuthHttpUrl { get; init; } = "";
 
@@ -82,6 +85,7 @@ public sealed record SecuritySettings
         {
             PasswordFile = b.GetString("mqtt.password-file", ""),
             AclFile = b.GetString("mqtt.acl-file", ""),
+            AmqpPermissionsFile = b.GetString("amqp.permissions-file", ""),
             AuthHttpUrl = b.GetString("auth-http.url", ""),
             AuthHttpTimeout = b.GetTimeSpan("auth-http.timeout", TimeSpan.FromSeconds(3)),
             AuthHttpCacheTtl = b.GetTimeSpan("auth-http.cache-ttl", TimeSpan.FromSeconds(30)),
