@@ -44,6 +44,7 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
     {
         var transport = new AmqpTransport(link, _services.Settings.InboundHighWaterMark)
         {
+            Limiter = PublishLimiter.For(_amqp.Admission.Limits),
             Alarm = _alarm,
             // The handshake must finish within the connect timeout; tune-ok replaces it with the heartbeat deadline.
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,

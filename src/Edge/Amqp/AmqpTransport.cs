@@ -96,6 +96,9 @@ internal sealed class AmqpTransport
 
     public System.Net.IPAddress? RemoteAddress => _link.RemoteAddress;
 
+    /// <summary>The client's publish rate (broker.limits); null: none. Beyond it the client is slowed by not reading its socket.</summary>
+    public PublishLimiter? Limiter { get; init; }
+
     /// <summary>Largest frame the client may send, set by the actor once tune-ok is in.</summary>
     public uint FrameMax
     {
@@ -219,6 +222,7 @@ internal sealed class AmqpTransport
                 var any = false;
                 var paused = false;
                 var blocked = false;
+                var rateWaitMs = 0L;
                 while (true)
                 {
                     if (Inbound.IsAboveHighWater)
@@ -236,6 +240,13 @@ internal sealed class AmqpTransport
                     }
                     if (status == AmqpFrameStatus.Incomplete)
                     {
+                        break;
+                    }
+                    // basic.publish counts a message, its body frames their bytes.
+                    if (status == AmqpFrameStatus.Complete && Limiter is { } limiter && (frame.Type == AmqpFrameType.Body || IsBasicPublish(frame))
+                        && (rateWaitMs = limiter.Take(unread.Length - buffer.Length, Environment.TickCount64, message: frame.Type != AmqpFrameType.Body)) > 0)
+                    {
+                        buffer = unread;
                         break;
                     }
                     if (status != AmqpFrameStatus.Complete)
@@ -257,6 +268,13 @@ internal sealed class AmqpTransport
                     {
                         DeadlineMs = Environment.TickCount64 + timeout;
                     }
+                }
+                if (rateWaitMs > 0)
+                {
+                    input.Consume(buffer.Start);
+                    await Task.Delay(TimeSpan.FromMilliseconds(rateWaitMs), ct).ConfigureAwait(false);
+                    receive = false;
+                    continue;
                 }
                 if (paused)
                 {

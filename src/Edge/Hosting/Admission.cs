@@ -40,6 +40,12 @@ internal sealed record ConnectionLimits
 
     public TimeSpan FailedLoginRefill { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>PUBLISH packets (MQTT) or basic.publish methods (AMQP) one connection may send per second; 0 = no limit.</summary>
+    public double PublishRatePerClient { get; init; }
+
+    /// <summary>Publish bytes one connection may send per second; 0 = no limit.</summary>
+    public double PublishBytesPerClient { get; init; }
+
     /// <summary>Source addresses remembered at most for the two per-address limits.</summary>
     public int TrackedAddresses { get; init; } = 100_000;
 

@@ -93,6 +93,7 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     {
         var transport = new MqttTransport(link, _services.Settings.InboundHighWaterMark)
         {
+            Limiter = PublishLimiter.For(_access.Admission.Limits),
             Alarm = _alarm,
             DeadlineMs = Environment.TickCount64 + (long)_services.Settings.ConnectTimeout.TotalMilliseconds,
         };

@@ -62,6 +62,9 @@ internal sealed class MqttTransport
         Inbound = new InboundGate(inboundHighWaterMark);
     }
 
+    /// <summary>The client's publish rate (broker.limits); null: none.</summary>
+    public PublishLimiter? Limiter { get; init; }
+
     /// <summary>The connection under the protocol (plain or TLS), for the client certificate.</summary>
     public ClientLink Link => _link;
 
@@ -141,6 +144,7 @@ internal sealed class MqttTransport
                 var buffer = input.Buffered;
                 var paused = false;
                 var blocked = false;
+                var rateWaitMs = 0L;
                 while (true)
                 {
                     if (Inbound.IsAboveHighWater)
@@ -150,6 +154,18 @@ internal sealed class MqttTransport
                     }
                     var unread = buffer;
                     var status = MqttFrameReader.TryRead(ref buffer, maxPacketSize, out var header, out var body, out var total);
+                    if (status == FrameStatus.Complete && header >> 4 == (int)MqttControlPacketType.Publish && Limiter is { } limiter
+                        && (rateWaitMs = limiter.Take(total, Environment.TickCount64)) > 0)
+                    {
+                        if (version == MqttProtocolVersion.V500)
+                        {
+                            connection.Tell(new TransportError(0x96, "message rate too high (broker.limits.publish-rate-per-client)"));
+                            return;
+                        }
+                        // MQTT 3.x has no code for it: the client is slowed by not reading its socket until the rate allows.
+                        buffer = unread;
+                        break;
+                    }
                     if (status == FrameStatus.Complete && header >> 4 == (int)MqttControlPacketType.Publish && Alarm is { IsActive: true })
                     {
                         buffer = unread;
@@ -225,6 +241,13 @@ internal sealed class MqttTransport
                     connection.Tell(packet is MqttDisconnectPacket && v5
                         ? new InboundPacket(packet, total, MqttInputValidator.DisconnectSessionExpiry(received.Body))
                         : new InboundPacket(packet, total));
+                }
+                if (rateWaitMs > 0)
+                {
+                    input.Consume(buffer.Start);
+                    await Task.Delay(TimeSpan.FromMilliseconds(rateWaitMs), ct).ConfigureAwait(false);
+                    receive = false;
+                    continue;
                 }
                 if (paused || blocked)
                 {

@@ -112,11 +112,13 @@ public sealed record SecuritySettings
                 FailedLoginsPerIp = b.GetInt("limits.failed-logins-per-ip", 0),
                 FailedLoginRefill = b.GetTimeSpan("limits.failed-login-refill", TimeSpan.FromSeconds(10)),
                 TrackedAddresses = b.GetInt("limits.tracked-addresses", 100_000),
+                PublishRatePerClient = b.GetDouble("limits.publish-rate-per-client", 0),
+                PublishBytesPerClient = b.GetDouble("limits.publish-bytes-per-client", 0),
             },
         };
         var l = s.Limits;
         if (l.MaxConnections < 0 || l.MaxConnectionsPerListener < 0 || l.ConnectRatePerIp < 0 || l.ConnectBurstPerIp < 1 || l.FailedLoginsPerIp < 0
-            || l.FailedLoginRefill <= TimeSpan.Zero || l.TrackedAddresses < 1)
+            || l.FailedLoginRefill <= TimeSpan.Zero || l.TrackedAddresses < 1 || l.PublishRatePerClient < 0 || l.PublishBytesPerClient < 0)
         {
             throw new ConfigurationException("broker.limits: counts and rates are 0 (no limit) or positive; connect-burst-per-ip, tracked-addresses and failed-login-refill are positive");
         }
