@@ -12,6 +12,18 @@ public sealed record BrokerSettings
     public required int MqttPort { get; init; }
     public required int AmqpPort { get; init; }
     public required int AdminPort { get; init; }
+    /// <summary>Akka remoting's port (broker.remote-port).</summary>
+    public int RemotePort { get; init; } = 2552;
+
+    /// <summary>The port other nodes reach remoting on; 0 = <see cref="RemotePort"/> (broker.remote-public-port).</summary>
+    public int RemotePublicPort { get; init; }
+
+    /// <summary>Thread-pool workers kept ready at start (broker.min-pool-threads).</summary>
+    public int MinPoolThreads { get; init; } = 64;
+
+    /// <summary>The journal format this node writes (broker.persistence.format-version, read by the serializer).</summary>
+    public int JournalFormatVersion { get; init; } = Serialization.BrokerSerializer.JournalFormat;
+
     public required string DataDir { get; init; }
     public required string DbProvider { get; init; }
     public required string DbConnection { get; init; }
@@ -75,75 +87,68 @@ public sealed record BrokerSettings
         MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession,
         Qos0DropBacklog: Qos0DropBacklog);
 
-    public static BrokerSettings From(Config config)
+    public static BrokerSettings From(Config config) => From(new SettingsReader(config));
+
+    /// <summary>Reads and checks every key of the broker section that is not about security (SecuritySettings reads those).</summary>
+    public static BrokerSettings From(SettingsReader r)
     {
-        var b = config.GetConfig("broker") ?? throw new ConfigurationException("cluster.hocon has no 'broker' section");
-        var seeds = b.GetString("seed-nodes", "")
+        var seeds = r.String("seed-nodes", "")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var publicPort = r.Port("remote-public-port", 0);
         return new BrokerSettings
         {
-            NodeName = b.GetString("node-name", "node-1"),
-            Host = b.GetString("host", "127.0.0.1"),
-            MqttPort = b.GetInt("mqtt-port", 1883),
-            AmqpPort = b.GetInt("amqp-port", 5672),
-            AdminPort = b.GetInt("admin-port", 8082),
-            DataDir = b.GetString("data-dir", "./data"),
-            DbProvider = b.GetString("db-provider", "sqlite").ToLowerInvariant(),
-            DbConnection = b.GetString("db-connection", ""),
-            DbMaxConnections = (int)InRange(b, "db-max-connections", 20, 2, 1000),
-            SqliteSynchronous = b.GetString("sqlite-synchronous", "normal").ToUpperInvariant() switch
-            {
-                "NORMAL" => "NORMAL",
-                "FULL" => "FULL",
-                var other => throw new ConfigurationException($"broker.sqlite-synchronous must be normal or full, not '{other}'"),
-            },
+            NodeName = NonEmpty(r, "node-name", "node-1"),
+            Host = NonEmpty(r, "host", "127.0.0.1"),
+            MqttPort = r.Port("mqtt-port", 1883),
+            AmqpPort = r.Port("amqp-port", 5672),
+            AdminPort = r.Port("admin-port", 8082),
+            RemotePort = r.Port("remote-port", 2552),
+            RemotePublicPort = publicPort,
+            DataDir = NonEmpty(r, "data-dir", "./data"),
+            DbProvider = r.Choice("db-provider", "sqlite", "sqlite", "postgresql", "postgres"),
+            DbConnection = r.String("db-connection", ""),
+            DbMaxConnections = r.Int("db-max-connections", 20, 2, 1000),
+            SqliteSynchronous = r.Choice("sqlite-synchronous", "normal", "normal", "full").ToUpperInvariant(),
+            MinPoolThreads = r.Int("min-pool-threads", 64, 0, 32767),
             SeedNodes = seeds,
-            MaxPacketSize = b.GetInt("mqtt.max-packet-size", 1048576),
-            MaxInflight = b.GetInt("mqtt.max-inflight", 100),
-            MaxQueuedMessages = b.GetInt("mqtt.max-queued-messages", 1000),
-            QueueQos0 = b.GetBoolean("mqtt.queue-qos0", false),
-            PersistentSessionExpiry = (uint)b.GetLong("mqtt.persistent-session-expiry", 86400),
-            ServerKeepAlive = (ushort)b.GetInt("mqtt.server-keep-alive", 0),
-            ReceiveMaximum = (ushort)b.GetInt("mqtt.receive-maximum", 1024),
-            TopicAliasMaximum = (ushort)b.GetInt("mqtt.topic-alias-maximum", 64),
-            MaxTopicLength = (int)InRange(b, "mqtt.max-topic-length", 4096, 1, 65535),
-            MaxTopicLevels = (int)InRange(b, "mqtt.max-topic-levels", 128, 1, int.MaxValue),
-            MaxSubscriptionsPerSession = (int)InRange(b, "mqtt.max-subscriptions-per-session", 1000, 1, int.MaxValue),
-            ConnectTimeout = b.GetTimeSpan("mqtt.connect-timeout", TimeSpan.FromSeconds(10)),
-            SessionRestAfter = b.GetTimeSpan("mqtt.session-rest-after", TimeSpan.FromSeconds(10)),
-            AdminQueryTimeout = b.GetTimeSpan("admin.query-timeout", TimeSpan.FromSeconds(3)),
-            AdminMaxPageSize = (int)InRange(b, "admin.max-page-size", 10000, 1, 1000000),
-            SnapshotEvery = b.GetInt("persistence.snapshot-every", 500),
-            AmqpUsers = b.GetString("amqp.users", "guest:guest"),
-            AmqpLoopbackUsers = b.GetString("amqp.loopback-users", "guest"),
-            AmqpFrameMax = (uint)Math.Max(4096, b.GetLong("amqp.frame-max", 131072)),
-            AmqpHeartbeat = b.GetTimeSpan("amqp.heartbeat", TimeSpan.FromSeconds(60)),
-            AmqpMaxMessageSize = InRange(b, "amqp.max-message-size", 16777216, 0, 536870912),
-            AmqpChannelMax = (ushort)InRange(b, "amqp.channel-max", 2047, 1, ushort.MaxValue),
-            AmqpMaxPendingContentBytes = (long)InRange(b, "amqp.max-pending-content-bytes", 67108864, 1, long.MaxValue),
-            AmqpMaxUnconfirmedPerChannel = (int)InRange(b, "amqp.max-unconfirmed-per-channel", 10000, 1, int.MaxValue),
-            AmqpMaxTxPublishes = (int)InRange(b, "amqp.max-tx-publishes", 10000, 1, int.MaxValue),
-            AmqpMaxTxBytes = (long)InRange(b, "amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
-            AmqpMaxTableDepth = (int)InRange(b, "amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
-            AmqpConsumerWindow = b.GetInt("amqp.consumer-window", 1000),
-            InboundHighWaterMark = (long)InRange(b, "inbound-high-water-mark", 1048576, 4096, long.MaxValue),
-            Qos0DropBacklog = (int)InRange(b, "mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
-            MemoryHighWatermark = b.GetDouble("memory.high-watermark", 0.4) is > 0 and <= 1 and var share
-                ? share
-                : throw new ConfigurationException("broker.memory.high-watermark must be above 0 and at most 1"),
-            MemoryHighWatermarkBytes = (long)InRange(b, "memory.high-watermark-bytes", 0, 0, long.MaxValue),
-            RetainedMaxMessages = b.GetInt("retained.max-messages", 100000),
-            RetainedMaxBytes = b.GetLong("retained.max-bytes", 268435456),
+            MaxPacketSize = r.Int("mqtt.max-packet-size", 1048576, 64, 268435455),
+            MaxInflight = r.Int("mqtt.max-inflight", 100, 1, 65535),
+            MaxQueuedMessages = r.Int("mqtt.max-queued-messages", 1000, 0, int.MaxValue),
+            QueueQos0 = r.Bool("mqtt.queue-qos0", false),
+            PersistentSessionExpiry = (uint)r.Long("mqtt.persistent-session-expiry", 86400, 0, uint.MaxValue),
+            ServerKeepAlive = (ushort)r.Int("mqtt.server-keep-alive", 0, 0, ushort.MaxValue),
+            ReceiveMaximum = (ushort)r.Int("mqtt.receive-maximum", 1024, 1, ushort.MaxValue),
+            TopicAliasMaximum = (ushort)r.Int("mqtt.topic-alias-maximum", 64, 0, ushort.MaxValue),
+            MaxTopicLength = r.Int("mqtt.max-topic-length", 4096, 1, 65535),
+            MaxTopicLevels = r.Int("mqtt.max-topic-levels", 128, 1, int.MaxValue),
+            MaxSubscriptionsPerSession = r.Int("mqtt.max-subscriptions-per-session", 1000, 1, int.MaxValue),
+            ConnectTimeout = r.Duration("mqtt.connect-timeout", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1)),
+            SessionRestAfter = r.Duration("mqtt.session-rest-after", TimeSpan.FromSeconds(10), TimeSpan.Zero),
+            AdminQueryTimeout = r.Duration("admin.query-timeout", TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(1)),
+            AdminMaxPageSize = r.Int("admin.max-page-size", 10000, 1, 1000000),
+            SnapshotEvery = r.Int("persistence.snapshot-every", 500, 1, int.MaxValue),
+            JournalFormatVersion = r.Int("persistence.format-version", Serialization.BrokerSerializer.JournalFormat, 0, Serialization.BrokerSerializer.JournalFormat),
+            AmqpUsers = r.String("amqp.users", "guest:guest"),
+            AmqpLoopbackUsers = r.String("amqp.loopback-users", "guest"),
+            AmqpFrameMax = (uint)r.Long("amqp.frame-max", 131072, 4096, uint.MaxValue),
+            AmqpHeartbeat = r.Duration("amqp.heartbeat", TimeSpan.FromSeconds(60), TimeSpan.Zero),
+            AmqpMaxMessageSize = (ulong)r.Long("amqp.max-message-size", 16777216, 0, 536870912),
+            AmqpChannelMax = (ushort)r.Int("amqp.channel-max", 2047, 1, ushort.MaxValue),
+            AmqpMaxPendingContentBytes = r.Long("amqp.max-pending-content-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxUnconfirmedPerChannel = r.Int("amqp.max-unconfirmed-per-channel", 10000, 1, int.MaxValue),
+            AmqpMaxTxPublishes = r.Int("amqp.max-tx-publishes", 10000, 1, int.MaxValue),
+            AmqpMaxTxBytes = r.Long("amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
+            AmqpMaxTableDepth = r.Int("amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
+            AmqpConsumerWindow = r.Int("amqp.consumer-window", 1000, 1, int.MaxValue),
+            InboundHighWaterMark = r.Long("inbound-high-water-mark", 1048576, 4096, long.MaxValue),
+            Qos0DropBacklog = r.Int("mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
+            MemoryHighWatermark = r.Double("memory.high-watermark", 0.4, double.Epsilon, 1),
+            MemoryHighWatermarkBytes = r.Long("memory.high-watermark-bytes", 0, 0, long.MaxValue),
+            RetainedMaxMessages = r.Int("retained.max-messages", 100000, 0, int.MaxValue),
+            RetainedMaxBytes = r.Long("retained.max-bytes", 268435456, 0, long.MaxValue),
         };
     }
 
-    private static ulong InRange(Config b, string key, long fallback, long min, long max)
-    {
-        var value = b.GetLong(key, fallback);
-        if (value < min || value > max)
-        {
-            throw new ConfigurationException($"broker.{key} must be between {min} and {max}, not {value}");
-        }
-        return (ulong)value;
-    }
+    private static string NonEmpty(SettingsReader r, string key, string fallback) =>
+        r.String(key, fallback) is { Length: > 0 } value ? value : throw SettingsReader.Invalid(key, "must not be empty");
 }

@@ -15,41 +15,7 @@ public static class BrokerConfig
     public const string SystemName = "broker";
 
     /// <summary>Environment variable → the cluster.hocon key it overrides.</summary>
-    public static readonly IReadOnlyDictionary<string, string> EnvironmentOverrides = new Dictionary<string, string>
-    {
-        ["BROKER_NODE_NAME"] = "broker.node-name",
-        ["BROKER_HOST"] = "broker.host",
-        ["BROKER_MQTT_PORT"] = "broker.mqtt-port",
-        ["BROKER_AMQP_PORT"] = "broker.amqp-port",
-        ["BROKER_ADMIN_PORT"] = "broker.admin-port",
-        ["BROKER_REMOTE_PORT"] = "broker.remote-port",
-        ["BROKER_REMOTE_PUBLIC_PORT"] = "broker.remote-public-port",
-        ["BROKER_SEED_NODES"] = "broker.seed-nodes",
-        ["BROKER_DATA_DIR"] = "broker.data-dir",
-        ["BROKER_DB_PROVIDER"] = "broker.db-provider",
-        ["BROKER_DB_CONNECTION"] = "broker.db-connection",
-        ["BROKER_SQLITE_SYNCHRONOUS"] = "broker.sqlite-synchronous",
-        ["BROKER_AMQP_USERS"] = "broker.amqp.users",
-        ["BROKER_MEMORY_HIGH_WATERMARK"] = "broker.memory.high-watermark",
-        ["BROKER_MEMORY_HIGH_WATERMARK_BYTES"] = "broker.memory.high-watermark-bytes",
-        ["BROKER_MQTT_PASSWORD_FILE"] = "broker.mqtt.password-file",
-        ["BROKER_MQTT_ACL_FILE"] = "broker.mqtt.acl-file",
-        ["BROKER_ALLOW_ANONYMOUS"] = "broker.allow-anonymous",
-        ["BROKER_AUTH_HTTP_URL"] = "broker.auth-http.url",
-        ["BROKER_ADMIN_TOKENS_FILE"] = "broker.admin.tokens-file",
-        ["BROKER_ADMIN_OPEN"] = "broker.admin.open",
-        ["BROKER_TLS_CERT_FILE"] = "broker.tls.cert-file",
-        ["BROKER_TLS_KEY_FILE"] = "broker.tls.key-file",
-        ["BROKER_TLS_CA_FILE"] = "broker.tls.ca-file",
-        ["BROKER_TLS_REQUIRE_CLIENT_CERT"] = "broker.tls.require-client-cert",
-        ["BROKER_MQTT_TLS_PORT"] = "broker.mqtt-tls-port",
-        ["BROKER_AMQP_TLS_PORT"] = "broker.amqp-tls-port",
-        ["BROKER_ADMIN_TLS_PORT"] = "broker.admin-tls-port",
-        ["BROKER_MAX_CONNECTIONS"] = "broker.limits.max-connections",
-        ["BROKER_AMQP_PERMISSIONS_FILE"] = "broker.amqp.permissions-file",
-        ["BROKER_WS_PORT"] = "broker.ws-port",
-        ["BROKER_WSS_PORT"] = "broker.wss-port",
-    };
+    public static IReadOnlyDictionary<string, string> EnvironmentOverrides => BrokerEnvironment.Variables;
 
     /// <summary>cluster.hocon from BROKER_CONFIG, else the working directory, else next to the executable.</summary>
     public static string FindConfigFile()
@@ -63,44 +29,31 @@ public static class BrokerConfig
         return File.Exists(local) ? local : Path.Combine(AppContext.BaseDirectory, "cluster.hocon");
     }
 
-    /// <summary>The merged configuration; <paramref name="overrides"/> (HOCON) wins over everything.</summary>
+    /// <summary>
+    /// The configuration in layers, each a parsed document, the first one holding a key winning: the caller's
+    /// <paramref name="overrides"/> (HOCON), the BROKER_* environment variables, cluster.hocon; under them what Akka
+    /// needs that derives from the typed, checked broker settings (remoting address, seed nodes, roles, persistence).
+    /// A wrong broker value throws here, naming its key.
+    /// </summary>
     public static Config Load(string? overrides = null)
     {
-        // One document, later text winning: the file, the environment, the caller's overrides, then what derives from them.
-        var text = File.ReadAllText(FindConfigFile()) + "\n" + FromEnvironment() + "\n" + (overrides ?? "");
-        var config = ConfigurationFactory.ParseString(text);
-        var derived = Derived(BrokerSettings.From(config), config);
-        return ConfigurationFactory.ParseString(text + "\n" + derived);
+        var file = ConfigurationFactory.ParseString(File.ReadAllText(FindConfigFile()));
+        var merged = BrokerEnvironment.Read().WithFallback(file);
+        if (!string.IsNullOrWhiteSpace(overrides))
+        {
+            merged = ConfigurationFactory.ParseString(overrides).WithFallback(merged);
+        }
+        return ConfigurationFactory.ParseString(Derived(BrokerSettings.From(merged))).WithFallback(merged);
     }
 
-    private static string FromEnvironment()
+    private static string Derived(BrokerSettings s)
     {
-        var lines = new List<string>();
-        foreach (var (variable, key) in EnvironmentOverrides)
-        {
-            var value = Environment.GetEnvironmentVariable(variable);
-            if (value is not null)
-            {
-                lines.Add($"{key} = {Quote(value)}");
-            }
-        }
-        return string.Join("\n", lines);
-    }
-
-    private static string Derived(BrokerSettings s, Config config)
-    {
-        var remotePort = config.GetInt("broker.remote-port", 2552);
-        var publicPort = config.GetInt("broker.remote-public-port", 0);
-        if (publicPort is < 0 or > 65535)
-        {
-            throw new ConfigurationException($"broker.remote-public-port must be 0 (the remote port) or a port, not {publicPort}");
-        }
         var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"akka.tcp://{SystemName}@{seed}")));
         var (provider, connection, mapping) = Persistence(s);
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
-            akka.remote.dot-netty.tcp.port = {{remotePort}}
-            akka.remote.dot-netty.tcp.public-port = {{publicPort}}
+            akka.remote.dot-netty.tcp.port = {{s.RemotePort}}
+            akka.remote.dot-netty.tcp.public-port = {{s.RemotePublicPort}}
             akka.remote.dot-netty.tcp.maximum-frame-size = {{s.RemoteFrameSize}}b
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
@@ -124,7 +77,7 @@ public static class BrokerConfig
     {
         "sqlite" => ("SQLite.MS", string.IsNullOrEmpty(s.DbConnection) ? SqliteConnectionString(s) : s.DbConnection, "sqlite"),
         "postgresql" or "postgres" => ("PostgreSQL", PostgresConnectionString(s), "postgresql"),
-        _ => throw new ConfigurationException($"broker.db-provider must be sqlite or postgresql, not '{s.DbProvider}'"),
+        _ => throw SettingsReader.Invalid("db-provider", $"must be sqlite or postgresql, not '{s.DbProvider}'"),
     };
 
     /// <summary>
@@ -183,5 +136,5 @@ public static class BrokerConfig
         cmd.ExecuteNonQuery();
     }
 
-    private static string Quote(string value) => "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+    private static string Quote(string value) => BrokerEnvironment.Quote(value);
 }

@@ -91,15 +91,14 @@ public sealed class BrokerNode : IAsyncDisposable
     public static async Task<BrokerNode> StartAsync(string? overrides = null, CancellationToken ct = default)
     {
         var config = BrokerConfig.Load(overrides);
-        var settings = BrokerSettings.From(config);
-        var security = SecuritySettings.From(config);
+        var (settings, security) = NodeSettings.Read(config);
         BrokerConfig.PrepareStorage(settings);
         var setup = BootstrapSetup.Create().WithConfig(config).And(BrokerConfig.DataOptions(settings));
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
             ThreadPool.GetMinThreads(out var workers, out var io);
-            var minWorkers = config.GetInt("broker.min-pool-threads", 64);
+            var minWorkers = settings.MinPoolThreads;
             if (minWorkers > workers)
             {
                 ThreadPool.SetMinThreads(minWorkers, io);

@@ -127,7 +127,7 @@ public static class SecurityCommands
             file = list[at + 1];
             list.RemoveRange(at, 2);
         }
-        file ??= BrokerConfig.Load().GetString("broker.admin.tokens-file", "");
+        file ??= new Broker.Actors.Configuration.SettingsReader(BrokerConfig.Load()).String("admin.tokens-file", "");
         if (string.IsNullOrEmpty(file))
         {
             error.WriteLine("no tokens file: set BROKER_ADMIN_TOKENS_FILE (broker.admin.tokens-file) or pass --file FILE");

@@ -1,5 +1,6 @@
 using System.Net;
 using Akka.Configuration;
+using Broker.Actors.Configuration;
 
 namespace Broker.Edge.Security;
 
@@ -77,98 +78,71 @@ public sealed record SecuritySettings
     public bool HasUserStore => PasswordFile.Length > 0 || AuthHttpUrl.Length > 0;
 
     /// <summary>Reads and checks the keys; a combination that would expose an unauthenticated node is an error naming what to set.</summary>
-    public static SecuritySettings From(Config config)
+    public static SecuritySettings From(Config config) => From(new SettingsReader(config));
+
+    /// <inheritdoc cref="From(Config)"/>
+    public static SecuritySettings From(SettingsReader r)
     {
-        var b = config.GetConfig("broker");
-        var host = b.GetString("host", "127.0.0.1");
+        var host = r.String("host", "127.0.0.1");
         var s = new SecuritySettings
         {
-            PasswordFile = b.GetString("mqtt.password-file", ""),
-            AclFile = b.GetString("mqtt.acl-file", ""),
-            AmqpPermissionsFile = b.GetString("amqp.permissions-file", ""),
-            AuthHttpUrl = b.GetString("auth-http.url", ""),
-            AuthHttpTimeout = b.GetTimeSpan("auth-http.timeout", TimeSpan.FromSeconds(3)),
-            AuthHttpCacheTtl = b.GetTimeSpan("auth-http.cache-ttl", TimeSpan.FromSeconds(30)),
-            AuthHttpCacheEntries = b.GetInt("auth-http.cache-entries", 10_000),
-            AdminTokensFile = b.GetString("admin.tokens-file", ""),
-            AdminOpen = b.GetBoolean("admin.open", false),
-            TlsCertFile = b.GetString("tls.cert-file", ""),
-            TlsKeyFile = b.GetString("tls.key-file", ""),
-            TlsCaFile = b.GetString("tls.ca-file", ""),
-            TlsRequireClientCert = b.GetBoolean("tls.require-client-cert", false),
-            TlsCnAsUsername = b.GetBoolean("tls.cn-as-username", false),
-            TlsHandshakeTimeout = b.GetTimeSpan("tls.handshake-timeout", TimeSpan.FromSeconds(10)),
-            MqttTlsPort = b.GetInt("mqtt-tls-port", 8883),
-            AmqpTlsPort = b.GetInt("amqp-tls-port", 5671),
-            AdminTlsPort = b.GetInt("admin-tls-port", 8443),
-            WsPort = b.GetInt("ws-port", 8083),
-            WssPort = b.GetInt("wss-port", 9443),
+            PasswordFile = r.String("mqtt.password-file", ""),
+            AclFile = r.String("mqtt.acl-file", ""),
+            AmqpPermissionsFile = r.String("amqp.permissions-file", ""),
+            AuthHttpUrl = r.String("auth-http.url", ""),
+            AuthHttpTimeout = r.Duration("auth-http.timeout", TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(1)),
+            AuthHttpCacheTtl = r.Duration("auth-http.cache-ttl", TimeSpan.FromSeconds(30), TimeSpan.Zero),
+            AuthHttpCacheEntries = r.Int("auth-http.cache-entries", 10_000, 1, 10_000_000),
+            AdminTokensFile = r.String("admin.tokens-file", ""),
+            AdminOpen = r.Bool("admin.open", false),
+            TlsCertFile = r.String("tls.cert-file", ""),
+            TlsKeyFile = r.String("tls.key-file", ""),
+            TlsCaFile = r.String("tls.ca-file", ""),
+            TlsRequireClientCert = r.Bool("tls.require-client-cert", false),
+            TlsCnAsUsername = r.Bool("tls.cn-as-username", false),
+            TlsHandshakeTimeout = r.Duration("tls.handshake-timeout", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1)),
+            MqttTlsPort = r.Port("mqtt-tls-port", 8883),
+            AmqpTlsPort = r.Port("amqp-tls-port", 5671),
+            AdminTlsPort = r.Port("admin-tls-port", 8443),
+            WsPort = r.Port("ws-port", 8083, freePortAllowed: true),
+            WssPort = r.Port("wss-port", 9443, freePortAllowed: true),
             Limits = new Hosting.ConnectionLimits
             {
-                MaxConnections = b.GetInt("limits.max-connections", 0),
-                MaxConnectionsPerListener = b.GetInt("limits.max-connections-per-listener", 0),
-                ConnectRatePerIp = b.GetDouble("limits.connect-rate-per-ip", 0),
-                ConnectBurstPerIp = b.GetInt("limits.connect-burst-per-ip", 20),
-                FailedLoginsPerIp = b.GetInt("limits.failed-logins-per-ip", 0),
-                FailedLoginRefill = b.GetTimeSpan("limits.failed-login-refill", TimeSpan.FromSeconds(10)),
-                TrackedAddresses = b.GetInt("limits.tracked-addresses", 100_000),
-                PublishRatePerClient = b.GetDouble("limits.publish-rate-per-client", 0),
-                PublishBytesPerClient = b.GetDouble("limits.publish-bytes-per-client", 0),
+                MaxConnections = r.Int("limits.max-connections", 0, 0, int.MaxValue),
+                MaxConnectionsPerListener = r.Int("limits.max-connections-per-listener", 0, 0, int.MaxValue),
+                ConnectRatePerIp = r.Double("limits.connect-rate-per-ip", 0, 0, double.MaxValue),
+                ConnectBurstPerIp = r.Int("limits.connect-burst-per-ip", 20, 1, int.MaxValue),
+                FailedLoginsPerIp = r.Int("limits.failed-logins-per-ip", 0, 0, int.MaxValue),
+                FailedLoginRefill = r.Duration("limits.failed-login-refill", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1)),
+                TrackedAddresses = r.Int("limits.tracked-addresses", 100_000, 1, 100_000_000),
+                PublishRatePerClient = r.Double("limits.publish-rate-per-client", 0, 0, double.MaxValue),
+                PublishBytesPerClient = r.Double("limits.publish-bytes-per-client", 0, 0, double.MaxValue),
             },
         };
-        var l = s.Limits;
-        if (l.MaxConnections < 0 || l.MaxConnectionsPerListener < 0 || l.ConnectRatePerIp < 0 || l.ConnectBurstPerIp < 1 || l.FailedLoginsPerIp < 0
-            || l.FailedLoginRefill <= TimeSpan.Zero || l.TrackedAddresses < 1 || l.PublishRatePerClient < 0 || l.PublishBytesPerClient < 0)
-        {
-            throw new ConfigurationException("broker.limits: counts and rates are 0 (no limit) or positive; connect-burst-per-ip, tracked-addresses and failed-login-refill are positive");
-        }
         if (s.HasTls != (s.TlsKeyFile.Length > 0))
         {
-            throw new ConfigurationException("broker.tls.cert-file (BROKER_TLS_CERT_FILE) and broker.tls.key-file (BROKER_TLS_KEY_FILE) go together");
+            throw SettingsReader.Invalid(s.HasTls ? "tls.key-file" : "tls.cert-file", "must be set with broker.tls.cert-file and broker.tls.key-file together (BROKER_TLS_CERT_FILE, BROKER_TLS_KEY_FILE)");
         }
         if ((s.TlsRequireClientCert || s.TlsCnAsUsername) && s.TlsCaFile.Length == 0)
         {
-            throw new ConfigurationException("broker.tls.require-client-cert and broker.tls.cn-as-username need broker.tls.ca-file (BROKER_TLS_CA_FILE)");
-        }
-        foreach (var (key, port) in new[] { ("mqtt-tls-port", s.MqttTlsPort), ("amqp-tls-port", s.AmqpTlsPort), ("admin-tls-port", s.AdminTlsPort) })
-        {
-            if (port is < 0 or > 65535)
-            {
-                throw new ConfigurationException($"broker.{key} must be 0 (off) or a port, not {port}");
-            }
-        }
-        foreach (var (key, port) in new[] { ("ws-port", s.WsPort), ("wss-port", s.WssPort) })
-        {
-            if (port is < -1 or > 65535)
-            {
-                throw new ConfigurationException($"broker.{key} must be 0 (off), -1 (a free port) or a port, not {port}");
-            }
-        }
-        if (s.TlsHandshakeTimeout <= TimeSpan.Zero)
-        {
-            throw new ConfigurationException("broker.tls.handshake-timeout must be positive");
+            throw SettingsReader.Invalid("tls.ca-file", "must be set for broker.tls.require-client-cert and broker.tls.cn-as-username");
         }
         if (s.AuthHttpUrl.Length > 0 && (!Uri.TryCreate(s.AuthHttpUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
         {
-            throw new ConfigurationException($"broker.auth-http.url must be an http:// or https:// URL, not '{s.AuthHttpUrl}'");
+            throw SettingsReader.Invalid("auth-http.url", $"must be an http:// or https:// URL, not '{s.AuthHttpUrl}'");
         }
-        if (s.AuthHttpTimeout <= TimeSpan.Zero || s.AuthHttpCacheEntries < 1)
-        {
-            throw new ConfigurationException("broker.auth-http.timeout must be positive and broker.auth-http.cache-entries at least 1");
-        }
-        var anonymous = b.GetString("allow-anonymous", "auto").ToLowerInvariant();
+        var anonymous = r.Choice("allow-anonymous", "auto", "auto", "true", "on", "yes", "false", "off", "no");
         var loopback = IsLoopback(host);
         var allowed = anonymous switch
         {
             "true" or "on" or "yes" => true,
             "false" or "off" or "no" => false,
-            "auto" => !s.HasUserStore && loopback ? true
+            _ => !s.HasUserStore && loopback ? true
                 : s.HasUserStore ? false
                 : throw new ConfigurationException(
                     $"the listeners bind to {host}, beyond this machine, and no client is authenticated: set broker.mqtt.password-file " +
                     "(BROKER_MQTT_PASSWORD_FILE) or broker.auth-http.url (BROKER_AUTH_HTTP_URL), or allow anonymous clients " +
                     "explicitly with broker.allow-anonymous = true (BROKER_ALLOW_ANONYMOUS=true)"),
-            _ => throw new ConfigurationException($"broker.allow-anonymous must be auto, true or false, not '{anonymous}'"),
         };
         if (!loopback && s.AdminTokensFile.Length == 0 && !s.AdminOpen)
         {

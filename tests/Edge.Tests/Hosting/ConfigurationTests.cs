@@ -377,4 +377,84 @@ public class ConfigurationTests
         using var env = new EnvironmentScope(("BROKER_DB_PROVIDER", "oracle"));
         Assert.Throws<ConfigurationException>(() => BrokerConfig.Load());
     }
+
+    [Fact]
+    public void Every_key_of_the_broker_section_in_the_file_is_read()
+    {
+        using var env = new EnvironmentScope();
+        var reader = new SettingsReader(BrokerConfig.Load());
+        _ = BrokerSettings.From(reader);
+        _ = Broker.Edge.Security.SecuritySettings.From(reader);
+        var present = reader.KeysPresent();
+        Assert.True(present.Count > 70, $"the broker section has {present.Count} keys");
+        Assert.Empty(reader.KeysNotRead());
+        // And what is read but missing from the file would run on a default nobody can see: every read key is in the file.
+        Assert.Empty(reader.KeysRead.Except(present));
+        // The node's own entry point reads the same keys and accepts the file.
+        Assert.Equal("node-1", NodeSettings.Read(BrokerConfig.Load()).Broker.NodeName);
+    }
+
+    [Fact]
+    public void Every_environment_variable_sets_a_key_the_file_holds()
+    {
+        using var env = new EnvironmentScope();
+        var present = new SettingsReader(BrokerConfig.Load()).KeysPresent().Select(k => "broker." + k).ToHashSet();
+        Assert.All(BrokerConfig.EnvironmentOverrides, kv => Assert.Contains(kv.Value, present));
+    }
+
+    [Theory]
+    [InlineData("broker.mqtt.max-packet-sise = 10", "broker.mqtt.max-packet-sise is not a setting")]
+    [InlineData("broker.limits { max-conections = 3, tracked-address = 4 }", "broker.limits.max-conections, broker.limits.tracked-address are not settings")]
+    public void A_misspelt_key_stops_the_node_naming_it(string hocon, string message)
+    {
+        using var env = new EnvironmentScope();
+        var ex = Assert.Throws<ConfigurationException>(() => NodeSettings.Read(BrokerConfig.Load(hocon)));
+        Assert.StartsWith(message, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("BROKER_MQTT_PORT", "abc", "broker.mqtt-port (BROKER_MQTT_PORT) must be a whole number, not 'abc'")]
+    [InlineData("BROKER_MQTT_PORT", "70000", "broker.mqtt-port (BROKER_MQTT_PORT) must be a port (0 to 65535), not 70000")]
+    [InlineData("BROKER_WS_PORT", "-2", "broker.ws-port (BROKER_WS_PORT) must be 0 (off), -1 (a free port) or a port, not -2")]
+    [InlineData("BROKER_MAX_CONNECTIONS", "-1", "broker.limits.max-connections (BROKER_MAX_CONNECTIONS) must be between 0 and")]
+    [InlineData("BROKER_ALLOW_ANONYMOUS", "maybe", "broker.allow-anonymous (BROKER_ALLOW_ANONYMOUS) must be auto, true, on, yes, false, off or no, not 'maybe'")]
+    [InlineData("BROKER_TLS_REQUIRE_CLIENT_CERT", "sure", "broker.tls.require-client-cert (BROKER_TLS_REQUIRE_CLIENT_CERT) must be true or false, not 'sure'")]
+    [InlineData("BROKER_DB_PROVIDER", "mysql", "broker.db-provider (BROKER_DB_PROVIDER) must be sqlite, postgresql or postgres, not 'mysql'")]
+    [InlineData("BROKER_MEMORY_HIGH_WATERMARK", "2", "broker.memory.high-watermark (BROKER_MEMORY_HIGH_WATERMARK) must be between")]
+    [InlineData("BROKER_MEMORY_HIGH_WATERMARK", "lots", "broker.memory.high-watermark (BROKER_MEMORY_HIGH_WATERMARK) must be a number, not 'lots'")]
+    [InlineData("BROKER_NODE_NAME", "", "broker.node-name (BROKER_NODE_NAME) must not be empty")]
+    [InlineData("BROKER_AUTH_HTTP_URL", "ftp://x", "broker.auth-http.url (BROKER_AUTH_HTTP_URL) must be an http:// or https:// URL, not 'ftp://x'")]
+    [InlineData("BROKER_TLS_CERT_FILE", "/c.pem", "broker.tls.key-file (BROKER_TLS_KEY_FILE) must be set with")]
+    public void A_wrong_value_stops_the_node_naming_the_key_and_its_variable(string variable, string value, string message)
+    {
+        using var env = new EnvironmentScope((variable, value));
+        var ex = Assert.ThrowsAny<ConfigurationException>(() => NodeSettings.Read(BrokerConfig.Load()));
+        Assert.StartsWith(message, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("broker.tls.handshake-timeout = soon", "broker.tls.handshake-timeout must be a duration such as 10s or 500ms, not 'soon'")]
+    [InlineData("broker.tls.handshake-timeout = 0s", "broker.tls.handshake-timeout must be at least 1ms, not 0ms")]
+    [InlineData("broker.auth-http.cache-entries = 0", "broker.auth-http.cache-entries must be between 1 and")]
+    [InlineData("broker.mqtt.queue-qos0 = sometimes", "broker.mqtt.queue-qos0 must be true or false, not 'sometimes'")]
+    [InlineData("broker.mqtt.max-inflight = 0", "broker.mqtt.max-inflight must be between 1 and 65535, not 0")]
+    [InlineData("broker.amqp.frame-max = 100", "broker.amqp.frame-max must be between 4096 and")]
+    [InlineData("broker.persistence.format-version = 9", "broker.persistence.format-version must be between 0 and")]
+    [InlineData("broker.sqlite-synchronous = off", "broker.sqlite-synchronous (BROKER_SQLITE_SYNCHRONOUS) must be normal or full, not 'off'")]
+    public void A_wrong_value_in_the_file_stops_the_node_naming_the_key(string hocon, string message)
+    {
+        using var env = new EnvironmentScope();
+        var ex = Assert.ThrowsAny<ConfigurationException>(() => NodeSettings.Read(BrokerConfig.Load(hocon)));
+        Assert.StartsWith(message, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Environment_values_stay_one_string_whatever_they_hold()
+    {
+        using var env = new EnvironmentScope(("BROKER_NODE_NAME", "a\"\nbroker.mqtt-port = 1}\u0001"), ("BROKER_AMQP_USERS", "u:p${x}"));
+        var s = BrokerSettings.From(BrokerConfig.Load());
+        Assert.Equal("a\"\nbroker.mqtt-port = 1}\u0001", s.NodeName);
+        Assert.Equal("u:p${x}", s.AmqpUsers);
+        Assert.Equal(1883, s.MqttPort);
+    }
 }

@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Broker.Edge.Hosting;
+using Broker.Tests.Shared;
 
 namespace Broker.EndToEnd.Tests.Security;
 
@@ -17,5 +18,22 @@ public sealed class StartRefusalTests
             broker.admin.open = true
             """));
         Assert.Contains("no client is authenticated", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_node_process_with_a_wrong_value_exits_naming_the_key()
+    {
+        var dir = Directory.CreateTempSubdirectory("broker-wrong-value-").FullName;
+        try
+        {
+            var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => NodeProcess.StartAsync(dir, "wrong",
+                new Dictionary<string, string> { ["BROKER_MAX_CONNECTIONS"] = "many" }, TimeSpan.FromSeconds(60)));
+            Assert.Contains("broker failed to start: broker.limits.max-connections (BROKER_MAX_CONNECTIONS) must be a whole number, not 'many'",
+                ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }
