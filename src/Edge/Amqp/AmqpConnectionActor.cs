@@ -25,6 +25,8 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
     {
         AwaitingHeader,
         AwaitingStartOk,
+        /// <summary>start-ok received; the user store (perhaps the HTTP backend) is deciding.</summary>
+        AwaitingLogin,
         AwaitingTuneOk,
         AwaitingOpen,
         Open,
@@ -126,6 +128,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 return;
             case ConsumeOk ok:
                 OnConsumeOk(ok, Sender);
+                return;
+            case LoginChecked login:
+                OnLogin(login);
                 return;
             case ConsumeRefused refused:
                 OnConsumeRefused(refused);
@@ -286,18 +291,53 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         }
         var (user, password) = credentials.Value;
         var refusal = _amqp.Users.Check(user, password, _transport.IsLoopback);
-        if (refusal is not null && !_amqp.Users.Contains(user) && _amqp.Access?.VerifyPassword(user, Encoding.UTF8.GetBytes(password)) == true)
+        if (refusal is not null && !_amqp.Users.Contains(user) && _amqp.Access is { HasUserStore: true } access)
         {
-            // A user of the MQTT password file (broker.mqtt.password-file) logs in over AMQP too.
-            refusal = null;
+            // A user of the MQTT user store (broker.mqtt.password-file, broker.auth-http.url) logs in over AMQP too. The
+            // HTTP backend answers later: the client waits for connection.tune meanwhile, the handshake deadline still runs.
+            _phase = Phase.AwaitingLogin;
+            var mechanism = startOk.Mechanism;
+            var verdict = access.AuthenticateAsync(_connectionName, user, Encoding.UTF8.GetBytes(password), _transport.Remote);
+            if (verdict.IsCompletedSuccessfully)
+            {
+                OnLogin(new LoginChecked(user, mechanism, verdict.Result));
+            }
+            else
+            {
+                verdict.AsTask().PipeTo(Self, success: v => new LoginChecked(user, mechanism, v),
+                    failure: _ => new LoginChecked(user, mechanism, Security.AuthVerdict.Unavailable));
+            }
+            return;
         }
+        LoggedIn(user, startOk.Mechanism, refusal);
+    }
+
+    private sealed record LoginChecked(string User, string Mechanism, Security.AuthVerdict Verdict);
+
+    private void OnLogin(LoginChecked login)
+    {
+        if (_phase != Phase.AwaitingLogin)
+        {
+            return;
+        }
+        LoggedIn(login.User, login.Mechanism, login.Verdict switch
+        {
+            Security.AuthVerdict.Allowed => null,
+            Security.AuthVerdict.Unavailable => "the authentication backend did not answer",
+            _ => "wrong user name or password",
+        });
+    }
+
+    /// <summary>The login's outcome: connection.tune, or connection.close 403 with the reason in the log (not to the client).</summary>
+    private void LoggedIn(string user, string mechanism, string? refusal)
+    {
         if (refusal is not null)
         {
             BrokerCounters.AuthDenied.Increment();
             _amqp.Admission.LoginFailed(_transport.RemoteAddress);
             DenialLog.Shared.Write(_log, $"AMQP connection {_transport.Remote}: login refused for user '{user}': {refusal}");
             CloseConnection(AmqpReplyCode.AccessRefused,
-                $"ACCESS_REFUSED - Login was refused using authentication mechanism {startOk.Mechanism}. For details see the broker logfile.", 10, 11);
+                $"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile.", 10, 11);
             return;
         }
         _user = user;

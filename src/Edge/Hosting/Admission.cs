@@ -49,6 +49,9 @@ internal sealed record ConnectionLimits
     /// <summary>Source addresses remembered at most for the two per-address limits.</summary>
     public int TrackedAddresses { get; init; } = 100_000;
 
+    /// <summary>Refused connections answered in their protocol at the same time; the others are closed unanswered.</summary>
+    public int RefusalsAnswered { get; init; } = 64;
+
     public static ConnectionLimits None { get; } = new();
 }
 

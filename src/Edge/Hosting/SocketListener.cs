@@ -28,10 +28,8 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
     /// <summary>Connections of this listener that were admitted and have not ended (<see cref="Admission"/>).</summary>
     private int _count;
 
-    /// <summary>Refused connections still being answered (<see cref="RefuseAsync"/>); beyond <see cref="MaxRefusing"/> they are closed at once.</summary>
+    /// <summary>Refused connections still being answered (<see cref="RefuseAsync"/>); beyond broker.limits.refusals-answered they are closed at once.</summary>
     private int _refusing;
-
-    private const int MaxRefusing = 64;
 
     protected SocketListener(string host, int port, TimeSpan sweepInterval, Admission? admission = null, Akka.Event.ILoggingAdapter? log = null)
     {
@@ -221,7 +219,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
 
     /// <summary>
     /// Answers a refused connection in its protocol (its first bytes, waited for at most two seconds) and closes it; at
-    /// most <see cref="MaxRefusing"/> at a time, so a flood of refused connections holds a bounded number of sockets.
+    /// most broker.limits.refusals-answered at a time, so a flood of refused connections holds a bounded number of sockets.
     /// </summary>
     private async Task RefuseAsync(Socket client, Refusal refusal)
     {
@@ -231,7 +229,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             {
                 return;
             }
-            if (Interlocked.Increment(ref _refusing) > MaxRefusing)
+            if (Interlocked.Increment(ref _refusing) > _admission.Limits.RefusalsAnswered)
             {
                 Interlocked.Decrement(ref _refusing);
                 return;

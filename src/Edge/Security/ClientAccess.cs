@@ -134,6 +134,9 @@ public sealed class HttpAuthBackend
         _maxEntries = maxEntries;
     }
 
+    /// <summary>Allowed logins remembered now (at most broker.auth-http.cache-entries).</summary>
+    internal int CachedLogins => _allowedUntil.Count;
+
     public async ValueTask<AuthVerdict> CheckAsync(string clientId, string username, byte[] password, string peer)
     {
         var key = CacheKey(clientId, username, password);

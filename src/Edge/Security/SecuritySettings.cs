@@ -115,6 +115,7 @@ public sealed record SecuritySettings
                 FailedLoginsPerIp = r.Int("limits.failed-logins-per-ip", 0, 0, int.MaxValue),
                 FailedLoginRefill = r.Duration("limits.failed-login-refill", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(1)),
                 TrackedAddresses = r.Int("limits.tracked-addresses", 100_000, 1, 100_000_000),
+                RefusalsAnswered = r.Int("limits.refusals-answered", 64, 0, 100_000),
                 PublishRatePerClient = r.Double("limits.publish-rate-per-client", 0, 0, double.MaxValue),
                 PublishBytesPerClient = r.Double("limits.publish-bytes-per-client", 0, 0, double.MaxValue),
             },

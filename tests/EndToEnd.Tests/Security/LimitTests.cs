@@ -72,6 +72,52 @@ public sealed class LimitTests
     }
 
     [Fact]
+    public async Task Refused_connections_beyond_those_being_answered_are_closed_without_an_answer()
+    {
+        await using var node = await TestNode.StartAsync("""
+            broker.limits.max-connections = 1
+            broker.limits.refusals-answered = 4
+            """);
+        var silent = new List<Socket>();
+        try
+        {
+            await using var holder = await TestClient.ConnectAsync(node.MqttPort, Ids.New("holder"));
+            await Wait.UntilAsync(() => node.Node.Connections == 1, TimeSpan.FromSeconds(10), "the one connection admitted");
+            // Four refused connections that say nothing hold every place for an answer (each waits for its first bytes)...
+            for (var i = 0; i < 4; i++)
+            {
+                silent.Add(await MqttWire.OpenAsync(node.MqttPort));
+            }
+            // ...so the next refused one is closed unanswered.
+            using (var beyond = await MqttWire.OpenAsync(node.MqttPort))
+            {
+                await beyond.SendAsync(MqttWire.Connect(Ids.New("beyond"), 5), SocketFlags.None);
+                Assert.Empty(await MqttWire.ReadUntilClosedAsync(beyond, TimeSpan.FromSeconds(10)));
+            }
+            // One being answered still gets CONNACK 0x97 Quota exceeded.
+            await silent[0].SendAsync(MqttWire.Connect(Ids.New("held"), 5), SocketFlags.None);
+            var (header, body) = await MqttWire.ReadPacketAsync(silent[0]);
+            Assert.Equal((0x20, 0x97), (header, body[1]));
+            foreach (var socket in silent)
+            {
+                socket.Dispose();
+            }
+            // Their places free again: a refused client is answered.
+            await Wait.UntilAsync(async () => await ConnectCode(node.MqttPort, MqttProtocolVersion.V500) == MqttClientConnectResultCode.QuotaExceeded,
+                TimeSpan.FromSeconds(10), "a refused client answered again");
+            await holder.PublishAsync("lim/held", "still here");
+        }
+        finally
+        {
+            foreach (var socket in silent)
+            {
+                socket.Dispose();
+            }
+            node.DeleteData();
+        }
+    }
+
+    [Fact]
     public async Task An_address_that_fails_to_log_in_too_often_is_refused_for_a_while_even_with_the_right_password()
     {
         var folder = Path.Combine(Path.GetTempPath(), "broker-lim-" + Guid.NewGuid().ToString("N"));

@@ -92,6 +92,53 @@ public sealed class MqttSecurityTests(SecuredNodeFixture fixture) : IClassFixtur
         }
     }
 
+    private Task<RabbitMQ.Client.IConnection> AmqpLogin(string user, string password, string name) =>
+        new RabbitMQ.Client.ConnectionFactory
+        {
+            HostName = "127.0.0.1", Port = fixture.Node.AmqpPort, UserName = user, Password = password, ClientProvidedName = name,
+            AutomaticRecoveryEnabled = false,
+        }.CreateConnectionAsync();
+
+    private async Task AmqpRefused(string user, string password)
+    {
+        var ex = await Assert.ThrowsAnyAsync<Exception>(() => AmqpLogin(user, password, Ids.New("amqp")));
+        Assert.True(ex is RabbitMQ.Client.Exceptions.AuthenticationFailureException || ex.InnerException is RabbitMQ.Client.Exceptions.AuthenticationFailureException,
+            $"expected a refused login, got {ex}");
+    }
+
+    [Fact]
+    public async Task Amqp_clients_log_in_as_users_of_the_password_file_and_of_the_http_backend()
+    {
+        var calls = fixture.BackendCalls;
+        var denied = BrokerCounters.AuthDenied.Value;
+        await using (var alice = await AmqpLogin("alice", "alice-pw", "amqp-alice"))
+        {
+            await using var channel = await alice.CreateChannelAsync();
+            Assert.True(channel.IsOpen);
+        }
+        Assert.Equal(calls, fixture.BackendCalls);
+        await using (var carol = await AmqpLogin("carol", "carol-pw", Ids.New("amqp-carol")))
+        {
+            await using var channel = await carol.CreateChannelAsync();
+            Assert.True(channel.IsOpen);
+        }
+        Assert.Equal(calls + 1, fixture.BackendCalls);
+
+        await AmqpRefused("carol", "nope");
+        await AmqpRefused("alice", "wrong");
+        Assert.Equal(calls + 2, fixture.BackendCalls);
+        fixture.BackendUp = false;
+        try
+        {
+            await AmqpRefused("carol", "carol-pw");
+        }
+        finally
+        {
+            fixture.BackendUp = true;
+        }
+        Assert.True(BrokerCounters.AuthDenied.Value - denied >= 3);
+    }
+
     [Fact]
     public async Task Enhanced_authentication_is_refused_with_bad_authentication_method() =>
         Assert.Equal(MqttClientConnectResultCode.BadAuthenticationMethod,
