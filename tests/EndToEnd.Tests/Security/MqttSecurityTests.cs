@@ -294,4 +294,19 @@ public sealed class MqttSecurityTests(SecuredNodeFixture fixture) : IClassFixtur
         Assert.Equal(HttpStatusCode.OK, (await As(fixture.AdminSecret, HttpMethod.Get, "/api/v1/sessions")).StatusCode);
         Assert.NotEqual(HttpStatusCode.Forbidden, (await As(fixture.AdminSecret, HttpMethod.Delete, "/api/v1/sessions/someone")).StatusCode);
     }
+
+    [Fact]
+    public async Task Curl_gets_401_without_a_token_and_the_sessions_with_one()
+    {
+        var url = fixture.Node.AdminUrl + "/api/v1/sessions";
+        var without = await Tools.RunAsync("curl", ["-s", "-w", "\n%{http_code}", url]);
+        Assert.Equal(0, without.ExitCode);
+        Assert.Equal("{\"error\":\"unauthorized\"}\n401", without.Output);
+        var viewer = await Tools.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer " + fixture.ViewerSecret, url]);
+        Assert.Equal("200", viewer.Output);
+        var viewerKick = await Tools.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "-H", "Authorization: Bearer " + fixture.ViewerSecret, url + "/someone"]);
+        Assert.Equal("403", viewerKick.Output);
+        var health = await Tools.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", fixture.Node.AdminUrl + "/health"]);
+        Assert.Equal("200", health.Output);
+    }
 }

@@ -25,8 +25,14 @@ public sealed class TlsNodeFixture : IAsyncLifetime
         Certificates = new TestCertificates(_folder);
         var passwords = Path.Combine(_folder, "passwords");
         Edge.Security.PasswordFile.Update(passwords, "alice", "alice-pw");
+        var permissions = Path.Combine(_folder, "permissions");
+        await File.WriteAllTextAsync(permissions, """
+            guest  .*  .*  .*
+            alice  ^alice\.  ^(alice\..*|amq\.default)$  ^alice\.
+            """);
         Node = await TestNode.StartAsync($$"""
             broker.mqtt.password-file = "{{passwords}}"
+            broker.amqp.permissions-file = "{{permissions}}"
             broker.tls.cert-file = "{{Certificates.ServerCertFile}}"
             broker.tls.key-file = "{{Certificates.ServerKeyFile}}"
             broker.tls.ca-file = "{{Certificates.CaFile}}"
@@ -140,30 +146,54 @@ public sealed class TlsTests(TlsNodeFixture fixture) : IClassFixture<TlsNodeFixt
         return ssl.SslProtocol;
     }
 
+    private ConnectionFactory AmqpsFactory(string user, string password) => new()
+    {
+        HostName = "localhost",
+        Port = fixture.Node.Node.AmqpTlsPort,
+        UserName = user,
+        Password = password,
+        AutomaticRecoveryEnabled = false,
+        Ssl = new SslOption
+        {
+            Enabled = true,
+            ServerName = "localhost",
+            Version = SslProtocols.Tls12 | SslProtocols.Tls13,
+            CertificateValidationCallback = (_, c, _, _) => Certs.ValidateServer(c),
+        },
+    };
+
     [Fact]
     public async Task Amqp_over_tls_with_rabbitmq_client()
     {
-        var factory = new ConnectionFactory
-        {
-            HostName = "localhost",
-            Port = fixture.Node.Node.AmqpTlsPort,
-            UserName = "guest",
-            Password = "guest",
-            Ssl = new SslOption
-            {
-                Enabled = true,
-                ServerName = "localhost",
-                Version = SslProtocols.Tls12 | SslProtocols.Tls13,
-                CertificateValidationCallback = (_, c, _, _) => Certs.ValidateServer(c),
-            },
-        };
-        await using var connection = await factory.CreateConnectionAsync();
+        await using var connection = await AmqpsFactory("guest", "guest").CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var queue = (await channel.QueueDeclareAsync("", false, true, true)).QueueName;
         await channel.BasicPublishAsync("", queue, System.Text.Encoding.UTF8.GetBytes("amqps"));
         BasicGetResult? got = null;
         await Wait.UntilAsync(async () => (got = await channel.BasicGetAsync(queue, autoAck: true)) is not null, TimeSpan.FromSeconds(10), "the message over AMQPS");
         Assert.Equal("amqps", System.Text.Encoding.UTF8.GetString(got!.Body.Span));
+    }
+
+    [Fact]
+    public async Task Amqp_over_tls_keeps_a_users_permissions()
+    {
+        await using var connection = await AmqpsFactory("alice", "alice-pw").CreateConnectionAsync();
+        await using (var channel = await connection.CreateChannelAsync())
+        {
+            await channel.QueueDeclareAsync("alice.tls", durable: false, exclusive: false, autoDelete: true);
+            await channel.BasicPublishAsync("", "alice.tls", System.Text.Encoding.UTF8.GetBytes("mine"));
+            BasicGetResult? got = null;
+            await Wait.UntilAsync(async () => (got = await channel.BasicGetAsync("alice.tls", autoAck: true)) is not null, TimeSpan.FromSeconds(10), "alice's message over AMQPS");
+        }
+        await using (var channel = await connection.CreateChannelAsync())
+        {
+            var refused = await Assert.ThrowsAnyAsync<RabbitMQ.Client.Exceptions.OperationInterruptedException>(
+                () => channel.QueueDeclareAsync("bob.tls", durable: false, exclusive: false, autoDelete: true));
+            Assert.Equal(403, refused.ShutdownReason!.ReplyCode);
+        }
+        Assert.True(connection.IsOpen);
+        var wrong = await Assert.ThrowsAnyAsync<Exception>(() => AmqpsFactory("alice", "wrong").CreateConnectionAsync());
+        Assert.True(wrong is RabbitMQ.Client.Exceptions.AuthenticationFailureException || wrong.InnerException is RabbitMQ.Client.Exceptions.AuthenticationFailureException, wrong.ToString());
     }
 
     [Fact]
