@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run as users would: mosquitto_passwd (package mosquitto) and
-# mosquitto_pub/mosquitto_sub (mosquitto-clients), and curl for the admin API. Idempotent; needs root or sudo only when something is missing.
+# mosquitto_pub/mosquitto_sub (mosquitto-clients), curl for the admin API, and paho (python3-paho-mqtt) over WebSocket. Idempotent; needs root or sudo only when something is missing.
 set -euo pipefail
 
 missing=()
 command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 || missing+=(python3-paho-mqtt)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 command -v apt-get >/dev/null 2>&1 || { echo "test-tools.sh: install ${missing[*]} (apt-get is not available)" >&2; exit 1; }

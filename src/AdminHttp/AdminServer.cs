@@ -1,8 +1,9 @@
 using System.Net;
-using System.Text.Json;
 using Akka.Actor;
+using Akka.Event;
 using Broker.Actors.Sessions;
 using Broker.Actors.Messages;
+using Broker.AdminHttp.Json;
 using Broker.AdminHttp.Security;
 using Broker.AdminHttp.Sessions;
 using Microsoft.AspNetCore.Builder;
@@ -17,8 +18,8 @@ using Microsoft.Extensions.Logging;
 namespace Broker.AdminHttp;
 
 /// <summary>
-/// The admin HTTP API on Kestrel. Routing is done by hand so that every error, including 404 and 405,
-/// carries the JSON body the contract asks for.
+/// The admin HTTP API on Kestrel: ASP.NET Core routes (minimal APIs) with source-generated JSON, and every error,
+/// routing's 404 and 405 included, in the contract's JSON body.
 /// </summary>
 public sealed class AdminServer : IAsyncDisposable
 {
@@ -75,7 +76,7 @@ public sealed class AdminServer : IAsyncDisposable
         var app = builder.Build();
         var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize), readiness, maxPageSize,
             tokens ?? (() => null), system.Log);
-        app.Run(server.HandleAsync);
+        server.Configure(app);
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
         server.Port = addresses.First(a => a.Scheme == "http").Port;
@@ -83,60 +84,59 @@ public sealed class AdminServer : IAsyncDisposable
         return server;
     }
 
-    private async Task HandleAsync(HttpContext ctx)
+    /// <summary>
+    /// The pipeline: every failure becomes the contract's JSON error (a bug is logged and answered 500, never passed off
+    /// as 503), admin tokens are checked before any endpoint runs, and routing's own 404 and 405 get JSON bodies.
+    /// </summary>
+    private void Configure(WebApplication app)
     {
-        var path = ctx.Request.Path.Value ?? "/";
-        try
+        app.Use(async (ctx, next) =>
         {
-            if (path is not ("/health" or "/ready") && !await Authorized(ctx).ConfigureAwait(false))
+            try
             {
-                return;
-            }
-            switch (path)
-            {
-                case "/health":
-                    if (await MethodAllowed(ctx).ConfigureAwait(false))
-                    {
-                        await WriteJson(ctx, 200, w => w.WriteString("status", "ok")).ConfigureAwait(false);
-                    }
-                    return;
-                case "/ready":
-                    if (await MethodAllowed(ctx).ConfigureAwait(false))
-                    {
-                        var (ready, details) = _readiness();
-                        await WriteJson(ctx, ready ? 200 : 503, w =>
-                        {
-                            w.WriteString("status", ready ? "ready" : "not_ready");
-                            if (!ready)
-                            {
-                                w.WriteString("details", details);
-                            }
-                        }).ConfigureAwait(false);
-                    }
-                    return;
-                case SessionsPath:
-                case SessionsPath + "/":
-                    if (await MethodAllowed(ctx).ConfigureAwait(false))
-                    {
-                        await ListSessions(ctx).ConfigureAwait(false);
-                    }
-                    return;
-            }
-            if (path.StartsWith(SessionsPath + "/", StringComparison.Ordinal))
-            {
-                if (await MethodAllowed(ctx).ConfigureAwait(false))
+                if (!IsOpenPath(ctx.Request.Path) && !await Authorized(ctx).ConfigureAwait(false))
                 {
-                    await SessionDetail(ctx).ConfigureAwait(false);
+                    return;
                 }
-                return;
+                await next(ctx).ConfigureAwait(false);
             }
-            await Error(ctx, 404, "not found").ConfigureAwait(false);
-        }
-        catch (Exception) when (!ctx.Response.HasStarted)
+            catch (Exception ex) when (!ctx.Response.HasStarted && !(ex is OperationCanceledException && ctx.RequestAborted.IsCancellationRequested))
+            {
+                _log.Error(ex, "admin API: {0} {1} failed", ctx.Request.Method, ctx.Request.Path);
+                ctx.Response.Clear();
+                await WriteError(ctx, 500, "internal error").ConfigureAwait(false);
+            }
+        });
+        app.UseStatusCodePages(async pages =>
         {
-            await Error(ctx, 503, "broker not available").ConfigureAwait(false);
-        }
+            var ctx = pages.HttpContext;
+            var message = ctx.Response.StatusCode switch
+            {
+                404 => "not found",
+                405 => "method not allowed",
+                _ => null,
+            };
+            if (message is not null)
+            {
+                await WriteError(ctx, ctx.Response.StatusCode, message).ConfigureAwait(false);
+            }
+        });
+
+        string[] read = [HttpMethods.Get, HttpMethods.Head];
+        app.MapMethods("/health", read, () => TypedResults.Json(new StatusBody("ok"), AdminJson.Api.StatusBody));
+        app.MapMethods("/ready", read, () =>
+        {
+            var (ready, details) = _readiness();
+            return TypedResults.Json(ready ? new StatusBody("ready") : new StatusBody("not_ready", details), AdminJson.Api.StatusBody,
+                statusCode: ready ? 200 : 503);
+        });
+        var api = app.MapGroup("/api/v1");
+        api.MapMethods("/sessions", read, (Delegate)ListSessions);
+        api.MapMethods("/sessions/{**client_id}", read, (Delegate)SessionDetail);
     }
+
+    /// <summary>What answers without a token: liveness and readiness, for probes.</summary>
+    private static bool IsOpenPath(PathString path) => path == "/health" || path == "/ready";
 
     /// <summary>
     /// With tokens configured, a request needs <c>Authorization: Bearer SECRET</c> of a known token (else 401), and a
@@ -155,33 +155,22 @@ public sealed class AdminServer : IAsyncDisposable
             BrokerCounters.AuthDenied.Increment();
             DenialLog.Shared.Write(_log, $"admin API: {ctx.Request.Method} {ctx.Request.Path} from {ctx.Connection.RemoteIpAddress} without a valid token");
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
-            await Error(ctx, 401, "unauthorized").ConfigureAwait(false);
+            await WriteError(ctx, 401, "unauthorized").ConfigureAwait(false);
             return false;
         }
         if (role == AdminRole.Viewer && !HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method))
         {
             BrokerCounters.AuthzDenied.Increment();
             DenialLog.Shared.Write(_log, $"admin API: {ctx.Request.Method} {ctx.Request.Path} from {ctx.Connection.RemoteIpAddress} refused to a viewer token");
-            await Error(ctx, 403, "forbidden").ConfigureAwait(false);
+            await WriteError(ctx, 403, "forbidden").ConfigureAwait(false);
             return false;
         }
         return true;
     }
 
-    private static async Task<bool> MethodAllowed(HttpContext ctx)
+    private async Task<IResult> ListSessions(HttpRequest request)
     {
-        if (HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method))
-        {
-            return true;
-        }
-        ctx.Response.Headers.Allow = "GET, HEAD";
-        await Error(ctx, 405, "method not allowed").ConfigureAwait(false);
-        return false;
-    }
-
-    private async Task ListSessions(HttpContext ctx)
-    {
-        var q = ctx.Request.Query;
+        var q = request.Query;
         var state = SessionStateFilter.All;
         if (q.TryGetValue("state", out var stateValue))
         {
@@ -196,109 +185,87 @@ public sealed class AdminServer : IAsyncDisposable
                     state = SessionStateFilter.Disconnected;
                     break;
                 default:
-                    await Error(ctx, 400, "state must be one of: all, connected, disconnected").ConfigureAwait(false);
-                    return;
+                    return Error(400, "state must be one of: all, connected, disconnected");
             }
         }
         var limit = 0;
         if (q.TryGetValue("limit", out var limitValue) && limitValue.ToString().Length > 0
             && (!int.TryParse(limitValue.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit < 0))
         {
-            await Error(ctx, 400, "limit must be a non-negative integer").ConfigureAwait(false);
-            return;
+            return Error(400, "limit must be a non-negative integer");
         }
         string? after = null;
         if (q.TryGetValue("page_token", out var tokenValue) && tokenValue.ToString().Length > 0)
         {
             if (!PageToken.TryDecode(tokenValue.ToString(), out var last))
             {
-                await Error(ctx, 400, "invalid page_token").ConfigureAwait(false);
-                return;
+                return Error(400, "invalid page_token");
             }
             after = last;
         }
         var prefix = q.TryGetValue("prefix", out var prefixValue) ? prefixValue.ToString() : "";
         if (!_sessions.IsAvailable)
         {
-            await Error(ctx, 503, "broker not available").ConfigureAwait(false);
-            return;
+            return Unavailable();
         }
         // Every member gathers and sends at most one page: "no limit" is served page by page like any other.
         limit = limit == 0 ? _maxPageSize : Math.Min(limit, _maxPageSize);
         var page = await _sessions.ListAsync(new ListSessions(after, prefix, state, limit)).ConfigureAwait(false);
         if (!page.AnyAnswered)
         {
-            await Error(ctx, 503, "broker not available").ConfigureAwait(false);
-            return;
+            return Unavailable();
         }
         var next = page.HasMore && page.Sessions.Count > 0 ? PageToken.Encode(page.Sessions[^1].ClientId) : "";
-        await WriteJson(ctx, 200, w =>
-        {
-            w.WriteStartArray("sessions");
-            foreach (var s in page.Sessions)
-            {
-                SessionJson.Write(w, s);
-            }
-            w.WriteEndArray();
-            w.WriteString("next_page_token", next);
-            if (page.UnreachableNodes.Count > 0)
-            {
-                w.WriteStartArray("unreachable_nodes");
-                foreach (var n in page.UnreachableNodes)
-                {
-                    w.WriteStringValue(n);
-                }
-                w.WriteEndArray();
-            }
-        }).ConfigureAwait(false);
+        return TypedResults.Json(new SessionsPageBody([.. page.Sessions.Select(SessionJson.Body)], next,
+            page.UnreachableNodes.Count > 0 ? page.UnreachableNodes : null), AdminJson.Api.SessionsPageBody);
     }
 
-    private async Task SessionDetail(HttpContext ctx)
+    private async Task<IResult> SessionDetail(HttpContext ctx)
     {
-        // The raw target keeps %2F encoded, so a client ID containing '/' survives routing.
+        if (RawSegment(ctx, SessionsPath + "/") is not { } clientId)
+        {
+            return Error(404, "not found");
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var (session, answered, _) = await _sessions.FindAsync(clientId).ConfigureAwait(false);
+        if (session is null)
+        {
+            return answered ? Error(404, "session not found") : Unavailable();
+        }
+        return TypedResults.Json(SessionJson.Body(session), AdminJson.Api.SessionBody);
+    }
+
+    /// <summary>
+    /// The one URL-encoded path segment after <paramref name="prefix"/>, decoded; null when there is none or more than one.
+    /// Read from the raw request target, where <c>%2F</c> is still encoded, so an ID or topic containing '/' is one segment.
+    /// </summary>
+    internal static string? RawSegment(HttpContext ctx, string prefix, string suffix = "")
+    {
         var raw = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path.Value ?? "";
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         if (q >= 0)
         {
             raw = raw[..q];
         }
-        var encoded = raw[(SessionsPath.Length + 1)..];
-        if (encoded.Length == 0 || encoded.Contains('/', StringComparison.Ordinal))
+        if (!raw.StartsWith(prefix, StringComparison.Ordinal) || !raw.EndsWith(suffix, StringComparison.Ordinal) || raw.Length <= prefix.Length + suffix.Length)
         {
-            await Error(ctx, 404, "not found").ConfigureAwait(false);
-            return;
+            return null;
         }
-        var clientId = Uri.UnescapeDataString(encoded);
-        if (!_sessions.IsAvailable)
-        {
-            await Error(ctx, 503, "broker not available").ConfigureAwait(false);
-            return;
-        }
-        var (session, answered, _) = await _sessions.FindAsync(clientId).ConfigureAwait(false);
-        if (session is null)
-        {
-            await Error(ctx, answered ? 404 : 503, answered ? "session not found" : "broker not available").ConfigureAwait(false);
-            return;
-        }
-        ctx.Response.StatusCode = 200;
-        ctx.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(ctx.Response.Body);
-        SessionJson.Write(w, session);
-        await w.FlushAsync().ConfigureAwait(false);
+        var encoded = raw[prefix.Length..^suffix.Length];
+        return encoded.Contains('/', StringComparison.Ordinal) ? null : Uri.UnescapeDataString(encoded);
     }
 
-    private static Task Error(HttpContext ctx, int status, string message) =>
-        WriteJson(ctx, status, w => w.WriteString("error", message));
+    internal static IResult Error(int status, string message) => TypedResults.Json(new ErrorBody(message), AdminJson.Api.ErrorBody, statusCode: status);
 
-    private static async Task WriteJson(HttpContext ctx, int status, Action<Utf8JsonWriter> body)
+    internal static IResult Unavailable() => Error(503, "broker not available");
+
+    private static Task WriteError(HttpContext ctx, int status, string message)
     {
         ctx.Response.StatusCode = status;
-        ctx.Response.ContentType = "application/json";
-        await using var w = new Utf8JsonWriter(ctx.Response.Body);
-        w.WriteStartObject();
-        body(w);
-        w.WriteEndObject();
-        await w.FlushAsync().ConfigureAwait(false);
+        return ctx.Response.WriteAsJsonAsync(new ErrorBody(message), AdminJson.Api.ErrorBody);
     }
 
     public async ValueTask DisposeAsync()

@@ -296,4 +296,15 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
         await Wait.UntilAsync(async () => (await fixture.Http.GetAsync("/api/v1/sessions/" + id)).StatusCode == HttpStatusCode.NotFound,
             TimeSpan.FromSeconds(10), "session to end");
     }
+
+    [Fact]
+    public async Task Topic_characters_stay_readable_in_the_json()
+    {
+        var id = Ids.New("raw") + "/+x";
+        await using var c = await TestClient.ConnectAsync(Port, id);
+        await c.Client.SubscribeAsync("devices/+/events/#");
+        var raw = await fixture.Http.GetStringAsync("/api/v1/sessions/" + Uri.EscapeDataString(id));
+        Assert.Contains("\"filter\":\"devices/+/events/#\"", raw, StringComparison.Ordinal);
+        Assert.Contains($"\"client_id\":\"{id}\"", raw, StringComparison.Ordinal);
+    }
 }

@@ -1,10 +1,43 @@
 using System.Globalization;
-using System.Text.Json;
+using System.Text.Json.Serialization;
 using Broker.Actors.Sessions;
 
 namespace Broker.AdminHttp.Sessions;
 
-/// <summary>Writes the Session object of the admin API field for field (snake_case, every field present).</summary>
+/// <summary>The Session object of the admin API, field for field (every field present; <c>node</c> added).</summary>
+public sealed record SessionBody(
+    string ClientId,
+    string ConnectionName,
+    string State,
+    bool Connected,
+    string Protocol,
+    int Version,
+    bool CleanStart,
+    uint ExpiryInterval,
+    string? ConnectedAt,
+    string? DisconnectedAt,
+    int ReceiveMaximum,
+    uint MaxPacketSize,
+    int TopicAliasMax,
+    bool RequestResponse,
+    bool RequestProblem,
+    bool HasWill,
+    int SubscriptionCount,
+    int InflightCount,
+    int OfflineQueueDepth,
+    IReadOnlyList<SubscriptionBody> Subscriptions,
+    string Node);
+
+/// <summary>One subscription of a session.</summary>
+public sealed record SubscriptionBody(string Filter, int Qos, bool NoLocal, bool RetainAsPublished, int RetainHandling, string ConsumerGroup, uint SubscriptionId);
+
+/// <summary>A page of sessions; <c>unreachable_nodes</c> only when some member did not answer.</summary>
+public sealed record SessionsPageBody(
+    IReadOnlyList<SessionBody> Sessions,
+    string NextPageToken,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? UnreachableNodes);
+
+/// <summary>Turns the cluster's session records into the API's Session objects.</summary>
 public static class SessionJson
 {
     public static string Protocol(byte level) => level switch
@@ -20,56 +53,30 @@ public static class SessionJson
         ? DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)
         : null;
 
-    public static void Write(Utf8JsonWriter w, SessionInfo s)
-    {
-        w.WriteStartObject();
-        w.WriteString("client_id", s.ClientId);
-        w.WriteString("connection_name", s.ConnectionName);
-        w.WriteString("state", s.Connected ? "connected" : "disconnected");
-        w.WriteBoolean("connected", s.Connected);
-        w.WriteString("protocol", Protocol(s.ProtocolLevel));
-        w.WriteNumber("version", s.ProtocolLevel);
-        w.WriteBoolean("clean_start", s.CleanStart);
-        w.WriteNumber("expiry_interval", s.ExpiryInterval);
-        WriteNullable(w, "connected_at", Timestamp(s.ConnectedAtMs));
-        WriteNullable(w, "disconnected_at", Timestamp(s.DisconnectedAtMs));
-        w.WriteNumber("receive_maximum", s.ReceiveMaximum);
-        w.WriteNumber("max_packet_size", s.MaxPacketSize);
-        w.WriteNumber("topic_alias_max", s.TopicAliasMax);
-        w.WriteBoolean("request_response", s.RequestResponse);
-        w.WriteBoolean("request_problem", s.RequestProblem);
-        w.WriteBoolean("has_will", s.HasWill);
-        w.WriteNumber("subscription_count", s.Subscriptions.Count);
-        w.WriteNumber("inflight_count", s.InflightCount);
-        w.WriteNumber("offline_queue_depth", s.OfflineQueueDepth);
-        w.WriteStartArray("subscriptions");
-        foreach (var sub in s.Subscriptions)
+    public static SessionBody Body(SessionInfo s) => new(
+        s.ClientId,
+        s.ConnectionName,
+        s.Connected ? "connected" : "disconnected",
+        s.Connected,
+        Protocol(s.ProtocolLevel),
+        s.ProtocolLevel,
+        s.CleanStart,
+        s.ExpiryInterval,
+        Timestamp(s.ConnectedAtMs),
+        Timestamp(s.DisconnectedAtMs),
+        s.ReceiveMaximum,
+        s.MaxPacketSize,
+        s.TopicAliasMax,
+        s.RequestResponse,
+        s.RequestProblem,
+        s.HasWill,
+        s.Subscriptions.Count,
+        s.InflightCount,
+        s.OfflineQueueDepth,
+        [.. s.Subscriptions.Select(sub =>
         {
             Broker.Actors.Routing.TopicFilter.TryParseShared(sub.Filter, out var group, out _);
-            w.WriteStartObject();
-            w.WriteString("filter", sub.Filter);
-            w.WriteNumber("qos", sub.Qos);
-            w.WriteBoolean("no_local", sub.NoLocal);
-            w.WriteBoolean("retain_as_published", sub.RetainAsPublished);
-            w.WriteNumber("retain_handling", sub.RetainHandling);
-            w.WriteString("consumer_group", group);
-            w.WriteNumber("subscription_id", sub.SubscriptionId);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        w.WriteString("node", s.Node);
-        w.WriteEndObject();
-    }
-
-    private static void WriteNullable(Utf8JsonWriter w, string name, string? value)
-    {
-        if (value is null)
-        {
-            w.WriteNull(name);
-        }
-        else
-        {
-            w.WriteString(name, value);
-        }
-    }
+            return new SubscriptionBody(sub.Filter, sub.Qos, sub.NoLocal, sub.RetainAsPublished, sub.RetainHandling, group ?? "", sub.SubscriptionId);
+        })],
+        s.Node);
 }
