@@ -6,6 +6,7 @@ using Broker.Actors.Messages;
 using Broker.AdminHttp.Json;
 using Broker.AdminHttp.Security;
 using Broker.AdminHttp.Sessions;
+using Broker.AdminHttp.Stats;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -27,6 +28,7 @@ public sealed class AdminServer : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly SessionQueryService _sessions;
+    private readonly StatsService _stats;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
     private readonly int _maxPageSize;
@@ -35,9 +37,10 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly Func<AdminTokens?> _tokens;
     private readonly Akka.Event.ILoggingAdapter _log;
 
-    private AdminServer(WebApplication app, SessionQueryService sessions, Func<(bool, string)> readiness, int maxPageSize, Func<AdminTokens?> tokens,
-        Akka.Event.ILoggingAdapter log)
+    private AdminServer(WebApplication app, SessionQueryService sessions, StatsService stats, Func<(bool, string)> readiness, int maxPageSize,
+        Func<AdminTokens?> tokens, Akka.Event.ILoggingAdapter log)
     {
+        _stats = stats;
         _tokens = tokens;
         _log = log;
         _maxPageSize = maxPageSize;
@@ -74,8 +77,8 @@ public sealed class AdminServer : IAsyncDisposable
             }
         });
         var app = builder.Build();
-        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize), readiness, maxPageSize,
-            tokens ?? (() => null), system.Log);
+        var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize),
+            new StatsService(system, queryTimeout, resting), readiness, maxPageSize, tokens ?? (() => null), system.Log);
         server.Configure(app);
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
@@ -133,6 +136,89 @@ public sealed class AdminServer : IAsyncDisposable
         var api = app.MapGroup("/api/v1");
         api.MapMethods("/sessions", read, (Delegate)ListSessions);
         api.MapMethods("/sessions/{**client_id}", read, (Delegate)SessionDetail);
+        api.MapMethods("/stats", read, (Delegate)GetStats);
+        api.MapMethods("/cluster", read, (Delegate)GetCluster);
+        api.MapMethods("/overview", read, (Delegate)GetOverview);
+        app.MapMethods("/cluster/status", read, (Delegate)GetClusterStatus);
+    }
+
+    private async Task<IResult> GetStats(HttpRequest request)
+    {
+        var node = request.Query.TryGetValue("node", out var value) && value.ToString().Length > 0 ? value.ToString() : null;
+        if (!_stats.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var stats = await _stats.GatherAsync(node).ConfigureAwait(false);
+        if (stats is null)
+        {
+            return Error(404, "node not found");
+        }
+        if (stats.Nodes.Count == 0)
+        {
+            return Unavailable();
+        }
+        return TypedResults.Json(StatsService.Body(stats, withNodes: node is null), AdminJson.Api.StatsBody);
+    }
+
+    private async Task<IResult> GetCluster()
+    {
+        if (!_stats.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var stats = await _stats.GatherAsync().ConfigureAwait(false) ?? new ClusterStats([], []);
+        return TypedResults.Json(new ClusterBody(_stats.NodeId, _stats.ClusterMode, _stats.IsLeader, _stats.Nodes(stats),
+            stats.Unreachable.Count > 0 ? stats.Unreachable : null), AdminJson.Api.ClusterBody);
+    }
+
+    private async Task<IResult> GetOverview()
+    {
+        if (!_stats.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var stats = await _stats.GatherAsync().ConfigureAwait(false) ?? new ClusterStats([], []);
+        if (stats.Nodes.Count == 0)
+        {
+            return Unavailable();
+        }
+        var body = StatsService.Body(stats, withNodes: true);
+        var unreachable = stats.Unreachable.ToList();
+        SessionTotalsBody sessions;
+        try
+        {
+            sessions = await _stats.SessionTotalsAsync(stats).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or System.Data.Common.DbException)
+        {
+            sessions = new SessionTotalsBody(body.Sessions.Connected, body.Sessions.InMemory);
+            unreachable.Add(SessionQueryService.CatalogSource);
+        }
+        return TypedResults.Json(new OverviewBody(_stats.NodeId, _stats.ClusterMode, _stats.IsLeader, body.UptimeSeconds, sessions, body,
+            new OverviewClusterBody(_stats.Nodes(stats)), unreachable.Count > 0 ? unreachable : null), AdminJson.Api.OverviewBody);
+    }
+
+    private async Task<IResult> GetClusterStatus()
+    {
+        if (!_stats.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var stats = await _stats.GatherAsync().ConfigureAwait(false) ?? new ClusterStats([], []);
+        SessionTotalsBody sessions;
+        try
+        {
+            sessions = await _stats.SessionTotalsAsync(stats).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or System.Data.Common.DbException)
+        {
+            sessions = new SessionTotalsBody(stats.Nodes.Sum(n => n.Counters.GetValueOrDefault("sessions.connected")),
+                stats.Nodes.Sum(n => n.Counters.GetValueOrDefault("sessions.in_memory")));
+        }
+        var members = _stats.Nodes(stats);
+        return TypedResults.Json(new ClusterStatusBody(_stats.NodeId, _stats.IsLeader, _stats.ClusterMode, members.Count(m => m.Status == "up"), sessions),
+            AdminJson.Api.ClusterStatusBody);
     }
 
     /// <summary>What answers without a token: liveness and readiness, for probes.</summary>

@@ -8,6 +8,59 @@ public sealed class Counter
     public long Value => Interlocked.Read(ref _value);
 
     public void Increment() => Interlocked.Increment(ref _value);
+
+    public void Add(long n) => Interlocked.Add(ref _value, n);
+}
+
+/// <summary>
+/// What one protocol's connections did on this node since it started: connections opened and closed, messages and
+/// bytes in and out (messages by QoS; AMQP counts every message as QoS 0), protocol errors. Each count is one
+/// interlocked add on the path that does the work: no lock, no allocation.
+/// </summary>
+public sealed class ProtocolCounters(string protocol)
+{
+    private readonly long[] _received = new long[3];
+    private readonly long[] _sent = new long[3];
+    private long _opened;
+    private long _closed;
+    private long _bytesReceived;
+    private long _bytesSent;
+    private long _protocolErrors;
+
+    /// <summary>"mqtt" or "amqp".</summary>
+    public string Protocol { get; } = protocol;
+
+    public void ConnectionOpened() => Interlocked.Increment(ref _opened);
+
+    public void ConnectionClosed() => Interlocked.Increment(ref _closed);
+
+    public void Received(int qos) => Interlocked.Increment(ref _received[Math.Clamp(qos, 0, 2)]);
+
+    public void Sent(int qos) => Interlocked.Increment(ref _sent[Math.Clamp(qos, 0, 2)]);
+
+    public void BytesReceived(long n) => Interlocked.Add(ref _bytesReceived, n);
+
+    public void BytesSent(long n) => Interlocked.Add(ref _bytesSent, n);
+
+    public void ProtocolError() => Interlocked.Increment(ref _protocolErrors);
+
+    /// <summary>The counts now, as name → value (names as in <see cref="BrokerCounters.Snapshot"/>, without the protocol).</summary>
+    public void AddTo(IDictionary<string, long> into)
+    {
+        var opened = Interlocked.Read(ref _opened);
+        var closed = Interlocked.Read(ref _closed);
+        into[Protocol + ".connections.total"] = opened;
+        into[Protocol + ".connections.disconnections"] = closed;
+        into[Protocol + ".connections.current"] = Math.Max(0, opened - closed);
+        for (var qos = 0; qos < 3; qos++)
+        {
+            into[$"{Protocol}.messages.received.qos{qos}"] = Interlocked.Read(ref _received[qos]);
+            into[$"{Protocol}.messages.sent.qos{qos}"] = Interlocked.Read(ref _sent[qos]);
+        }
+        into[Protocol + ".bytes.received"] = Interlocked.Read(ref _bytesReceived);
+        into[Protocol + ".bytes.sent"] = Interlocked.Read(ref _bytesSent);
+        into[Protocol + ".errors.protocol"] = Interlocked.Read(ref _protocolErrors);
+    }
 }
 
 /// <summary>
@@ -39,4 +92,31 @@ public static class BrokerCounters
 
     /// <summary>Connections refused at accept by broker.limits (node or listener full, connect rate, failed logins) or for want of file descriptors.</summary>
     public static readonly Counter ConnectionsRefused = new();
+
+    /// <summary>MQTT connections (TCP, TLS, WebSocket) and their messages.</summary>
+    public static readonly ProtocolCounters Mqtt = new("mqtt");
+
+    /// <summary>AMQP 0.9.1 connections (TCP, TLS) and their messages.</summary>
+    public static readonly ProtocolCounters Amqp = new("amqp");
+
+    /// <summary>
+    /// Every count of this process (one node) by name: <c>mqtt.*</c> and <c>amqp.*</c> (<see cref="ProtocolCounters"/>),
+    /// <c>errors.*</c> (denials, failures) and <c>dropped.*</c> (what could not be delivered). The admin API sums these
+    /// over the members.
+    /// </summary>
+    public static Dictionary<string, long> Snapshot()
+    {
+        var all = new Dictionary<string, long>(StringComparer.Ordinal);
+        Mqtt.AddTo(all);
+        Amqp.AddTo(all);
+        all["errors.auth"] = AuthDenied.Value;
+        all["errors.authz"] = AuthzDenied.Value;
+        all["errors.auth_backend"] = AuthBackendFailures.Value;
+        all["errors.tls_handshake"] = TlsHandshakeFailures.Value;
+        all["errors.connections_refused"] = ConnectionsRefused.Value;
+        all["dropped.qos0_backlog"] = Qos0Dropped.Value;
+        all["dropped.publishes_given_up"] = PublishesGivenUp.Value;
+        all["dropped.retained_refused"] = RetainedRefused.Value;
+        return all;
+    }
 }

@@ -72,6 +72,8 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         SessionsPage => "SP",
         FindSession => "FS",
         SessionNotFound => "NF",
+        GetNodeStats => "GNS",
+        NodeStats => "NS",
         SessionProbe => "PB",
         SessionProbeAck => "PBA",
         SessionFlowProbe => "FPS",
@@ -80,6 +82,23 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         FlowAck => "FA",
         _ => QueueManifest(o) ?? TopologyManifest(o) ?? throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
     };
+
+    private static NodeStats ReadNodeStats(BinaryReader r)
+    {
+        var node = r.ReadString();
+        var uptime = r.ReadInt64();
+        var count = r.ReadInt32();
+        if (count is < 0 or > 10_000)
+        {
+            throw new System.Runtime.Serialization.SerializationException($"node stats with {count} counters");
+        }
+        var counters = new Dictionary<string, long>(count, StringComparer.Ordinal);
+        for (var i = 0; i < count; i++)
+        {
+            counters[r.ReadString()] = r.ReadInt64();
+        }
+        return new NodeStats(node, uptime, counters);
+    }
 
     public override byte[] ToBinary(object obj)
     {
@@ -234,6 +253,15 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case SessionNotFound n:
                 w.Write(n.ClientId);
                 break;
+            case GetNodeStats:
+                break;
+            case NodeStats n:
+                w.Write(n.Node); w.Write(n.UptimeMs); w.Write(n.Counters.Count);
+                foreach (var (name, value) in n.Counters)
+                {
+                    w.Write(name); w.Write(value);
+                }
+                break;
             case SessionProbe p:
                 w.Write(p.ClientId);
                 break;
@@ -310,6 +338,8 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "SP" => new SessionsPage(r.ReadString(), ReadList(r, ReadInfo) ?? [], r.ReadBoolean()),
         "FS" => new FindSession(r.ReadString()),
         "NF" => new SessionNotFound(r.ReadString()),
+        "GNS" => GetNodeStats.Instance,
+        "NS" => ReadNodeStats(r),
         "PB" => new SessionProbe(r.ReadString()),
         "PBA" => new SessionProbeAck(r.ReadString()),
         "FPS" => new SessionFlowProbe(r.ReadString(), r.ReadInt64()),

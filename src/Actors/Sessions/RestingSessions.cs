@@ -30,6 +30,8 @@ public sealed class RestingSessions(SessionCatalogStore store, SessionInfoCodec 
         return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more);
     }
 
+    public Task<long> CountAsync() => store.CountRestingAsync();
+
     public async Task<SessionInfo?> FindAsync(string clientId)
     {
         var (resting, info) = await store.FindRestingAsync(clientId).ConfigureAwait(false);

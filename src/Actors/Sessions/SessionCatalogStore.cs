@@ -337,6 +337,15 @@ public sealed class SessionCatalogStore
         return (rows, false);
     }
 
+    /// <summary>How many sessions are at rest (no node runs them).</summary>
+    public async Task<long> CountRestingAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = $"SELECT COUNT(*) FROM {Table} WHERE host = ''";
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The admin summary of a session at rest; (false, null) when the client ID has no session at rest.</summary>
     public async Task<(bool Resting, byte[]? Info)> FindRestingAsync(string clientId, CancellationToken ct = default)
     {

@@ -26,6 +26,18 @@ public sealed record FindSession(string ClientId) : IBrokerSerializable;
 
 public sealed record SessionNotFound(string ClientId) : IBrokerSerializable;
 
+/// <summary>Asks a node for its counts (answered with <see cref="NodeStats"/>).</summary>
+public sealed record GetNodeStats : IBrokerSerializable
+{
+    public static readonly GetNodeStats Instance = new();
+}
+
+/// <summary>
+/// One node's counts: <see cref="BrokerCounters.Snapshot"/> and its sessions in memory (<c>sessions.in_memory</c>,
+/// <c>sessions.connected</c>), with how long the node has run.
+/// </summary>
+public sealed record NodeStats(string Node, long UptimeMs, IReadOnlyDictionary<string, long> Counters) : IBrokerSerializable;
+
 /// <summary>
 /// Per-node index of the sessions hosted here, sorted by client ID (UTF-8 byte order). A page query
 /// picks its rows from the index and asks only those session actors for their details, in parallel
@@ -43,6 +55,8 @@ public sealed class SessionIndexActor : ReceiveActor
     private readonly SortedSet<string> _keys = new(Utf8Ordinal.Instance);
     private readonly string _node;
     private readonly TimeSpan _askTimeout;
+    private readonly long _startedMs = Environment.TickCount64;
+    private int _connected;
 
     public static Props Props(string node, TimeSpan askTimeout) => Akka.Actor.Props.Create(() => new SessionIndexActor(node, askTimeout));
 
@@ -54,6 +68,7 @@ public sealed class SessionIndexActor : ReceiveActor
         {
             if (_entries.TryGetValue(u.ClientId, out var e))
             {
+                _connected += (u.Connected ? 1 : 0) - (e.Connected ? 1 : 0);
                 e.Session = u.Session;
                 e.Connected = u.Connected;
             }
@@ -61,6 +76,7 @@ public sealed class SessionIndexActor : ReceiveActor
             {
                 _entries[u.ClientId] = new Entry(u.Session, u.Connected);
                 _keys.Add(u.ClientId);
+                _connected += u.Connected ? 1 : 0;
             }
         });
         Receive<IndexRemove>(r =>
@@ -69,9 +85,17 @@ public sealed class SessionIndexActor : ReceiveActor
             {
                 _entries.Remove(r.ClientId);
                 _keys.Remove(r.ClientId);
+                _connected -= e.Connected ? 1 : 0;
             }
         });
         Receive<ListSessions>(HandleList);
+        Receive<GetNodeStats>(_ =>
+        {
+            var counters = BrokerCounters.Snapshot();
+            counters["sessions.in_memory"] = _entries.Count;
+            counters["sessions.connected"] = _connected;
+            Sender.Tell(new NodeStats(_node, Environment.TickCount64 - _startedMs, counters));
+        });
         Receive<FindSession>(f =>
         {
             var sender = Sender;

@@ -20,6 +20,10 @@ public sealed record StatusBody(string Status, [property: JsonIgnore(Condition =
 [JsonSerializable(typeof(StatusBody))]
 [JsonSerializable(typeof(SessionBody))]
 [JsonSerializable(typeof(SessionsPageBody))]
+[JsonSerializable(typeof(Stats.StatsBody))]
+[JsonSerializable(typeof(Stats.ClusterBody))]
+[JsonSerializable(typeof(Stats.OverviewBody))]
+[JsonSerializable(typeof(Stats.ClusterStatusBody))]
 public sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>The options the API writes with: this context, and an encoder that escapes only what JSON requires.</summary>

@@ -680,6 +680,7 @@ internal sealed partial class AmqpConnectionActor
 
     private void OnPublish(AmqpChannel channel, AmqpInboundPublish publish)
     {
+        BrokerCounters.Amqp.Received(0);
         var method = publish.Method;
         if (method.Immediate)
         {
@@ -1216,6 +1217,7 @@ internal sealed partial class AmqpConnectionActor
                         }
                     }
                     SendContent(channel.Number, new BasicGetOk(tag, d.Redelivered, d.Message.Exchange, d.Message.RoutingKey, d.MessageCount), d.Message.Properties, d.Message.Body);
+                    BrokerCounters.Amqp.Sent(0);
                     return;
                 case GetEmpty:
                     Send(channel.Number, BasicGetEmpty.Instance);
@@ -1259,6 +1261,7 @@ internal sealed partial class AmqpConnectionActor
         }
         var message = delivery.Message;
         SendContent(channel.Number, new BasicDeliver(consumer.Tag, tag, delivery.Redelivered, message.Exchange, message.RoutingKey), message.Properties, message.Body);
+        BrokerCounters.Amqp.Sent(0);
         if (consumer.Windowed && ++consumer.Unreported >= CreditBatch)
         {
             if (_transport.PendingBytes > MaxPendingBytes)

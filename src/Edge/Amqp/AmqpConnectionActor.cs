@@ -392,6 +392,11 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         {
             return;
         }
+        if (code is AmqpReplyCode.FrameError or AmqpReplyCode.SyntaxError or AmqpReplyCode.CommandInvalid or AmqpReplyCode.ChannelError
+            or AmqpReplyCode.UnexpectedFrame or AmqpReplyCode.NotImplemented)
+        {
+            BrokerCounters.Amqp.ProtocolError();
+        }
         var wasOpen = _phase != Phase.AwaitingHeader;
         _transport.DiscardChannelFrames();
         ReleaseAll();

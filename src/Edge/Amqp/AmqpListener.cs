@@ -38,6 +38,8 @@ internal sealed class AmqpListener : SocketListener<AmqpTransport>
 
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
+    protected override Broker.Actors.Messages.ProtocolCounters Counters => Broker.Actors.Messages.BrokerCounters.Amqp;
+
     protected override ClientLink CreateLink(Socket client) => _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
 
     protected override (IActorRef Actor, AmqpTransport Transport) Open(ClientLink link)

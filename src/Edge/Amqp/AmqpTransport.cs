@@ -86,7 +86,7 @@ internal sealed class AmqpTransport
     {
         Inbound = new InboundGate(inboundHighWaterMark);
         _link = link;
-        _output = new SocketOutput(link);
+        _output = new SocketOutput(link, Broker.Actors.Messages.BrokerCounters.Amqp);
     }
 
     public string Remote => _link.Remote;
@@ -186,7 +186,7 @@ internal sealed class AmqpTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_link);
+        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Amqp);
         var headerSeen = false;
         var pending = new Dictionary<ushort, PendingContent>();
         var receive = true;

@@ -47,6 +47,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             if (_connections.TryRemove(actor, out _))
             {
                 _admission.Release(ref _count);
+                Counters.ConnectionClosed();
             }
         };
     }
@@ -63,6 +64,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             if (_connections.TryRemove(actor, out _))
             {
                 _admission.Release(ref _count);
+                Counters.ConnectionClosed();
             }
         };
     }
@@ -78,6 +80,9 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
         }
         _sweepLoop = Task.Run(SweepLoopAsync);
     }
+
+    /// <summary>The counts of this listener's protocol (connections opened and closed).</summary>
+    protected abstract Broker.Actors.Messages.ProtocolCounters Counters { get; }
 
     /// <summary>Makes the transport and actor of a new connection.</summary>
     protected abstract (IActorRef Actor, TTransport Transport) Open(ClientLink link);
@@ -173,6 +178,7 @@ internal abstract class SocketListener<TTransport> : IAsyncDisposable
             _admission.Release(ref _count);
             return null;
         }
+        Counters.ConnectionOpened();
         // Listed before it starts, so that a connection over at once is also taken off the list.
         var starting = (Task.CompletedTask, transport);
         _connections[actor] = starting;

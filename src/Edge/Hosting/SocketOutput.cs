@@ -10,7 +10,7 @@ namespace Broker.Edge.Hosting;
 /// one system call when the client is busy. Nothing is held while the connection is idle: buffers are rented from the
 /// shared pool when a frame is written and returned once sent, and the sender runs only while there is something to send.
 /// </summary>
-internal sealed class SocketOutput(ClientLink link) : IBufferWriter<byte>, IThreadPoolWorkItem
+internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.ProtocolCounters counters) : IBufferWriter<byte>, IThreadPoolWorkItem
 {
     /// <summary>The smallest buffer rented for writing: frames that follow each other while one is being sent share it.</summary>
     private const int BufferSize = 4096;
@@ -254,6 +254,7 @@ internal sealed class SocketOutput(ClientLink link) : IBufferWriter<byte>, IThre
                 memory = memory[n..];
             }
         }
+        counters.BytesSent(total);
         return total;
     }
 

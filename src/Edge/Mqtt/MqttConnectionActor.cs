@@ -565,6 +565,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             Close(0x93, "receive maximum exceeded");
             return;
         }
+        BrokerCounters.Mqtt.Received(qos);
         var payload = p.Payload;
         var msg = new PublishedMessage(
             topic,
@@ -864,6 +865,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             case OutboundPublish.Send:
                 _transport.Send(buffer.Packet, buffer.Payload);
                 outbound.Sent(buffer);
+                BrokerCounters.Mqtt.Sent(s.Qos);
                 break;
             case OutboundPublish.TooLarge when s.Qos > 0:
                 // Discarded as if delivered: the session gets the acknowledgement the client would have sent.
@@ -889,6 +891,11 @@ internal sealed class MqttConnectionActor : UntypedActor
             return;
         }
         _closing = true;
+        if (reasonCode is 0x81 or 0x82 or 0x90 or 0x93 or 0x94 or 0x95)
+        {
+            // Malformed packet, protocol error, invalid topic, receive maximum exceeded, bad topic alias, packet too large.
+            BrokerCounters.Mqtt.ProtocolError();
+        }
         if (reasonCode is { } code && Connected && IsV5)
         {
             Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });

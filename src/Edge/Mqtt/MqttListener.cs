@@ -87,6 +87,8 @@ internal sealed class MqttListener : SocketListener<MqttTransport>
     /// <summary>MQTT 5 clients get DISCONNECT 0x8B.</summary>
     protected override object ShutdownMessage => ServerShutdown.Instance;
 
+    protected override Broker.Actors.Messages.ProtocolCounters Counters => Broker.Actors.Messages.BrokerCounters.Mqtt;
+
     protected override ClientLink CreateLink(Socket client) => _tls is null ? new SocketLink(client) : new TlsLink(client, _tls);
 
     protected override (IActorRef Actor, MqttTransport Transport) Open(ClientLink link)

@@ -58,7 +58,7 @@ internal sealed class MqttTransport
     public MqttTransport(ClientLink link, long inboundHighWaterMark)
     {
         _link = link;
-        _output = new SocketOutput(link);
+        _output = new SocketOutput(link, Broker.Actors.Messages.BrokerCounters.Mqtt);
         Inbound = new InboundGate(inboundHighWaterMark);
     }
 
@@ -128,7 +128,7 @@ internal sealed class MqttTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, int maxPacketSize, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_link);
+        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Mqtt);
         var version = MqttProtocolVersion.Unknown;
         var receive = true;
         try

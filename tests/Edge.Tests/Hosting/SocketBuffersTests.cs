@@ -51,7 +51,7 @@ public sealed class SocketBuffersTests
     {
         var (server, client) = await PairAsync();
         using var _ = client;
-        var output = new SocketOutput(new SocketLink(server));
+        var output = new SocketOutput(new SocketLink(server), new Broker.Actors.Messages.ProtocolCounters("test"));
         var reading = ReadToEndAsync(client);
         var expected = new MemoryStream();
         // Small frames that pile up while a send is under way, and frames larger than one rented buffer.
@@ -79,7 +79,7 @@ public sealed class SocketBuffersTests
     {
         var (server, client) = await PairAsync();
         using var _ = client;
-        var output = new SocketOutput(new SocketLink(server));
+        var output = new SocketOutput(new SocketLink(server), new Broker.Actors.Messages.ProtocolCounters("test"));
         output.Writer.Write("abc"u8);
         output.Flush();
         await Wait.UntilAsync(() => output.PendingBytes == 0, TimeSpan.FromSeconds(10), "the first frame sent");
@@ -97,7 +97,7 @@ public sealed class SocketBuffersTests
         using var _ = client;
         server.SendBufferSize = 4096;
         client.ReceiveBufferSize = 4096;
-        var output = new SocketOutput(new SocketLink(server));
+        var output = new SocketOutput(new SocketLink(server), new Broker.Actors.Messages.ProtocolCounters("test"));
         var frame = new byte[64 * 1024];
         for (var i = 0; i < 200; i++)
         {
@@ -117,7 +117,7 @@ public sealed class SocketBuffersTests
         var (server, client) = await PairAsync();
         using var _ = client;
         using var __ = server;
-        var input = new SocketInput(new SocketLink(server));
+        var input = new SocketInput(new SocketLink(server), new Broker.Actors.Messages.ProtocolCounters("test"));
         Assert.True(input.IsEmpty);
         Assert.Equal(0, input.Buffered.Length);
 
