@@ -24,6 +24,9 @@ public static class BrokerConfig
         ["BROKER_ADMIN_PORT"] = "broker.admin-port",
         ["BROKER_REMOTE_PORT"] = "broker.remote-port",
         ["BROKER_REMOTE_PUBLIC_PORT"] = "broker.remote-public-port",
+        ["BROKER_REMOTE_TLS_CERT_FILE"] = "broker.remote-tls.cert-file",
+        ["BROKER_REMOTE_TLS_KEY_FILE"] = "broker.remote-tls.key-file",
+        ["BROKER_REMOTE_TLS_CA_FILE"] = "broker.remote-tls.ca-file",
         ["BROKER_SEED_NODES"] = "broker.seed-nodes",
         ["BROKER_DATA_DIR"] = "broker.data-dir",
         ["BROKER_DB_PROVIDER"] = "broker.db-provider",
@@ -95,13 +98,14 @@ public static class BrokerConfig
         {
             throw new ConfigurationException($"broker.remote-public-port must be 0 (the remote port) or a port, not {publicPort}");
         }
-        var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"akka.tcp://{SystemName}@{seed}")));
+        var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"{RemotingTls.Protocol(config)}://{SystemName}@{seed}")));
         var (provider, connection, mapping) = Persistence(s);
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
             akka.remote.dot-netty.tcp.port = {{remotePort}}
             akka.remote.dot-netty.tcp.public-port = {{publicPort}}
             akka.remote.dot-netty.tcp.maximum-frame-size = {{s.RemoteFrameSize}}b
+            {{RemotingTls.Hocon(config)}}
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
             akka.persistence.journal.sql {
