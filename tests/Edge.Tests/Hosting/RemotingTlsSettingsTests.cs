@@ -1,4 +1,5 @@
 using System.Net.Security;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Actor.Setup;
 using Akka.Configuration;
@@ -102,11 +103,18 @@ public sealed class RemotingTlsSettingsTests : IDisposable
         // A certificate of the CA for server use only: a node presenting it could not be dialled back as a client.
         using var serverOnly = _certificates.WriteServer("server-only");
 
+        // One naming no usage at all is good for every usage (what openssl makes without an extendedKeyUsage line).
+        using var anyUsageKey = RSA.Create(2048);
+        var anyUsageRequest = new CertificateRequest("CN=any-usage", anyUsageKey, HashAlgorithmName.SHA256,
+            RSASignaturePadding.Pkcs1);
+        using var anyUsage = anyUsageRequest.Create(_certificates.CaCertificate, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3, 4]);
+
         // SslStream reports chain errors (the CA is in no system store) and a name mismatch: neither decides.
         const SslPolicyErrors errors = SslPolicyErrors.RemoteCertificateChainErrors | SslPolicyErrors.RemoteCertificateNameMismatch;
         Assert.True(validate(node, null, "peer", errors, NoLogger.Instance));
         Assert.False(validate(foreign, null, "peer", SslPolicyErrors.None, NoLogger.Instance));
         Assert.False(validate(serverOnly, null, "peer", SslPolicyErrors.None, NoLogger.Instance));
+        Assert.True(validate(anyUsage, null, "peer", errors, NoLogger.Instance));
         Assert.False(validate(null, null, "peer", SslPolicyErrors.RemoteCertificateNotAvailable, NoLogger.Instance));
     }
 
