@@ -47,6 +47,26 @@ public sealed class TestCertificates : IDisposable
         return X509CertificateLoader.LoadCertificate(signed.RawData);
     }
 
+    /// <summary>
+    /// A cluster node's remoting certificate for <paramref name="name"/> (for 127.0.0.1), signed by the test CA and good
+    /// for both server and client authentication (a node dials and is dialled), as PEM files; returns their paths.
+    /// </summary>
+    public (string CertFile, string KeyFile) WriteNode(string name)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        using var signed = request.Create(_ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+        var certFile = Path.Combine(Folder, name + "-node.pem");
+        var keyFile = Path.ChangeExtension(certFile, ".key");
+        File.WriteAllText(certFile, signed.ExportCertificatePem() + "\n");
+        File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem() + "\n");
+        return (certFile, keyFile);
+    }
+
     /// <summary>A client certificate for <paramref name="commonName"/>, signed by the test CA (or self-signed), as PEM files; returns their paths and the certificate with its key.</summary>
     public (string CertFile, string KeyFile, X509Certificate2 Certificate) WriteClient(string commonName, bool trusted = true)
     {

@@ -62,7 +62,8 @@ public sealed class TestNode : IAsyncDisposable
         }
     }
 
-    public static async Task<TestNode> StartAsync(string? extraHocon = null, string? dataDir = null, string nodeName = "test-node", string seeds = "", TestDatabase? database = null)
+    public static async Task<TestNode> StartAsync(string? extraHocon = null, string? dataDir = null, string nodeName = "test-node", string seeds = "", TestDatabase? database = null,
+        CancellationToken ct = default)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "broker-test-" + Guid.NewGuid().ToString("N"));
         var overrides = $$"""
@@ -87,7 +88,7 @@ public sealed class TestNode : IAsyncDisposable
             akka.loglevel = {{Environment.GetEnvironmentVariable("BROKER_TEST_LOGLEVEL") ?? "WARNING"}}
             {{extraHocon}}
             """;
-        var node = await BrokerNode.StartAsync(overrides);
+        var node = await BrokerNode.StartAsync(overrides, ct);
         return new TestNode(node, dataDir);
     }
 

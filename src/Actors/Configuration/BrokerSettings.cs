@@ -18,6 +18,13 @@ public sealed record BrokerSettings
     /// <summary>The port other nodes reach remoting on; 0 = <see cref="RemotePort"/> (broker.remote-public-port).</summary>
     public int RemotePublicPort { get; init; }
 
+    /// <summary>PEM certificate, key and CA of TLS between the nodes; "" = clear text (broker.remote-tls.*, read by RemotingTls).</summary>
+    public string RemoteTlsCertFile { get; init; } = "";
+
+    public string RemoteTlsKeyFile { get; init; } = "";
+
+    public string RemoteTlsCaFile { get; init; } = "";
+
     /// <summary>Thread-pool workers kept ready at start (broker.min-pool-threads).</summary>
     public int MinPoolThreads { get; init; } = 64;
 
@@ -104,6 +111,9 @@ public sealed record BrokerSettings
             AdminPort = r.Port("admin-port", 8082),
             RemotePort = r.Port("remote-port", 2552),
             RemotePublicPort = publicPort,
+            RemoteTlsCertFile = r.String("remote-tls.cert-file", ""),
+            RemoteTlsKeyFile = r.String("remote-tls.key-file", ""),
+            RemoteTlsCaFile = r.String("remote-tls.ca-file", ""),
             DataDir = NonEmpty(r, "data-dir", "./data"),
             DbProvider = r.Choice("db-provider", "sqlite", "sqlite", "postgresql", "postgres"),
             DbConnection = r.String("db-connection", ""),

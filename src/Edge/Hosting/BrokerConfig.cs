@@ -43,18 +43,19 @@ public static class BrokerConfig
         {
             merged = ConfigurationFactory.ParseString(overrides).WithFallback(merged);
         }
-        return ConfigurationFactory.ParseString(Derived(BrokerSettings.From(merged))).WithFallback(merged);
+        return ConfigurationFactory.ParseString(Derived(BrokerSettings.From(merged), merged)).WithFallback(merged);
     }
 
-    private static string Derived(BrokerSettings s)
+    private static string Derived(BrokerSettings s, Config config)
     {
-        var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"akka.tcp://{SystemName}@{seed}")));
+        var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"{RemotingTls.Protocol(config)}://{SystemName}@{seed}")));
         var (provider, connection, mapping) = Persistence(s);
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
             akka.remote.dot-netty.tcp.port = {{s.RemotePort}}
             akka.remote.dot-netty.tcp.public-port = {{s.RemotePublicPort}}
             akka.remote.dot-netty.tcp.maximum-frame-size = {{s.RemoteFrameSize}}b
+            {{RemotingTls.Hocon(config)}}
             akka.cluster.seed-nodes = [{{seeds}}]
             akka.cluster.roles = ["broker", {{Quote("node:" + s.NodeName)}}]
             akka.persistence.journal.sql {

@@ -93,7 +93,7 @@ public sealed class BrokerNode : IAsyncDisposable
         var config = BrokerConfig.Load(overrides);
         var (settings, security) = NodeSettings.Read(config);
         BrokerConfig.PrepareStorage(settings);
-        var setup = BootstrapSetup.Create().WithConfig(config).And(BrokerConfig.DataOptions(settings));
+        var setup = RemotingTls.AddTo(BootstrapSetup.Create().WithConfig(config).And(BrokerConfig.DataOptions(settings)), config);
         var system = ActorSystem.Create(BrokerConfig.SystemName, setup);
         try
         {
@@ -131,7 +131,7 @@ public sealed class BrokerNode : IAsyncDisposable
             }
             else
             {
-                await cluster.JoinSeedNodesAsync(settings.SeedNodes.Select(s => Address.Parse($"akka.tcp://{BrokerConfig.SystemName}@{s}")), ct).ConfigureAwait(false);
+                await cluster.JoinSeedNodesAsync(settings.SeedNodes.Select(s => Address.Parse($"{RemotingTls.Protocol(config)}://{BrokerConfig.SystemName}@{s}")), ct).ConfigureAwait(false);
             }
             await up.Task.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
