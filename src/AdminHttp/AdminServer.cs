@@ -13,6 +13,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -29,6 +31,8 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly SessionQueryService _sessions;
     private readonly StatsService _stats;
+    private readonly Func<IActorRef> _sessionRegion;
+    private readonly Metrics.BrokerMetrics _metrics;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
     private readonly int _maxPageSize;
@@ -41,6 +45,8 @@ public sealed class AdminServer : IAsyncDisposable
         Func<AdminTokens?> tokens, Akka.Event.ILoggingAdapter log)
     {
         _stats = stats;
+        _metrics = new Metrics.BrokerMetrics(sessions.System);
+        _sessionRegion = () => Akka.Cluster.Sharding.ClusterSharding.Get(sessions.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);
         _tokens = tokens;
         _log = log;
         _maxPageSize = maxPageSize;
@@ -76,6 +82,19 @@ public sealed class AdminServer : IAsyncDisposable
                 }));
             }
         });
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJson.Default);
+            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        });
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Broker admin API";
+            document.Info.Description = "Sessions, stats and steering of the whole cluster, from any node (docs: ../shared/spec/admin-api.md)";
+            document.Info.Version = "v1";
+            return Task.CompletedTask;
+        }));
         var app = builder.Build();
         var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize),
             new StatsService(system, queryTimeout, resting), readiness, maxPageSize, tokens ?? (() => null), system.Log);
@@ -126,25 +145,54 @@ public sealed class AdminServer : IAsyncDisposable
         });
 
         string[] read = [HttpMethods.Get, HttpMethods.Head];
-        app.MapMethods("/health", read, () => TypedResults.Json(new StatusBody("ok"), AdminJson.Api.StatusBody));
+        app.MapMethods("/health", read, () => TypedResults.Json(new StatusBody("ok"), AdminJson.Api.StatusBody))
+            .WithName("health").WithSummary("The process answers (no token needed)").Produces<StatusBody>();
         app.MapMethods("/ready", read, () =>
         {
             var (ready, details) = _readiness();
             return TypedResults.Json(ready ? new StatusBody("ready") : new StatusBody("not_ready", details), AdminJson.Api.StatusBody,
                 statusCode: ready ? 200 : 503);
-        });
+        }).WithName("ready").WithSummary("The node is a member and serves clients (no token needed)").Produces<StatusBody>().Produces<StatusBody>(503);
         var api = app.MapGroup("/api/v1");
-        api.MapMethods("/sessions", read, (Delegate)ListSessions);
-        api.MapMethods("/sessions/{**client_id}", read, (Delegate)SessionDetail);
-        api.MapMethods("/stats", read, (Delegate)GetStats);
-        api.MapMethods("/cluster", read, (Delegate)GetCluster);
-        api.MapMethods("/overview", read, (Delegate)GetOverview);
-        app.MapMethods("/cluster/status", read, (Delegate)GetClusterStatus);
+        api.MapMethods("/sessions", read, (Delegate)ListSessions).WithName("listSessions")
+            .WithSummary("MQTT sessions and AMQP connections of the whole cluster, by client ID, in cursor pages")
+            .Produces<SessionsPageBody>().Errors(400, 503);
+        api.MapMethods("/sessions/{**client_id}", read, (Delegate)SessionDetail).WithName("getSession")
+            .WithSummary("One session, wherever it is hosted (client_id URL-encoded)").Produces<SessionBody>().Errors(404, 503);
+        api.MapDelete("/sessions/{**client_id}", (Delegate)KickSession).WithName("kickSession")
+            .WithSummary("Disconnect the client wherever it is (MQTT 5: DISCONNECT 0x98; AMQP: connection.close 320); discard=true also ends its session")
+            .Produces(204).Errors(400, 403, 404, 503);
+        api.MapMethods("/stats", read, (Delegate)GetStats).WithName("getStats")
+            .WithSummary("Cumulative counts summed over the members (nodes: each member's), or one member's with node=NAME")
+            .Produces<StatsBody>().Errors(404, 503);
+        api.MapMethods("/cluster", read, (Delegate)GetCluster).WithName("getCluster").WithSummary("The members and their health")
+            .Produces<ClusterBody>().Errors(503);
+        api.MapMethods("/overview", read, (Delegate)GetOverview).WithName("getOverview").WithSummary("Sessions, stats and members for a first paint")
+            .Produces<OverviewBody>().Errors(503);
+        app.MapMethods("/cluster/status", read, (Delegate)GetClusterStatus).WithName("getClusterStatus").WithSummary("This node's view of the cluster in brief")
+            .Produces<ClusterStatusBody>().Errors(503);
+        app.MapMethods("/metrics", read, async (HttpContext ctx) =>
+        {
+            ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await _metrics.WriteAsync(ctx.Response.Body, ctx.RequestAborted).ConfigureAwait(false);
+            return TypedResults.Empty;
+        }).WithName("getMetrics").WithSummary("This node's metrics in Prometheus's text exposition format")
+            .Produces(200, contentType: "text/plain").Errors();
+        app.MapOpenApi(OpenApiPath);
     }
 
-    private async Task<IResult> GetStats(HttpRequest request)
+    /// <summary>Every route pattern the server maps, with its methods.</summary>
+    public IReadOnlyList<(string Pattern, IReadOnlyList<string> Methods)> Routes =>
+        [.. _app.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Select(e => (e.RoutePattern.RawText ?? "", (IReadOnlyList<string>)(e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [])))];
+
+    /// <summary>Where the OpenAPI document of every endpoint is served.</summary>
+    public const string OpenApiPath = "/api/v1/openapi.json";
+
+    /// <param name="node">one member's name: only its counts</param>
+    private async Task<IResult> GetStats([FromQuery(Name = "node")] string? node)
     {
-        var node = request.Query.TryGetValue("node", out var value) && value.ToString().Length > 0 ? value.ToString() : null;
+        node = string.IsNullOrEmpty(node) ? null : node;
         if (!_stats.IsAvailable)
         {
             return Unavailable();
@@ -254,49 +302,53 @@ public sealed class AdminServer : IAsyncDisposable
         return true;
     }
 
-    private async Task<IResult> ListSessions(HttpRequest request)
+    /// <param name="state">all (default), connected or disconnected</param>
+    /// <param name="prefix">only client IDs starting with this (ordinal)</param>
+    /// <param name="limit">page size; 0 or none = the node's maximum page</param>
+    /// <param name="pageToken">next_page_token of the previous page</param>
+    private async Task<IResult> ListSessions([FromQuery(Name = "state")] string? state, [FromQuery(Name = "prefix")] string? prefix,
+        [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken)
     {
-        var q = request.Query;
-        var state = SessionStateFilter.All;
-        if (q.TryGetValue("state", out var stateValue))
+        var stateFilter = SessionStateFilter.All;
+        if (state is not null)
         {
-            switch (stateValue.ToString().ToLowerInvariant())
+            switch (state.ToLowerInvariant())
             {
                 case "all":
                     break;
                 case "connected":
-                    state = SessionStateFilter.Connected;
+                    stateFilter = SessionStateFilter.Connected;
                     break;
                 case "disconnected":
-                    state = SessionStateFilter.Disconnected;
+                    stateFilter = SessionStateFilter.Disconnected;
                     break;
                 default:
                     return Error(400, "state must be one of: all, connected, disconnected");
             }
         }
-        var limit = 0;
-        if (q.TryGetValue("limit", out var limitValue) && limitValue.ToString().Length > 0
-            && (!int.TryParse(limitValue.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit < 0))
+        var pageSize = 0;
+        if (!string.IsNullOrEmpty(limit)
+            && (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pageSize) || pageSize < 0))
         {
             return Error(400, "limit must be a non-negative integer");
         }
         string? after = null;
-        if (q.TryGetValue("page_token", out var tokenValue) && tokenValue.ToString().Length > 0)
+        if (!string.IsNullOrEmpty(pageToken))
         {
-            if (!PageToken.TryDecode(tokenValue.ToString(), out var last))
+            if (!PageToken.TryDecode(pageToken, out var last))
             {
                 return Error(400, "invalid page_token");
             }
             after = last;
         }
-        var prefix = q.TryGetValue("prefix", out var prefixValue) ? prefixValue.ToString() : "";
+        prefix ??= "";
         if (!_sessions.IsAvailable)
         {
             return Unavailable();
         }
         // Every member gathers and sends at most one page: "no limit" is served page by page like any other.
-        limit = limit == 0 ? _maxPageSize : Math.Min(limit, _maxPageSize);
-        var page = await _sessions.ListAsync(new ListSessions(after, prefix, state, limit)).ConfigureAwait(false);
+        pageSize = pageSize == 0 ? _maxPageSize : Math.Min(pageSize, _maxPageSize);
+        var page = await _sessions.ListAsync(new ListSessions(after, prefix, stateFilter, pageSize)).ConfigureAwait(false);
         if (!page.AnyAnswered)
         {
             return Unavailable();
@@ -306,7 +358,8 @@ public sealed class AdminServer : IAsyncDisposable
             page.UnreachableNodes.Count > 0 ? page.UnreachableNodes : null), AdminJson.Api.SessionsPageBody);
     }
 
-    private async Task<IResult> SessionDetail(HttpContext ctx)
+    /// <param name="clientIdInRoute">the client ID, URL-encoded (read from the raw request target, where %2F stays one segment)</param>
+    private async Task<IResult> SessionDetail(HttpContext ctx, [FromRoute(Name = "client_id")] string? clientIdInRoute)
     {
         if (RawSegment(ctx, SessionsPath + "/") is not { } clientId)
         {
@@ -322,6 +375,39 @@ public sealed class AdminServer : IAsyncDisposable
             return answered ? Error(404, "session not found") : Unavailable();
         }
         return TypedResults.Json(SessionJson.Body(session), AdminJson.Api.SessionBody);
+    }
+
+    /// <summary>DELETE a session: its client is disconnected wherever it is; with <c>?discard=true</c> the session ends too.</summary>
+    /// <param name="clientIdInRoute">the client ID, URL-encoded</param>
+    /// <param name="discard">true: also end the session (and its queue)</param>
+    private async Task<IResult> KickSession(HttpContext ctx, [FromRoute(Name = "client_id")] string? clientIdInRoute, [FromQuery(Name = "discard")] string? discard)
+    {
+        if (string.IsNullOrEmpty(clientIdInRoute))
+        {
+            // The catch-all also matches the collection itself, which is only read.
+            ctx.Response.Headers.Allow = "GET, HEAD";
+            return Error(405, "method not allowed");
+        }
+        if (RawSegment(ctx, SessionsPath + "/") is not { } clientId)
+        {
+            return Error(404, "not found");
+        }
+        var discardSession = false;
+        if (discard is not null && !bool.TryParse(discard, out discardSession))
+        {
+            return Error(400, "discard must be true or false");
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var (found, answered) = await _sessions.KickAsync(clientId, discardSession, _sessionRegion()).ConfigureAwait(false);
+        if (found)
+        {
+            _log.Info("admin API: {0} {1} by {2}", discardSession ? "discarded session" : "disconnected client", clientId, ctx.Connection.RemoteIpAddress);
+            return TypedResults.NoContent();
+        }
+        return answered ? Error(404, "session not found") : Unavailable();
     }
 
     /// <summary>
@@ -358,5 +444,19 @@ public sealed class AdminServer : IAsyncDisposable
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>OpenAPI metadata shared by the endpoints.</summary>
+internal static class EndpointDocs
+{
+    /// <summary>These statuses answer with the contract's <c>{"error": "..."}</c> (401 too, whenever tokens are configured).</summary>
+    public static RouteHandlerBuilder Errors(this RouteHandlerBuilder builder, params int[] statuses)
+    {
+        foreach (var status in statuses.Append(401).Distinct())
+        {
+            builder.Produces<ErrorBody>(status);
+        }
+        return builder;
     }
 }

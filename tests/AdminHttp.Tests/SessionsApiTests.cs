@@ -271,7 +271,7 @@ public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<Admin
         Assert.Contains("GET", response.Content.Headers.Allow);
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("method not allowed", body.GetProperty("error").GetString());
-        var delete = await fixture.Http.DeleteAsync("/api/v1/sessions/x");
+        var delete = await fixture.Http.DeleteAsync("/api/v1/sessions");
         Assert.Equal(HttpStatusCode.MethodNotAllowed, delete.StatusCode);
     }
 

@@ -12,6 +12,16 @@ public sealed class Counter
     public void Add(long n) => Interlocked.Add(ref _value, n);
 }
 
+/// <summary>A level that goes up and down (sessions held now), safe to move from any thread.</summary>
+public sealed class Gauge
+{
+    private long _value;
+
+    public long Value => Interlocked.Read(ref _value);
+
+    public void Add(long delta) => Interlocked.Add(ref _value, delta);
+}
+
 /// <summary>
 /// What one protocol's connections did on this node since it started: connections opened and closed, messages and
 /// bytes in and out (messages by QoS; AMQP counts every message as QoS 0), protocol errors. Each count is one
@@ -92,6 +102,11 @@ public static class BrokerCounters
 
     /// <summary>Connections refused at accept by broker.limits (node or listener full, connect rate, failed logins) or for want of file descriptors.</summary>
     public static readonly Counter ConnectionsRefused = new();
+
+    /// <summary>Sessions the session indexes of this process hold (connected, and all in memory).</summary>
+    public static readonly Gauge SessionsConnected = new();
+
+    public static readonly Gauge SessionsInMemory = new();
 
     /// <summary>MQTT connections (TCP, TLS, WebSocket) and their messages.</summary>
     public static readonly ProtocolCounters Mqtt = new("mqtt");

@@ -73,6 +73,9 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         FindSession => "FS",
         SessionNotFound => "NF",
         GetNodeStats => "GNS",
+        KickClient => "KC",
+        KickDone => "KD",
+        ClientKicked => "CK",
         NodeStats => "NS",
         SessionProbe => "PB",
         SessionProbeAck => "PBA",
@@ -255,6 +258,15 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 break;
             case GetNodeStats:
                 break;
+            case KickClient k:
+                w.Write(k.ClientId); w.Write(k.Discard);
+                break;
+            case KickDone k:
+                w.Write(k.ClientId); w.Write(k.Found);
+                break;
+            case ClientKicked k:
+                w.Write(k.ConnectionId);
+                break;
             case NodeStats n:
                 w.Write(n.Node); w.Write(n.UptimeMs); w.Write(n.Counters.Count);
                 foreach (var (name, value) in n.Counters)
@@ -339,6 +351,9 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "FS" => new FindSession(r.ReadString()),
         "NF" => new SessionNotFound(r.ReadString()),
         "GNS" => GetNodeStats.Instance,
+        "KC" => new KickClient(r.ReadString(), r.ReadBoolean()),
+        "KD" => new KickDone(r.ReadString(), r.ReadBoolean()),
+        "CK" => new ClientKicked(r.ReadString()),
         "NS" => ReadNodeStats(r),
         "PB" => new SessionProbe(r.ReadString()),
         "PBA" => new SessionProbeAck(r.ReadString()),

@@ -69,6 +69,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private string? _acceptedEarly;
     private int _sinceSnapshot;
     private bool _ending;
+
+    /// <summary>An operator asked for the session to end with its connection (KickClient with discard).</summary>
+    private bool _discardOnClose;
     private bool _passivating;
     private bool _awaitingResume;
     /// <summary>The acceptance sent to the current connection, answered again to a repeated CONNECT.</summary>
@@ -477,6 +480,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             case ResumeSession r:
                 OnResume(r);
                 break;
+            case KickClient k:
+                OnKick(k);
+                break;
             case ResumeDue:
                 if (_awaitingResume)
                 {
@@ -704,7 +710,34 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         _connection = null;
         _connectionId = null;
         Commit(_state.OnConnectionClosed(c.Graceful, c.PublishWill, c.NewSessionExpiry, Now), Self, 0);
+        if (_discardOnClose)
+        {
+            _discardOnClose = false;
+            PublishWill();
+            EndSession();
+            return;
+        }
         AfterDisconnect();
+    }
+
+    /// <summary>
+    /// An operator's disconnect: the connection is told (it closes, and its close is handled as any other); with
+    /// discard the session also ends, at once when no client is connected, else once the connection has closed.
+    /// </summary>
+    private void OnKick(KickClient k)
+    {
+        var found = _state.Exists || _connection is not null;
+        if (_connection is not null)
+        {
+            _connection.Tell(new ClientKicked(_connectionId!));
+            _discardOnClose |= k.Discard;
+        }
+        else if (k.Discard && _state.Exists)
+        {
+            PublishWill();
+            EndSession();
+        }
+        Sender.Tell(new KickDone(k.ClientId, found));
     }
 
     /// <summary>Arms the will delay and session expiry timers, or ends a session that has no expiry.</summary>

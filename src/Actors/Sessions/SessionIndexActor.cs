@@ -68,7 +68,7 @@ public sealed class SessionIndexActor : ReceiveActor
         {
             if (_entries.TryGetValue(u.ClientId, out var e))
             {
-                _connected += (u.Connected ? 1 : 0) - (e.Connected ? 1 : 0);
+                Connected((u.Connected ? 1 : 0) - (e.Connected ? 1 : 0));
                 e.Session = u.Session;
                 e.Connected = u.Connected;
             }
@@ -76,7 +76,8 @@ public sealed class SessionIndexActor : ReceiveActor
             {
                 _entries[u.ClientId] = new Entry(u.Session, u.Connected);
                 _keys.Add(u.ClientId);
-                _connected += u.Connected ? 1 : 0;
+                BrokerCounters.SessionsInMemory.Add(1);
+                Connected(u.Connected ? 1 : 0);
             }
         });
         Receive<IndexRemove>(r =>
@@ -85,10 +86,23 @@ public sealed class SessionIndexActor : ReceiveActor
             {
                 _entries.Remove(r.ClientId);
                 _keys.Remove(r.ClientId);
-                _connected -= e.Connected ? 1 : 0;
+                BrokerCounters.SessionsInMemory.Add(-1);
+                Connected(e.Connected ? -1 : 0);
             }
         });
         Receive<ListSessions>(HandleList);
+        Receive<KickClient>(k =>
+        {
+            // The session actor (MQTT) or the connection actor (AMQP) of the entry answers; without one, not here.
+            if (_entries.TryGetValue(k.ClientId, out var e))
+            {
+                e.Session.Forward(k);
+            }
+            else
+            {
+                Sender.Tell(new KickDone(k.ClientId, false));
+            }
+        });
         Receive<GetNodeStats>(_ =>
         {
             var counters = BrokerCounters.Snapshot();
@@ -108,6 +122,20 @@ public sealed class SessionIndexActor : ReceiveActor
                 t => t.Result.Count == 1 ? (object)t.Result[0] : new SessionNotFound(f.ClientId),
                 TaskScheduler.Default).PipeTo(sender);
         });
+    }
+
+    private void Connected(int delta)
+    {
+        _connected += delta;
+        BrokerCounters.SessionsConnected.Add(delta);
+    }
+
+    /// <summary>What this index held leaves the process's gauges when it stops (a node shutting down in a test process).</summary>
+    protected override void PostStop()
+    {
+        BrokerCounters.SessionsInMemory.Add(-_entries.Count);
+        BrokerCounters.SessionsConnected.Add(-_connected);
+        base.PostStop();
     }
 
     private void HandleList(ListSessions q)

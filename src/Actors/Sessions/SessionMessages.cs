@@ -102,6 +102,18 @@ public sealed record SessionTakenOver(string ConnectionId) : IBrokerSerializable
 /// <summary>The session is being handed off to another node; the connection resumes it there (<see cref="ResumeSession"/>).</summary>
 public sealed record SessionMoved(string ConnectionId) : IBrokerSerializable;
 
+/// <summary>
+/// An operator disconnects the client of <paramref name="ClientId"/> (admin API); with <paramref name="Discard"/> its
+/// session ends too (a will is published as at any session end). Answered with <see cref="KickDone"/>.
+/// </summary>
+public sealed record KickClient(string ClientId, bool Discard) : ISessionCommand;
+
+/// <summary><paramref name="Found"/>: a session or connection of that client ID was there and was told.</summary>
+public sealed record KickDone(string ClientId, bool Found) : IBrokerSerializable;
+
+/// <summary>The session tells its connection that an operator disconnects it (MQTT 5: DISCONNECT 0x98).</summary>
+public sealed record ClientKicked(string ConnectionId) : IBrokerSerializable;
+
 /// <summary>The session carries on with this connection (after a hand-off); the sender is its new incarnation.</summary>
 public sealed record SessionResumed(string ConnectionId) : IBrokerSerializable;
 

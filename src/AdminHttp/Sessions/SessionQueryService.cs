@@ -24,6 +24,8 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
 
     private readonly Cluster _cluster = Cluster.Get(system);
 
+    public ActorSystem System => system;
+
     /// <summary>True while this node is an Up member and can reach the session shards.</summary>
     public bool IsAvailable => _cluster.SelfMember.Status == MemberStatus.Up;
 
@@ -122,6 +124,48 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
             }
         }
         return (found, answered, unreachable);
+    }
+
+    /// <summary>
+    /// Disconnects the client of <paramref name="clientId"/> wherever it is connected, and with
+    /// <paramref name="discard"/> ends its session (also one at rest). <c>Found</c>: false when no member and not the
+    /// catalog knows the client ID; <c>Answered</c>: false when that cannot be told (a member or the catalog did not answer).
+    /// </summary>
+    public async Task<(bool Found, bool Answered)> KickAsync(string clientId, bool discard, IActorRef sessionRegion)
+    {
+        var targets = Targets();
+        var kick = new KickClient(clientId, discard);
+        var asks = targets.Select(t => t.Index.Ask<KickDone>(kick, timeout)).ToArray();
+        await WhenAllSettled(asks).ConfigureAwait(false);
+        if (asks.Any(a => a.IsCompletedSuccessfully && a.Result.Found))
+        {
+            return (true, true);
+        }
+        var allAnswered = asks.All(a => a.IsCompletedSuccessfully);
+        if (resting is null || clientId.StartsWith("amqp091:", StringComparison.Ordinal))
+        {
+            return (false, allAnswered);
+        }
+        SessionInfo? atRest;
+        try
+        {
+            atRest = await resting.FindAsync(clientId).WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return (false, false);
+        }
+        if (atRest is null)
+        {
+            return (false, allAnswered);
+        }
+        if (discard)
+        {
+            // No node runs it: its entity starts, recovers the session and ends it.
+            var done = await sessionRegion.Ask<KickDone>(kick, timeout).ConfigureAwait(false);
+            return (done.Found, true);
+        }
+        return (true, true);
     }
 
     private static async Task WhenAllSettled(Task[] tasks)

@@ -132,6 +132,12 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             case LoginChecked login:
                 OnLogin(login);
                 return;
+            case KickClient k:
+                // An operator's disconnect (admin API), in RabbitMQ's words.
+                Sender.Tell(new KickDone(k.ClientId, true));
+                _log.Info("AMQP connection {0}: closed by an operator (admin API)", _transport.Remote);
+                CloseConnection(AmqpReplyCode.ConnectionForced, "CONNECTION_FORCED - Closed via management plugin", 0, 0);
+                return;
             case ConsumeRefused refused:
                 OnConsumeRefused(refused);
                 return;

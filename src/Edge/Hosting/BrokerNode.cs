@@ -80,6 +80,9 @@ public sealed class BrokerNode : IAsyncDisposable
     /// <summary>The admin API's HTTPS port; 0 when it is off.</summary>
     public int AdminTlsPort => _admin.HttpsPort;
 
+    /// <summary>The admin API's routes and their methods (for the test that the OpenAPI document lists them all).</summary>
+    public IReadOnlyList<(string Pattern, IReadOnlyList<string> Methods)> AdminRoutes => _admin.Routes;
+
     /// <summary>Reads the password, ACL, tokens, certificate and CA files again now (SIGHUP); they are also read again when they change.</summary>
     public void ReloadSecrets() => _reload();
     public int AdminPort => _admin.Port;

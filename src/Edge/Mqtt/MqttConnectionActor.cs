@@ -166,6 +166,9 @@ internal sealed class MqttConnectionActor : UntypedActor
             case SessionTakenOver t when t.ConnectionId == _connectionId:
                 Close(0x8E, "session taken over");
                 break;
+            case ClientKicked k when k.ConnectionId == _connectionId:
+                Close(0x98, "disconnected by an operator (admin API)");
+                break;
             case SessionMoved m when m.ConnectionId == _connectionId:
                 // Graceful hand-off: the session continues on another node with this connection.
                 StartResume(afterFailure: false);

@@ -141,6 +141,9 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SessionsPage("node-1", [], false);
         yield return new FindSession("who");
         yield return GetNodeStats.Instance;
+        yield return new KickClient("dev/1", true);
+        yield return new KickDone("dev/1", false);
+        yield return new ClientKicked("conn-7");
         yield return new NodeStats("node-2", 1234, new Dictionary<string, long> { ["mqtt.connections.current"] = 3, ["errors.auth"] = 0 });
         yield return new SessionNotFound("who");
         yield return new SessionProbe("$shard-probe-7");

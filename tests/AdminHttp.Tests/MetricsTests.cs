@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Broker.Tests.Shared;
+
+namespace Broker.AdminHttp.Tests;
+
+/// <summary>GET /metrics read by the Prometheus project's own parser (python3-prometheus-client), as a scrape would.</summary>
+public sealed class MetricsTests(AdminFixture fixture) : IClassFixture<AdminFixture>
+{
+    /// <summary>Fetches and parses the exposition; each sample as "name{label=value,...}" → value. A format error fails the parse.</summary>
+    private const string Scraper = """
+        import json, sys, urllib.request
+        from prometheus_client.parser import text_string_to_metric_families
+        response = urllib.request.urlopen(sys.argv[1], timeout=10)
+        assert response.headers.get_content_type() == "text/plain", response.headers.get_content_type()
+        samples = {}
+        types = {}
+        for family in text_string_to_metric_families(response.read().decode("utf-8")):
+            types[family.name] = family.type
+            for s in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}"] = s.value
+        print(json.dumps({"types": types, "samples": samples}))
+        """;
+
+    private static async Task<(Dictionary<string, string> Types, Dictionary<string, double> Samples)> Scrape(string url)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(Scraper);
+        psi.ArgumentList.Add(url);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        Assert.True(process.ExitCode == 0, $"the Prometheus parser refused the exposition (scripts/test-tools.sh installs python3-prometheus-client): {await stderr}");
+        var parsed = JsonDocument.Parse(await stdout).RootElement;
+        return (
+            parsed.GetProperty("types").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!),
+            parsed.GetProperty("samples").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble()));
+    }
+
+    [Fact]
+    public async Task The_exposition_parses_and_its_counters_move_when_clients_publish()
+    {
+        var url = fixture.Node.AdminUrl + "/metrics";
+        var (_, before) = await Scrape(url);
+        var topic = "metrics/" + Ids.New("t");
+        await using (var client = await TestClient.ConnectAsync(fixture.Node.MqttPort, Ids.New("metrics")))
+        {
+            await client.SubscribeAsync(topic);
+            for (var i = 0; i < 3; i++)
+            {
+                await client.PublishAsync(topic, "m");
+            }
+            for (var i = 0; i < 3; i++)
+            {
+                client.Next();
+            }
+            var (types, during) = await Scrape(url);
+            Assert.Equal("counter", types["broker_messages_received"]);
+            Assert.Equal("gauge", types["broker_connections"]);
+            Assert.Equal("counter", types["process_cpu_seconds"]);
+            Assert.True(during["broker_messages_received_total{protocol=mqtt,qos=1}"] - before.GetValueOrDefault("broker_messages_received_total{protocol=mqtt,qos=1}") >= 3);
+            Assert.True(during["broker_messages_sent_total{protocol=mqtt,qos=1}"] - before.GetValueOrDefault("broker_messages_sent_total{protocol=mqtt,qos=1}") >= 3);
+            Assert.True(during["broker_received_bytes_total{protocol=mqtt}"] > before.GetValueOrDefault("broker_received_bytes_total{protocol=mqtt}"));
+            Assert.True(during["broker_connections{protocol=mqtt}"] >= 1);
+            Assert.True(during["broker_sessions{state=connected}"] >= 1);
+            Assert.Equal(1, during["broker_cluster_members{status=up}"]);
+            Assert.True(during["process_working_set_bytes{}"] > 0);
+            Assert.Contains(during.Keys, k => k.StartsWith("dotnet_collection_count_total{", StringComparison.Ordinal));
+        }
+    }
+}
