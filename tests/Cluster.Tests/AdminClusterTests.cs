@@ -1,0 +1,112 @@
+using System.Net;
+using System.Text.Json;
+using Broker.Tests.Shared;
+using MQTTnet;
+
+namespace Broker.Cluster.Tests;
+
+/// <summary>
+/// The admin API of three node processes: every node answers for the whole cluster, a client is kicked from another
+/// node, and a node killed mid-query is named in <c>unreachable_nodes</c> instead of failing the answer.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class AdminClusterTests
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    private static async Task<JsonElement> Get(NodeProcess node, string path)
+    {
+        using var response = await Http.GetAsync(node.AdminUrl + path);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{node.Name} {path}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private static string[] Names(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetString()!)];
+
+    [Fact]
+    public async Task Every_node_answers_for_the_cluster_kicks_anywhere_and_names_a_killed_node()
+    {
+        await using var db = await TestDatabase.CreateAsync("sqlite");
+        await using var cluster = await ProcessCluster.StartAsync(db, 3);
+        var nodes = cluster.Nodes.Select(n => n!).ToArray();
+        var run = Ids.New("adm");
+        var clients = new List<TestClient>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                clients.Add(await TestClient.ConnectAsync(nodes[i].MqttPort, $"{run}-{i}", clean: false, sessionExpiry: 600));
+            }
+            await clients[2].SubscribeAsync(run + "/t");
+            await Wait.UntilAsync(async () => (await clients[0].PublishAsync(run + "/t", "across")).IsSuccess && clients[2].ReceivedCount > 0,
+                TimeSpan.FromSeconds(15), "a message across the nodes");
+
+            // Each node sums all three and lists each member.
+            foreach (var node in nodes)
+            {
+                await Wait.UntilAsync(async () =>
+                {
+                    var stats = await Get(node, "/api/v1/stats");
+                    return stats.GetProperty("nodes").EnumerateObject().Count() == 3
+                        && stats.GetProperty("sessions").GetProperty("connected").GetInt64() >= 3;
+                }, TimeSpan.FromSeconds(15), $"{node.Name} to sum three members");
+                var members = (await Get(node, "/api/v1/cluster")).GetProperty("nodes").EnumerateArray().ToList();
+                Assert.Equal(["node-1", "node-2", "node-3"], members.Select(m => m.GetProperty("id").GetString()!).ToArray());
+                Assert.All(members, m => Assert.True(m.GetProperty("healthy").GetBoolean()));
+                Assert.Equal(3, (await Get(node, "/cluster/status")).GetProperty("node_count").GetInt32());
+                var sessions = await Get(node, $"/api/v1/sessions?prefix={run}");
+                Assert.Equal([$"{run}-0", $"{run}-1", $"{run}-2"],
+                    sessions.GetProperty("sessions").EnumerateArray().Select(s => s.GetProperty("client_id").GetString()!).ToArray());
+            }
+
+            // node-1 kicks the client connected to node-3; its persistent session stays.
+            var kicked = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+            clients[2].Client.DisconnectedAsync += e =>
+            {
+                kicked.TrySetResult(e.Reason);
+                return Task.CompletedTask;
+            };
+            using (var response = await Http.DeleteAsync($"{nodes[0].AdminUrl}/api/v1/sessions/{run}-2"))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+            }
+            Assert.Equal(MqttClientDisconnectReason.AdministrativeAction, await kicked.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+            await Wait.UntilAsync(async () => (await Get(nodes[1], $"/api/v1/sessions/{run}-2")).GetProperty("state").GetString() == "disconnected",
+                TimeSpan.FromSeconds(10), "the kicked session to stay, disconnected");
+
+            // node-2 dies: until the cluster removes it, node-1 and node-3 answer without it and say so.
+            cluster.Kill(1);
+            // Asked at once and together, so every answer comes before the cluster has removed node-2 (about 8 s).
+            var survivors = new[] { nodes[0], nodes[2] };
+            var statsAnswers = survivors.Select(n => Get(n, "/api/v1/stats")).ToArray();
+            var sessionAnswers = survivors.Select(n => Get(n, $"/api/v1/sessions?prefix={run}")).ToArray();
+            foreach (var stats in await Task.WhenAll(statsAnswers))
+            {
+                Assert.Equal(["node-2"], Names(stats.GetProperty("unreachable_nodes")));
+                Assert.Equal(["node-1", "node-3"], stats.GetProperty("nodes").EnumerateObject().Select(p => p.Name).ToArray());
+            }
+            foreach (var sessions in await Task.WhenAll(sessionAnswers))
+            {
+                Assert.Equal(["node-2"], Names(sessions.GetProperty("unreachable_nodes")));
+                // The page is served: the sessions node-2 hosted are missing from it (named by unreachable_nodes), the others are there.
+                Assert.Subset(new HashSet<string?> { $"{run}-0", $"{run}-1", $"{run}-2" },
+                    sessions.GetProperty("sessions").EnumerateArray().Select(s => s.GetProperty("client_id").GetString()).ToHashSet());
+            }
+            await Wait.UntilAsync(async () =>
+            {
+                var members = (await Get(nodes[0], "/api/v1/cluster")).GetProperty("nodes").EnumerateArray().ToList();
+                return members.All(m => m.GetProperty("id").GetString() != "node-2" || !m.GetProperty("healthy").GetBoolean());
+            }, TimeSpan.FromSeconds(20), "node-2 marked unhealthy or removed");
+            await Wait.UntilAsync(async () => !(await Get(nodes[2], "/api/v1/stats")).TryGetProperty("unreachable_nodes", out _),
+                TimeSpan.FromSeconds(30), "node-2 removed, and the answers whole again");
+        }
+        finally
+        {
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+}
