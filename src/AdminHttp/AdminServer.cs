@@ -33,6 +33,7 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly StatsService _stats;
     private readonly Func<IActorRef> _sessionRegion;
     private readonly Metrics.BrokerMetrics _metrics;
+    private readonly Retained.RetainedAdmin _retained;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
     private readonly int _maxPageSize;
@@ -46,6 +47,7 @@ public sealed class AdminServer : IAsyncDisposable
     {
         _stats = stats;
         _metrics = new Metrics.BrokerMetrics(sessions.System);
+        _retained = new Retained.RetainedAdmin(sessions.System, sessions.Timeout);
         _sessionRegion = () => Akka.Cluster.Sharding.ClusterSharding.Get(sessions.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);
         _tokens = tokens;
         _log = log;
@@ -169,6 +171,10 @@ public sealed class AdminServer : IAsyncDisposable
             .Produces<ClusterBody>().Errors(503);
         api.MapMethods("/overview", read, (Delegate)GetOverview).WithName("getOverview").WithSummary("Sessions, stats and members for a first paint")
             .Produces<OverviewBody>().Errors(503);
+        api.MapMethods("/retained", read, (Delegate)ListRetained).WithName("listRetained")
+            .WithSummary("The cluster's retained messages by topic, in cursor pages").Produces<Retained.RetainedPageBody>().Errors(400, 503);
+        api.MapDelete("/retained/{**topic}", (Delegate)DeleteRetained).WithName("deleteRetained")
+            .WithSummary("Remove the retained message of a topic (topic URL-encoded)").Produces(204).Errors(403, 404, 503);
         app.MapMethods("/cluster/status", read, (Delegate)GetClusterStatus).WithName("getClusterStatus").WithSummary("This node's view of the cluster in brief")
             .Produces<ClusterStatusBody>().Errors(503);
         app.MapMethods("/metrics", read, async (HttpContext ctx) =>
@@ -326,28 +332,16 @@ public sealed class AdminServer : IAsyncDisposable
                     return Error(400, "state must be one of: all, connected, disconnected");
             }
         }
-        var pageSize = 0;
-        if (!string.IsNullOrEmpty(limit)
-            && (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pageSize) || pageSize < 0))
+        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
         {
-            return Error(400, "limit must be a non-negative integer");
-        }
-        string? after = null;
-        if (!string.IsNullOrEmpty(pageToken))
-        {
-            if (!PageToken.TryDecode(pageToken, out var last))
-            {
-                return Error(400, "invalid page_token");
-            }
-            after = last;
+            return bad;
         }
         prefix ??= "";
         if (!_sessions.IsAvailable)
         {
             return Unavailable();
         }
-        // Every member gathers and sends at most one page: "no limit" is served page by page like any other.
-        pageSize = pageSize == 0 ? _maxPageSize : Math.Min(pageSize, _maxPageSize);
+        // Every member gathers and sends at most one page: "no limit" is served page by page like any other (ParsePage).
         var page = await _sessions.ListAsync(new ListSessions(after, prefix, stateFilter, pageSize)).ConfigureAwait(false);
         if (!page.AnyAnswered)
         {
@@ -375,6 +369,78 @@ public sealed class AdminServer : IAsyncDisposable
             return answered ? Error(404, "session not found") : Unavailable();
         }
         return TypedResults.Json(SessionJson.Body(session), AdminJson.Api.SessionBody);
+    }
+
+    /// <param name="prefix">only topics starting with this (ordinal)</param>
+    /// <param name="limit">page size; 0 or none = the node's maximum page</param>
+    /// <param name="pageToken">next_page_token of the previous page</param>
+    private async Task<IResult> ListRetained([FromQuery(Name = "prefix")] string? prefix, [FromQuery(Name = "limit")] string? limit,
+        [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
+        {
+            return bad;
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        try
+        {
+            return TypedResults.Json(await _retained.ListAsync(after, prefix ?? "", pageSize).ConfigureAwait(false), AdminJson.Api.RetainedPageBody);
+        }
+        catch (AskTimeoutException)
+        {
+            return Unavailable();
+        }
+    }
+
+    /// <param name="topicInRoute">the topic, URL-encoded</param>
+    private async Task<IResult> DeleteRetained(HttpContext ctx, [FromRoute(Name = "topic")] string? topicInRoute)
+    {
+        if (string.IsNullOrEmpty(topicInRoute))
+        {
+            ctx.Response.Headers.Allow = "GET, HEAD";
+            return Error(405, "method not allowed");
+        }
+        if (RawSegment(ctx, "/api/v1/retained/") is not { } topic)
+        {
+            return Error(404, "not found");
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        try
+        {
+            return await _retained.DeleteAsync(topic).ConfigureAwait(false) ? TypedResults.NoContent() : Error(404, "retained message not found");
+        }
+        catch (AskTimeoutException)
+        {
+            return Unavailable();
+        }
+    }
+
+    /// <summary>The paging parameters every list takes: a 400 result when malformed.</summary>
+    private IResult? ParsePage(string? limit, string? pageToken, out int pageSize, out string? after)
+    {
+        after = null;
+        pageSize = 0;
+        if (!string.IsNullOrEmpty(limit)
+            && (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pageSize) || pageSize < 0))
+        {
+            return Error(400, "limit must be a non-negative integer");
+        }
+        if (!string.IsNullOrEmpty(pageToken))
+        {
+            if (!PageToken.TryDecode(pageToken, out var last))
+            {
+                return Error(400, "invalid page_token");
+            }
+            after = last;
+        }
+        pageSize = pageSize == 0 ? _maxPageSize : Math.Min(pageSize, _maxPageSize);
+        return null;
     }
 
     /// <summary>DELETE a session: its client is disconnected wherever it is; with <c>?discard=true</c> the session ends too.</summary>

@@ -30,6 +30,22 @@ public sealed record RetainedLimits(int MaxMessages, long MaxBytes)
     public static long SizeOf(PublishedMessage m) => m.Payload.Length + System.Text.Encoding.UTF8.GetByteCount(m.Topic);
 }
 
+/// <summary>A page of the retained messages for the admin API: topics after <paramref name="After"/> starting with <paramref name="Prefix"/>, in order; answered with <see cref="RetainedPage"/>.</summary>
+public sealed record ListRetained(string? After, string Prefix, int Limit) : IBrokerSerializable;
+
+/// <summary>
+/// One retained message as the admin API lists it. <paramref name="UpdatedAtMs"/>: when the store took it, null for a
+/// message recovered from the journal since (the journal does not keep the time).
+/// </summary>
+public sealed record RetainedRow(string Topic, byte Qos, int PayloadBytes, long? UpdatedAtMs);
+
+public sealed record RetainedPage(IReadOnlyList<RetainedRow> Rows, bool HasMore) : IBrokerSerializable;
+
+/// <summary>An operator removes the retained message of a topic (durably); answered with <see cref="RetainedDeleted"/>.</summary>
+public sealed record DeleteRetained(string Topic) : IBrokerSerializable;
+
+public sealed record RetainedDeleted(string Topic, bool Found) : IBrokerSerializable;
+
 /// <summary>Answered with one or more <see cref="RetainedMessages"/> for the same filter, the last one with <c>Last</c> set.</summary>
 public sealed record QueryRetained(string Filter) : IBrokerSerializable;
 
@@ -56,7 +72,7 @@ public sealed class RetainedMessageExtractor() : Akka.Cluster.Sharding.HashCodeM
 {
     public const string EntityName = "store";
 
-    public override string? EntityId(object message) => message is StoreRetained or QueryRetained or RetainedFlowProbe ? EntityName : null;
+    public override string? EntityId(object message) => message is StoreRetained or QueryRetained or RetainedFlowProbe or ListRetained or DeleteRetained ? EntityName : null;
 }
 
 /// <summary>
@@ -68,6 +84,9 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
 {
     private const int SnapshotEvery = 1000;
     private readonly Dictionary<string, PublishedMessage> _messages = new(StringComparer.Ordinal);
+
+    /// <summary>When this incarnation stored each topic's message (not journaled: absent for recovered ones).</summary>
+    private readonly Dictionary<string, long> _storedAtMs = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly RetainedLimits _limits;
     private long _bytes;
@@ -114,6 +133,10 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
             }
             IPersisted evt = msg.Payload.Length == 0 ? new RetainedRemoved(msg.Topic) : new RetainedSet(msg);
             Apply(evt);
+            if (evt is RetainedSet)
+            {
+                _storedAtMs[msg.Topic] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            }
             _pending++;
             PersistAsync(evt, _ =>
             {
@@ -150,6 +173,41 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
             {
                 Sender.Tell(new RetainedMessages(q.Filter, chunks[i], i == chunks.Count - 1));
             }
+        });
+        Command<ListRetained>(q =>
+        {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var rows = new List<PublishedMessage>();
+            foreach (var m in _messages.Values)
+            {
+                if (!m.IsExpired(now) && Utf8Ordinal.StartsWith(m.Topic, q.Prefix) && (q.After is null || Utf8Ordinal.Instance.Compare(m.Topic, q.After) > 0))
+                {
+                    rows.Add(m);
+                }
+            }
+            rows.Sort((a, b) => Utf8Ordinal.Instance.Compare(a.Topic, b.Topic));
+            var page = rows.Take(q.Limit).Select(m => new RetainedRow(m.Topic, m.Qos, m.Payload.Length,
+                _storedAtMs.TryGetValue(m.Topic, out var at) ? at : null)).ToList();
+            Sender.Tell(new RetainedPage(page, rows.Count > q.Limit));
+        });
+        Command<DeleteRetained>(d =>
+        {
+            var sender = Sender;
+            if (!_messages.ContainsKey(d.Topic))
+            {
+                sender.Tell(new RetainedDeleted(d.Topic, false));
+                return;
+            }
+            var evt = new RetainedRemoved(d.Topic);
+            Apply(evt);
+            _pending++;
+            PersistAsync(evt, _ =>
+            {
+                _pending--;
+                _log.Info("retained message on {0} removed by an operator (admin API)", d.Topic);
+                sender.Tell(new RetainedDeleted(d.Topic, true));
+                MaybeSnapshot();
+            });
         });
         Command<RetainedHandOff>(_ => DeferAsync(0, _ => Context.Stop(Self)));
         Command<SaveSnapshotSuccess>(s =>
@@ -190,6 +248,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 {
                     _bytes -= RetainedLimits.SizeOf(removed);
                 }
+                _storedAtMs.Remove(r.Topic);
                 break;
         }
     }

@@ -74,6 +74,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         SessionNotFound => "NF",
         GetNodeStats => "GNS",
         KickClient => "KC",
+        ListRetained => "LR",
+        RetainedPage => "RP",
+        DeleteRetained => "DR",
+        RetainedDeleted => "RD",
         KickDone => "KD",
         ClientKicked => "CK",
         NodeStats => "NS",
@@ -261,6 +265,26 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case KickClient k:
                 w.Write(k.ClientId); w.Write(k.Discard);
                 break;
+            case ListRetained l:
+                WriteOpt(w, l.After); w.Write(l.Prefix); w.Write(l.Limit);
+                break;
+            case RetainedPage p:
+                WriteList(w, p.Rows, (ww, row) =>
+                {
+                    ww.Write(row.Topic); ww.Write(row.Qos); ww.Write(row.PayloadBytes); ww.Write(row.UpdatedAtMs.HasValue);
+                    if (row.UpdatedAtMs is { } at)
+                    {
+                        ww.Write(at);
+                    }
+                });
+                w.Write(p.HasMore);
+                break;
+            case DeleteRetained d:
+                w.Write(d.Topic);
+                break;
+            case RetainedDeleted d:
+                w.Write(d.Topic); w.Write(d.Found);
+                break;
             case KickDone k:
                 w.Write(k.ClientId); w.Write(k.Found);
                 break;
@@ -352,6 +376,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "NF" => new SessionNotFound(r.ReadString()),
         "GNS" => GetNodeStats.Instance,
         "KC" => new KickClient(r.ReadString(), r.ReadBoolean()),
+        "LR" => new ListRetained(ReadOpt(r), r.ReadString(), r.ReadInt32()),
+        "RP" => new RetainedPage(ReadList(r, rr => new RetainedRow(rr.ReadString(), rr.ReadByte(), rr.ReadInt32(), rr.ReadBoolean() ? rr.ReadInt64() : null)) ?? [], r.ReadBoolean()),
+        "DR" => new DeleteRetained(r.ReadString()),
+        "RD" => new RetainedDeleted(r.ReadString(), r.ReadBoolean()),
         "KD" => new KickDone(r.ReadString(), r.ReadBoolean()),
         "CK" => new ClientKicked(r.ReadString()),
         "NS" => ReadNodeStats(r),

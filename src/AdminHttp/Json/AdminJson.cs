@@ -21,6 +21,7 @@ public sealed record StatusBody(string Status, [property: JsonIgnore(Condition =
 [JsonSerializable(typeof(SessionBody))]
 [JsonSerializable(typeof(SessionsPageBody))]
 [JsonSerializable(typeof(Stats.StatsBody))]
+[JsonSerializable(typeof(Retained.RetainedPageBody))]
 [JsonSerializable(typeof(Stats.ClusterBody))]
 [JsonSerializable(typeof(Stats.OverviewBody))]
 [JsonSerializable(typeof(Stats.ClusterStatusBody))]

@@ -26,6 +26,9 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
 
     public ActorSystem System => system;
 
+    /// <summary>How long a member (or an entity) has to answer an admin query.</summary>
+    public TimeSpan Timeout => timeout;
+
     /// <summary>True while this node is an Up member and can reach the session shards.</summary>
     public bool IsAvailable => _cluster.SelfMember.Status == MemberStatus.Up;
 

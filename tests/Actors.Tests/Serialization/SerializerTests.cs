@@ -142,6 +142,11 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new FindSession("who");
         yield return GetNodeStats.Instance;
         yield return new KickClient("dev/1", true);
+        yield return new ListRetained(null, "a/", 10);
+        yield return new ListRetained("a/b", "", 1);
+        yield return new RetainedPage([new RetainedRow("a/b", 1, 5, 1700000000000), new RetainedRow("a/c", 0, 0, null)], true);
+        yield return new DeleteRetained("a/+/b");
+        yield return new RetainedDeleted("a", true);
         yield return new KickDone("dev/1", false);
         yield return new ClientKicked("conn-7");
         yield return new NodeStats("node-2", 1234, new Dictionary<string, long> { ["mqtt.connections.current"] = 3, ["errors.auth"] = 0 });
