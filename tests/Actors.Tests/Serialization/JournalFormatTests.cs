@@ -122,7 +122,7 @@ public sealed partial class JournalFormatTests : IAsyncLifetime
     private static readonly (string File, int Calls, Type[] Writes)[] Writers =
     [
         ("src/Actors/Sessions/SessionJournal.cs", 2, [typeof(ISessionEvent), typeof(SessionHandedOff), typeof(SessionState)]),
-        ("src/Actors/Retained/RetainedStoreActor.cs", 2, [typeof(RetainedSet), typeof(RetainedRemoved), typeof(RetainedSnapshot)]),
+        ("src/Actors/Retained/RetainedStoreActor.cs", 3, [typeof(RetainedSet), typeof(RetainedRemoved), typeof(RetainedSnapshot)]),
         ("src/Actors/Amqp/Queues/QueueActor.cs", 2, [typeof(IQueueEvent), typeof(QueueSnapshot)]),
         ("src/Actors/Amqp/Topology/TopologyOwner.cs", 3, [typeof(TopologyChanged), typeof(QueueOwnerRecorded), typeof(MembersSeen), typeof(TopologyOwnerSnapshot)]),
     ];
