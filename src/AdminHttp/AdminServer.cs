@@ -34,6 +34,7 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly Func<IActorRef> _sessionRegion;
     private readonly Metrics.BrokerMetrics _metrics;
     private readonly Retained.RetainedAdmin _retained;
+    private readonly StatsStream _statsStream;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
     private readonly int _maxPageSize;
@@ -43,11 +44,12 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly Akka.Event.ILoggingAdapter _log;
 
     private AdminServer(WebApplication app, SessionQueryService sessions, StatsService stats, Func<(bool, string)> readiness, int maxPageSize,
-        Func<AdminTokens?> tokens, Akka.Event.ILoggingAdapter log)
+        Func<AdminTokens?> tokens, Akka.Event.ILoggingAdapter log, int maxStatStreams)
     {
         _stats = stats;
         _metrics = new Metrics.BrokerMetrics(sessions.System);
         _retained = new Retained.RetainedAdmin(sessions.System, sessions.Timeout);
+        _statsStream = new StatsStream(sessions.System, stats, maxStatStreams);
         _sessionRegion = () => Akka.Cluster.Sharding.ClusterSharding.Get(sessions.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);
         _tokens = tokens;
         _log = log;
@@ -65,7 +67,7 @@ public sealed class AdminServer : IAsyncDisposable
     /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
     public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize,
         RestingSessions? resting, Func<(bool, string)> readiness, Func<AdminTokens?>? tokens = null, int httpsPort = 0,
-        Func<System.Security.Cryptography.X509Certificates.X509Certificate2>? certificate = null)
+        Func<System.Security.Cryptography.X509Certificates.X509Certificate2>? certificate = null, int maxStatStreams = 32)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -99,7 +101,7 @@ public sealed class AdminServer : IAsyncDisposable
         }));
         var app = builder.Build();
         var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize),
-            new StatsService(system, queryTimeout, resting), readiness, maxPageSize, tokens ?? (() => null), system.Log);
+            new StatsService(system, queryTimeout, resting), readiness, maxPageSize, tokens ?? (() => null), system.Log, maxStatStreams);
         server.Configure(app);
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
@@ -167,6 +169,16 @@ public sealed class AdminServer : IAsyncDisposable
         api.MapMethods("/stats", read, (Delegate)GetStats).WithName("getStats")
             .WithSummary("Cumulative counts summed over the members (nodes: each member's), or one member's with node=NAME")
             .Produces<StatsBody>().Errors(404, 503);
+        api.MapGet("/stats/stream", async (HttpContext ctx) =>
+        {
+            if (!_stats.IsAvailable)
+            {
+                return Unavailable();
+            }
+            await _statsStream.ServeAsync(ctx).ConfigureAwait(false);
+            return TypedResults.Empty;
+        }).WithName("streamStats").WithSummary("The cluster-wide stats as Server-Sent Events, one data: line about every second")
+            .Produces(200, contentType: "text/event-stream").Errors(503);
         api.MapMethods("/cluster", read, (Delegate)GetCluster).WithName("getCluster").WithSummary("The members and their health")
             .Produces<ClusterBody>().Errors(503);
         api.MapMethods("/overview", read, (Delegate)GetOverview).WithName("getOverview").WithSummary("Sessions, stats and members for a first paint")
@@ -508,6 +520,7 @@ public sealed class AdminServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _statsStream.Dispose();
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }

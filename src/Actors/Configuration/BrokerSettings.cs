@@ -62,6 +62,9 @@ public sealed record BrokerSettings
     public TimeSpan SessionRestAfter { get; init; } = TimeSpan.FromSeconds(10);
     public required TimeSpan AdminQueryTimeout { get; init; }
     public required int AdminMaxPageSize { get; init; }
+
+    /// <summary>Server-Sent Events stats streams served at once (admin.max-stat-streams).</summary>
+    public int AdminMaxStatStreams { get; init; } = 32;
     public required int SnapshotEvery { get; init; }
     public required string AmqpUsers { get; init; }
     public required string AmqpLoopbackUsers { get; init; }
@@ -136,6 +139,7 @@ public sealed record BrokerSettings
             SessionRestAfter = r.Duration("mqtt.session-rest-after", TimeSpan.FromSeconds(10), TimeSpan.Zero),
             AdminQueryTimeout = r.Duration("admin.query-timeout", TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(1)),
             AdminMaxPageSize = r.Int("admin.max-page-size", 10000, 1, 1000000),
+            AdminMaxStatStreams = r.Int("admin.max-stat-streams", 32, 0, 10000),
             SnapshotEvery = r.Int("persistence.snapshot-every", 500, 1, int.MaxValue),
             JournalFormatVersion = r.Int("persistence.format-version", Serialization.BrokerSerializer.JournalFormat, 0, Serialization.BrokerSerializer.JournalFormat),
             AmqpUsers = r.String("amqp.users", "guest:guest"),
