@@ -324,9 +324,26 @@ public sealed class AdminServer : IAsyncDisposable
     /// <param name="prefix">only client IDs starting with this (ordinal)</param>
     /// <param name="limit">page size; 0 or none = the node's maximum page</param>
     /// <param name="pageToken">next_page_token of the previous page</param>
+    /// <param name="node">only sessions this member hosts (exact node name)</param>
+    /// <param name="protocol">mqtt3.1, mqtt3.1.1, mqtt5 or amqp0.9.1</param>
+    /// <param name="username">only sessions whose client last connected with this user name (sessions in memory)</param>
     private async Task<IResult> ListSessions([FromQuery(Name = "state")] string? state, [FromQuery(Name = "prefix")] string? prefix,
-        [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken)
+        [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken,
+        [FromQuery(Name = "node")] string? node, [FromQuery(Name = "protocol")] string? protocol, [FromQuery(Name = "username")] string? username)
     {
+        byte? level = protocol switch
+        {
+            null or "" => null,
+            "mqtt3.1" => 3,
+            "mqtt3.1.1" => 4,
+            "mqtt5" => 5,
+            "amqp0.9.1" => 0,
+            _ => 255,
+        };
+        if (level == 255)
+        {
+            return Error(400, "protocol must be one of: mqtt3.1, mqtt3.1.1, mqtt5, amqp0.9.1");
+        }
         var stateFilter = SessionStateFilter.All;
         if (state is not null)
         {
@@ -354,7 +371,13 @@ public sealed class AdminServer : IAsyncDisposable
             return Unavailable();
         }
         // Every member gathers and sends at most one page: "no limit" is served page by page like any other (ParsePage).
-        var page = await _sessions.ListAsync(new ListSessions(after, prefix, stateFilter, pageSize)).ConfigureAwait(false);
+        node = string.IsNullOrEmpty(node) ? null : node;
+        if (node is not null && !_sessions.MemberNames.Contains(node))
+        {
+            return Error(404, "node not found");
+        }
+        var query = new ListSessions(after, prefix, stateFilter, pageSize, level, string.IsNullOrEmpty(username) ? null : username);
+        var page = await _sessions.ListAsync(query, node).ConfigureAwait(false);
         if (!page.AnyAnswered)
         {
             return Unavailable();

@@ -90,6 +90,21 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         _ => QueueManifest(o) ?? TopologyManifest(o) ?? throw new ArgumentException($"BrokerSerializer cannot serialize {o.GetType()}", nameof(o)),
     };
 
+    /// <summary>Whether a message has bytes after those read: a field added at the end of a message older nodes send without it.</summary>
+    private static bool More(BinaryReader r) => r.BaseStream.Position < r.BaseStream.Length;
+
+    private static ListSessions ReadListSessions(BinaryReader r)
+    {
+        var query = new ListSessions(ReadOpt(r), r.ReadString(), (SessionStateFilter)r.ReadByte(), r.ReadInt32());
+        if (!More(r))
+        {
+            return query;
+        }
+        var hasLevel = r.ReadBoolean();
+        var level = r.ReadByte();
+        return query with { ProtocolLevel = hasLevel ? level : null, Username = ReadOpt(r) };
+    }
+
     private static NodeStats ReadNodeStats(BinaryReader r)
     {
         var node = r.ReadString();
@@ -163,7 +178,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 w.Write(p.PacketId);
                 break;
             case Connect c:
-                w.Write(c.ClientId); w.Write(c.ConnectionId); WriteConnectInfo(w, c.Info); WriteRef(w, c.Connection);
+                w.Write(c.ClientId); w.Write(c.ConnectionId); WriteConnectInfo(w, c.Info); WriteRef(w, c.Connection); w.Write(c.Username);
                 break;
             case ConnectAccepted c:
                 w.Write(c.ConnectionId); w.Write(c.SessionPresent); WriteList(w, c.PendingInboundQos2, (ww, i) => ww.Write(i));
@@ -250,6 +265,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
                 break;
             case ListSessions l:
                 WriteOpt(w, l.After); w.Write(l.Prefix); w.Write((byte)l.State); w.Write(l.Limit);
+                w.Write(l.ProtocolLevel.HasValue); w.Write(l.ProtocolLevel ?? 0); WriteOpt(w, l.Username);
                 break;
             case SessionsPage p:
                 w.Write(p.Node); WriteList(w, p.Sessions, WriteInfo); w.Write(p.HasMore);
@@ -341,7 +357,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "P" => new SendPublish(r.ReadUInt16(), r.ReadByte(), r.ReadBoolean(), r.ReadBoolean(), ReadMessage(r), ReadList(r, rr => rr.ReadUInt32())),
         "A" => new ClientAck(r.ReadString(), r.ReadString(), (AckKind)r.ReadByte(), r.ReadUInt16()),
         "PR" => new SendPubRel(r.ReadUInt16()),
-        "C" => new Connect(r.ReadString(), r.ReadString(), ReadConnectInfo(r), ReadRef(r)),
+        "C" => new Connect(r.ReadString(), r.ReadString(), ReadConnectInfo(r), ReadRef(r), More(r) ? r.ReadString() : ""),
         "CA" => new ConnectAccepted(r.ReadString(), r.ReadBoolean(), ReadList(r, rr => rr.ReadUInt16()) ?? []),
         "CC" => ReadConnectionClosed(r),
         "TO" => new SessionTakenOver(r.ReadString()),
@@ -370,7 +386,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "R1" => new RetainedSet(ReadMessage(r)),
         "R2" => new RetainedRemoved(r.ReadString()),
         "R3" => new RetainedSnapshot(ReadList(r, ReadMessage) ?? []),
-        "LS" => new ListSessions(ReadOpt(r), r.ReadString(), (SessionStateFilter)r.ReadByte(), r.ReadInt32()),
+        "LS" => ReadListSessions(r),
         "SP" => new SessionsPage(r.ReadString(), ReadList(r, ReadInfo) ?? [], r.ReadBoolean()),
         "FS" => new FindSession(r.ReadString()),
         "NF" => new SessionNotFound(r.ReadString()),

@@ -21,13 +21,42 @@ public sealed class RestingSessions(SessionCatalogStore store, SessionInfoCodec 
 {
     public async Task<SessionsPage> ListAsync(ListSessions query, int maxRows)
     {
-        if (query.State == SessionStateFilter.Connected)
+        // At rest means disconnected; no AMQP connection rests; the user name of a session at rest is not kept.
+        if (query.State == SessionStateFilter.Connected || query.ProtocolLevel == 0 || query.Username is not null)
         {
             return new SessionsPage("", [], false);
         }
         var limit = query.Limit > 0 ? Math.Min(query.Limit, maxRows) : maxRows;
-        var (rows, more) = await store.ListRestingAsync(query.After, query.Prefix, limit).ConfigureAwait(false);
-        return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more);
+        if (query.ProtocolLevel is not { } level)
+        {
+            var (rows, more) = await store.ListRestingAsync(query.After, query.Prefix, limit).ConfigureAwait(false);
+            return new SessionsPage("", [.. rows.Select(r => Info(r.ClientId, r.Info))], more);
+        }
+        // Filtered by protocol: read on in batches until a page of matches (or the end), so the cursor stays exact.
+        var found = new List<SessionInfo>();
+        var after = query.After;
+        while (true)
+        {
+            var (rows, more) = await store.ListRestingAsync(after, query.Prefix, Math.Max(limit, 500)).ConfigureAwait(false);
+            foreach (var (clientId, data) in rows)
+            {
+                var info = Info(clientId, data);
+                if (info.ProtocolLevel != level)
+                {
+                    continue;
+                }
+                if (found.Count == limit)
+                {
+                    return new SessionsPage("", found, true);
+                }
+                found.Add(info);
+            }
+            if (!more || rows.Count == 0)
+            {
+                return new SessionsPage("", found, false);
+            }
+            after = rows[^1].ClientId;
+        }
     }
 
     public Task<long> CountAsync() => store.CountRestingAsync();

@@ -70,6 +70,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     private int _sinceSnapshot;
     private bool _ending;
 
+    /// <summary>The user name of the last CONNECT, for the admin API's filter (memory only; "" after a restart until the client connects).</summary>
+    private string _username = "";
+
     /// <summary>An operator asked for the session to end with its connection (KickClient with discard).</summary>
     private bool _discardOnClose;
     private bool _passivating;
@@ -370,7 +373,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             // connects again, or the grace period ends.
             _awaitingResume = true;
             Timers.StartSingleTimer(ResumeTimer, ResumeDue.Instance, ResumeGrace);
-            _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
+            _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self, _state.ProtocolLevel, _username));
             return;
         }
         AfterDisconnect();
@@ -577,6 +580,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
 
     private void OnConnect(Connect c)
     {
+        _username = c.Username;
         Context.SetReceiveTimeout(null);
         Timers.Cancel(WillTimer);
         Timers.Cancel(ExpiryTimer);
@@ -610,7 +614,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             DeleteJournal();
         }
         Commit(decision, Sender, 0);
-        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self));
+        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self, _state.ProtocolLevel, _username));
     }
 
     /// <summary>The last 64 message ids this incarnation accepted, to recognise resent copies (kept only once a QoS 1/2 message arrives).</summary>
@@ -743,7 +747,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     /// <summary>Arms the will delay and session expiry timers, or ends a session that has no expiry.</summary>
     private void AfterDisconnect()
     {
-        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self));
+        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self, _state.ProtocolLevel, _username));
         if (_state.IsPersistent && _services.Settings.SessionRestAfter > TimeSpan.Zero)
         {
             // Idle this long, it rests (see Rest); ReceiveTimeout comes again while something still holds it.

@@ -11,13 +11,19 @@ public enum SessionStateFilter : byte
 }
 
 /// <summary>A session on this node started, connected or disconnected (sent by the session actor).</summary>
-public sealed record IndexUpdate(string ClientId, bool Connected, IActorRef Session);
+/// <remarks><paramref name="ProtocolLevel"/> (0 for AMQP) and <paramref name="Username"/> ("" when unknown) serve the session list's filters.</remarks>
+public sealed record IndexUpdate(string ClientId, bool Connected, IActorRef Session, byte ProtocolLevel = 4, string Username = "");
 
 /// <summary>The session ended; removed only if <paramref name="Session"/> is still the indexed incarnation.</summary>
 public sealed record IndexRemove(string ClientId, IActorRef Session);
 
 /// <summary>One node's part of a sessions page: up to <paramref name="Limit"/> rows strictly after <paramref name="After"/>.</summary>
-public sealed record ListSessions(string? After, string Prefix, SessionStateFilter State, int Limit) : IBrokerSerializable;
+/// <remarks>
+/// <paramref name="ProtocolLevel"/> and <paramref name="Username"/>, when set, keep only sessions of that protocol level
+/// (0 = AMQP) or whose client last connected with that user name.
+/// </remarks>
+public sealed record ListSessions(string? After, string Prefix, SessionStateFilter State, int Limit, byte? ProtocolLevel = null, string? Username = null)
+    : IBrokerSerializable;
 
 /// <summary><paramref name="HasMore"/>: this node has matching rows after the last one returned.</summary>
 public sealed record SessionsPage(string Node, IReadOnlyList<SessionInfo> Sessions, bool HasMore) : IBrokerSerializable;
@@ -45,10 +51,12 @@ public sealed record NodeStats(string Node, long UptimeMs, IReadOnlyDictionary<s
 /// </summary>
 public sealed class SessionIndexActor : ReceiveActor
 {
-    private sealed class Entry(IActorRef session, bool connected)
+    private sealed class Entry(IActorRef session, bool connected, byte protocolLevel, string username)
     {
         public IActorRef Session = session;
         public bool Connected = connected;
+        public byte ProtocolLevel = protocolLevel;
+        public string Username = username;
     }
 
     private readonly SortedDictionary<string, Entry> _entries = new(Utf8Ordinal.Instance);
@@ -71,10 +79,12 @@ public sealed class SessionIndexActor : ReceiveActor
                 Connected((u.Connected ? 1 : 0) - (e.Connected ? 1 : 0));
                 e.Session = u.Session;
                 e.Connected = u.Connected;
+                e.ProtocolLevel = u.ProtocolLevel;
+                e.Username = u.Username;
             }
             else
             {
-                _entries[u.ClientId] = new Entry(u.Session, u.Connected);
+                _entries[u.ClientId] = new Entry(u.Session, u.Connected, u.ProtocolLevel, u.Username);
                 _keys.Add(u.ClientId);
                 BrokerCounters.SessionsInMemory.Add(1);
                 Connected(u.Connected ? 1 : 0);
@@ -150,7 +160,8 @@ public sealed class SessionIndexActor : ReceiveActor
                 break;
             }
             var e = _entries[id];
-            if (q.State == SessionStateFilter.Connected && !e.Connected || q.State == SessionStateFilter.Disconnected && e.Connected)
+            if (q.State == SessionStateFilter.Connected && !e.Connected || q.State == SessionStateFilter.Disconnected && e.Connected
+                || q.ProtocolLevel is { } level && e.ProtocolLevel != level || q.Username is { } user && e.Username != user)
             {
                 continue;
             }

@@ -49,8 +49,11 @@ public enum AckKind : byte
 
 // ---- edge -> session ----
 
-/// <summary>A client connected (or took over); <paramref name="Connection"/> receives the session's packets.</summary>
-public sealed record Connect(string ClientId, string ConnectionId, ConnectInfo Info, IActorRef Connection) : ISessionCommand;
+/// <summary>
+/// A client connected (or took over); <paramref name="Connection"/> receives the session's packets. <paramref name="Username"/>
+/// ("" without one) is kept in memory for the admin API's filter, never journaled.
+/// </summary>
+public sealed record Connect(string ClientId, string ConnectionId, ConnectInfo Info, IActorRef Connection, string Username = "") : ISessionCommand;
 
 /// <summary>
 /// The network connection ended. <paramref name="Graceful"/>: a DISCONNECT was received (no will unless

@@ -41,11 +41,15 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
     public static string NodeName(Member m) =>
         m.Roles.FirstOrDefault(r => r.StartsWith("node:", StringComparison.Ordinal))?["node:".Length..] ?? m.Address.ToString();
 
-    public async Task<SessionsPageResult> ListAsync(ListSessions query)
+    /// <summary>The node names of the members the admin API asks.</summary>
+    public IReadOnlyList<string> MemberNames => [.. Targets().Select(t => t.Node)];
+
+    /// <param name="node">only the sessions that member hosts (none at rest), or every member's and those at rest</param>
+    public async Task<SessionsPageResult> ListAsync(ListSessions query, string? node = null)
     {
-        var targets = Targets();
+        var targets = Targets().Where(t => node is null || t.Node == node).ToList();
         var asks = targets.Select(t => t.Index.Ask<SessionsPage>(query, timeout)).ToArray();
-        var atRest = resting?.ListAsync(query, maxPageSize).WaitAsync(timeout);
+        var atRest = node is null ? resting?.ListAsync(query, maxPageSize).WaitAsync(timeout) : null;
         await WhenAllSettled([.. asks, atRest ?? Task.CompletedTask]).ConfigureAwait(false);
         var rows = new List<SessionInfo>();
         var unreachable = new List<string>();

@@ -387,7 +387,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
         _phase = Phase.Open;
         _connectedAtUnixMs = UnixNowMs;
         Send(0, ConnectionOpenOk.Instance);
-        _services.SessionIndex.Tell(new IndexUpdate(ClientId, true, Self));
+        _services.SessionIndex.Tell(new IndexUpdate(ClientId, true, Self, 0, _user));
         _registered = true;
     }
 

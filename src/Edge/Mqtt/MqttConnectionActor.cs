@@ -345,7 +345,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     {
         var version = _handshake.Version;
         _outbound = new MqttOutbound(version, info.MaxPacketSize);
-        _connect = new Connect(ClientId, _connectionId, info, Self);
+        _connect = new Connect(ClientId, _connectionId, info, Self, _handshake.Username ?? "");
         _connectSentAt = NowMs;
         _services.SessionRegion.Tell(_connect);
         _sessionAttached = true;

@@ -140,6 +140,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SessionsPage("node-1", [Row, Row with { ClientId = "z" }], true);
         yield return new SessionsPage("node-1", [], false);
         yield return new FindSession("who");
+        yield return new ListSessions("a", "", SessionStateFilter.Connected, 5, 0, "alice");
         yield return GetNodeStats.Instance;
         yield return new KickClient("dev/1", true);
         yield return new ListRetained(null, "a/", 10);
