@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using Broker.Actors.Sessions;
 using Broker.Actors.Messages;
+using Broker.AdminHttp.Amqp;
 using Broker.AdminHttp.Json;
 using Broker.AdminHttp.Security;
 using Broker.AdminHttp.Sessions;
@@ -27,6 +28,7 @@ namespace Broker.AdminHttp;
 public sealed class AdminServer : IAsyncDisposable
 {
     private const string SessionsPath = "/api/v1/sessions";
+    private const string QueuesPath = "/api/v1/amqp/queues";
 
     private readonly WebApplication _app;
     private readonly SessionQueryService _sessions;
@@ -36,6 +38,9 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly Retained.RetainedAdmin _retained;
     private readonly StatsStream _statsStream;
     private readonly Func<(bool Ready, string Details)> _readiness;
+
+    /// <summary>Null where AMQP is not started: the queue endpoints answer 503.</summary>
+    private QueueAdminService? _amqpQueues;
 
     private readonly int _maxPageSize;
 
@@ -67,7 +72,8 @@ public sealed class AdminServer : IAsyncDisposable
     /// <param name="maxPageSize">most sessions in one page: a larger <c>limit</c>, or none, gets this many and a next_page_token.</param>
     public static async Task<AdminServer> StartAsync(ActorSystem system, string host, int port, TimeSpan queryTimeout, int maxPageSize,
         RestingSessions? resting, Func<(bool, string)> readiness, Func<AdminTokens?>? tokens = null, int httpsPort = 0,
-        Func<System.Security.Cryptography.X509Certificates.X509Certificate2>? certificate = null, int maxStatStreams = 32)
+        Func<System.Security.Cryptography.X509Certificates.X509Certificate2>? certificate = null, int maxStatStreams = 32,
+        Broker.Actors.Amqp.Topology.AmqpTopology? amqpTopology = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -102,6 +108,9 @@ public sealed class AdminServer : IAsyncDisposable
         var app = builder.Build();
         var server = new AdminServer(app, new SessionQueryService(system, queryTimeout, resting, maxPageSize),
             new StatsService(system, queryTimeout, resting), readiness, maxPageSize, tokens ?? (() => null), system.Log, maxStatStreams);
+        server._amqpQueues = amqpTopology is null ? null : new QueueAdminService(system, amqpTopology,
+            () => Akka.Cluster.Sharding.ClusterSharding.Get(system).ShardRegion(Broker.Actors.BrokerServices.QueueTypeName),
+            () => Akka.Cluster.Sharding.ClusterSharding.Get(system).ShardRegion(Broker.Actors.Amqp.Topology.TopologyOwner.TypeName), queryTimeout);
         server.Configure(app);
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a)).ToList();
@@ -166,6 +175,15 @@ public sealed class AdminServer : IAsyncDisposable
         api.MapDelete("/sessions/{**client_id}", (Delegate)KickSession).WithName("kickSession")
             .WithSummary("Disconnect the client wherever it is (MQTT 5: DISCONNECT 0x98; AMQP: connection.close 320); discard=true also ends its session")
             .Produces(204).Errors(400, 403, 404, 503);
+        api.MapMethods("/amqp/queues", read, (Delegate)ListAmqpQueues).WithName("listAmqpQueues")
+            .WithSummary("AMQP queues of the whole cluster with their counts and node, by name, in cursor pages")
+            .Produces<QueuesPageBody>().Errors(400, 503);
+        api.MapDelete("/amqp/queues/{name}", (Delegate)DeleteAmqpQueue).WithName("deleteAmqpQueue")
+            .WithSummary("Delete a queue (name URL-encoded), cancelling its consumers; if_empty / if_unused refuse with 409 as queue.delete does")
+            .Produces(204).Errors(400, 403, 404, 409, 503);
+        api.MapDelete("/amqp/queues/{name}/contents", (Delegate)PurgeAmqpQueue).WithName("purgeAmqpQueue")
+            .WithSummary("Purge a queue (name URL-encoded): its ready messages are dropped, unacknowledged ones stay")
+            .Produces(204).Errors(403, 404, 503);
         api.MapMethods("/stats", read, (Delegate)GetStats).WithName("getStats")
             .WithSummary("Cumulative counts summed over the members (nodes: each member's), or one member's with node=NAME")
             .Produces<StatsBody>().Errors(404, 503);
@@ -510,6 +528,95 @@ public sealed class AdminServer : IAsyncDisposable
         }
         return answered ? Error(404, "session not found") : Unavailable();
     }
+
+    /// <param name="prefix">only queue names starting with this (ordinal)</param>
+    /// <param name="limit">page size; 0 or none = the node's maximum page</param>
+    /// <param name="pageToken">next_page_token of the previous page</param>
+    private async Task<IResult> ListAmqpQueues([FromQuery(Name = "prefix")] string? prefix, [FromQuery(Name = "limit")] string? limit,
+        [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        var pageSize = 0;
+        if (!string.IsNullOrEmpty(limit)
+            && (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pageSize) || pageSize < 0))
+        {
+            return Error(400, "limit must be a non-negative integer");
+        }
+        string? after = null;
+        if (!string.IsNullOrEmpty(pageToken))
+        {
+            if (!PageToken.TryDecode(pageToken, out var last))
+            {
+                return Error(400, "invalid page_token");
+            }
+            after = last;
+        }
+        if (_amqpQueues is not { IsAvailable: true } queues)
+        {
+            return Unavailable();
+        }
+        var page = await queues.ListAsync(after, prefix ?? "", pageSize == 0 ? _maxPageSize : Math.Min(pageSize, _maxPageSize)).ConfigureAwait(false);
+        var next = page.HasMore && page.Queues.Count > 0 ? PageToken.Encode(page.Queues[^1].Name) : "";
+        return TypedResults.Json(new QueuesPageBody(page.Queues, next, page.Unreachable.Count > 0 ? page.Unreachable : null), AdminJson.Api.QueuesPageBody);
+    }
+
+    /// <param name="nameInRoute">the queue name, URL-encoded (read from the raw request target)</param>
+    /// <param name="ifEmpty">true: refuse (409) while the queue has ready messages</param>
+    /// <param name="ifUnused">true: refuse (409) while the queue has consumers</param>
+    private async Task<IResult> DeleteAmqpQueue(HttpContext ctx, [FromRoute(Name = "name")] string? nameInRoute,
+        [FromQuery(Name = "if_empty")] string? ifEmpty, [FromQuery(Name = "if_unused")] string? ifUnused)
+    {
+        if (RawSegment(ctx, QueuesPath + "/") is not { } name)
+        {
+            return Error(404, "not found");
+        }
+        var empty = false;
+        var unused = false;
+        if (ifEmpty is not null && !bool.TryParse(ifEmpty, out empty))
+        {
+            return Error(400, "if_empty must be true or false");
+        }
+        if (ifUnused is not null && !bool.TryParse(ifUnused, out unused))
+        {
+            return Error(400, "if_unused must be true or false");
+        }
+        if (_amqpQueues is not { IsAvailable: true } queues)
+        {
+            return Unavailable();
+        }
+        var (outcome, refusal) = await queues.DeleteAsync(name, unused, empty).ConfigureAwait(false);
+        if (outcome == QueueCommandOutcome.Done)
+        {
+            _log.Info("admin API: deleted AMQP queue {0} by {1}", name, ctx.Connection.RemoteIpAddress);
+        }
+        return QueueCommandResult(outcome, refusal);
+    }
+
+    /// <param name="nameInRoute">the queue name, URL-encoded (read from the raw request target)</param>
+    private async Task<IResult> PurgeAmqpQueue(HttpContext ctx, [FromRoute(Name = "name")] string? nameInRoute)
+    {
+        if (RawSegment(ctx, QueuesPath + "/", "/contents") is not { } name)
+        {
+            return Error(404, "not found");
+        }
+        if (_amqpQueues is not { IsAvailable: true } queues)
+        {
+            return Unavailable();
+        }
+        var outcome = await queues.PurgeAsync(name).ConfigureAwait(false);
+        if (outcome == QueueCommandOutcome.Done)
+        {
+            _log.Info("admin API: purged AMQP queue {0} by {1}", name, ctx.Connection.RemoteIpAddress);
+        }
+        return QueueCommandResult(outcome, "");
+    }
+
+    private static IResult QueueCommandResult(QueueCommandOutcome outcome, string refusal) => outcome switch
+    {
+        QueueCommandOutcome.Done => TypedResults.NoContent(),
+        QueueCommandOutcome.NotFound => Error(404, "queue not found"),
+        QueueCommandOutcome.Refused => Error(409, refusal),
+        _ => Unavailable(),
+    };
 
     /// <summary>
     /// The one URL-encoded path segment after <paramref name="prefix"/>, decoded; null when there is none or more than one.

@@ -149,6 +149,16 @@ public sealed record PurgeQueue(string Queue) : IQueueCommand;
 public sealed record QueuePurged(string Queue, uint MessageCount) : IBrokerSerializable;
 
 /// <summary>
+/// The admin API's question for a queue it lists: answered with <see cref="QueueStats"/> (zeros when the entity
+/// has no queue). It does not keep an entity without a queue alive, so asking for a queue deleted meanwhile leaves
+/// nothing behind.
+/// </summary>
+public sealed record GetQueueStats(string Queue) : IQueueCommand, INotInfluenceReceiveTimeout;
+
+/// <summary>A queue's counts now, and <paramref name="Node"/>: the name of the node its entity runs on.</summary>
+public sealed record QueueStats(string Queue, int Ready, int Unacked, int Consumers, string Node) : IBrokerSerializable;
+
+/// <summary>
 /// Deletes the queue's content and stops the entity: consumers get <see cref="ConsumerCancelled"/>.
 /// Answers <see cref="QueueContentDeleted"/> or, when a condition fails, <see cref="QueueDeleteRefused"/>.
 /// </summary>

@@ -17,6 +17,8 @@ public sealed partial class BrokerSerializer
         Enqueued => "Q:F",
         GetMessage => "Q:G",
         GetEmpty => "Q:H",
+        GetQueueStats => "Q:I",
+        QueueStats => "Q:J",
         ConsumerCredit => "Q:K",
         ChannelClosed => "Q:L",
         QueueMissing => "Q:M",
@@ -95,6 +97,12 @@ public sealed partial class BrokerSerializer
             case PurgeQueue p:
                 w.Write(p.Queue);
                 break;
+            case GetQueueStats g:
+                w.Write(g.Queue);
+                break;
+            case QueueStats q:
+                w.Write(q.Queue); w.Write(q.Ready); w.Write(q.Unacked); w.Write(q.Consumers); w.Write(q.Node);
+                break;
             case QueuePurged p:
                 w.Write(p.Queue); w.Write(p.MessageCount);
                 break;
@@ -155,6 +163,8 @@ public sealed partial class BrokerSerializer
         "Q:F" => new Enqueued(r.ReadString(), r.ReadInt64()),
         "Q:G" => new GetMessage(r.ReadString(), ReadChannel(r), r.ReadBoolean()),
         "Q:H" => new GetEmpty(r.ReadString(), r.ReadUInt16()),
+        "Q:I" => new GetQueueStats(r.ReadString()),
+        "Q:J" => new QueueStats(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
         "Q:K" => new ConsumerCredit(r.ReadString(), ReadChannel(r), r.ReadString(), r.ReadInt32()),
         "Q:L" => new ChannelClosed(r.ReadString(), ReadChannel(r)),
         "Q:M" => new QueueMissing(r.ReadString(), r.ReadInt64()),

@@ -25,6 +25,7 @@ public sealed record StatusBody(string Status, [property: JsonIgnore(Condition =
 [JsonSerializable(typeof(Stats.ClusterBody))]
 [JsonSerializable(typeof(Stats.OverviewBody))]
 [JsonSerializable(typeof(Stats.ClusterStatusBody))]
+[JsonSerializable(typeof(Amqp.QueuesPageBody))]
 public sealed partial class AdminJson : JsonSerializerContext
 {
     /// <summary>The options the API writes with: this context, and an encoder that escapes only what JSON requires.</summary>

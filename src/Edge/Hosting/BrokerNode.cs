@@ -252,7 +252,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 new RestingSessions(catalogStore, services.InfoCodec),
                 () => cluster.SelfMember.Status == MemberStatus.Up ? (true, "") : (false, $"cluster member status {cluster.SelfMember.Status}"),
                 tokens, tls is not null && security.AdminTlsPort != 0 ? security.AdminTlsPort : 0, tls is null ? null : () => tls.Certificate,
-                settings.AdminMaxStatStreams).ConfigureAwait(false);
+                settings.AdminMaxStatStreams, topology).ConfigureAwait(false);
             system.Log.Info("admin HTTP on http://{0}:{1}{2}", settings.Host, admin.Port, admin.HttpsPort == 0 ? "" : $" and https://{settings.Host}:{admin.HttpsPort}");
             system.Log.Info("node {0} ready (remoting {1}, storage {2})", settings.NodeName, cluster.SelfAddress, settings.DbProvider);
             void Reload()

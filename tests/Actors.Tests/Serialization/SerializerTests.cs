@@ -199,7 +199,9 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new QueuePurged("q", 5);
         yield return new DeleteQueueContent("q", true, false);
         yield return new QueueContentDeleted("q", 0);
-        yield return new QueueDeleteRefused("q", "queue 'q' in vhost '/' not empty");
+        yield return new QueueDeleteRefused("q", "PRECONDITION_FAILED - queue 'q' in vhost '/' not empty");
+        yield return new GetQueueStats("q\u00e9");
+        yield return new QueueStats("q", int.MaxValue, 0, 3, "node-2");
         yield return new ConsumerCancelled("q", 1, "t");
         yield return new ConsumerMoved("q", 1, "t");
         yield return new QueueUnused("q");

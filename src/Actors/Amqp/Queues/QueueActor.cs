@@ -140,6 +140,7 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         });
         Command<GetMessage>(OnGet);
         Command<PurgeQueue>(OnPurge);
+        Command<GetQueueStats>(g => Sender.Tell(new QueueStats(g.Queue, _state.ReadyCount, _state.UnackedCount, _state.ConsumerCount, _settings.NodeName)));
         Command<DeleteQueueContent>(OnDelete);
         Command<Terminated>(t =>
         {

@@ -22,9 +22,13 @@ public sealed record QueueSettings
     /// <summary>How long an entity without a queue definition waits for one before it passivates.</summary>
     public TimeSpan IdleWithoutQueue { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>This node's name (<see cref="BrokerSettings.NodeName"/>), reported in <see cref="QueueStats"/>.</summary>
+    public string NodeName { get; init; } = "";
+
     public static QueueSettings From(BrokerSettings settings) => new()
     {
         SnapshotEvery = settings.SnapshotEvery,
         ConsumerWindow = settings.AmqpConsumerWindow,
+        NodeName = settings.NodeName,
     };
 }

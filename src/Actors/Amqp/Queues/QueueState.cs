@@ -366,11 +366,11 @@ public sealed class QueueState
     {
         if (ifUnused && ConsumerCount > 0)
         {
-            return $"queue '{Name}' in vhost '/' in use";
+            return $"PRECONDITION_FAILED - queue '{Name}' in vhost '/' in use";
         }
         if (ifEmpty && ReadyCount > 0)
         {
-            return $"queue '{Name}' in vhost '/' not empty";
+            return $"PRECONDITION_FAILED - queue '{Name}' in vhost '/' not empty";
         }
         return null;
     }

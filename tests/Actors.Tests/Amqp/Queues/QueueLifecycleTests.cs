@@ -44,6 +44,38 @@ public sealed class QueueLifecycleTests : QueueTestKit
     }
 
     [Fact]
+    public async Task Stats_answer_ready_unacknowledged_and_consumer_counts_and_the_node()
+    {
+        Settings = QueueSettings.Default with { NodeName = "node-7" };
+        var def = Definition("counted");
+        var queue = await Declared(def);
+        var consumer = CreateTestProbe();
+        await Consume(queue, "counted", consumer, "c1", prefetch: 2);
+        await Publish(queue, "counted", CreateTestProbe(), Msg("1"), Msg("2"), Msg("3"), Msg("4"), Msg("5"));
+        await Next(consumer);
+        await Next(consumer);
+        var admin = CreateTestProbe();
+
+        queue.Tell(new GetQueueStats("counted"), admin.Ref);
+
+        Assert.Equal(new QueueStats("counted", 3, 2, 1, "node-7"), await admin.ExpectMsgAsync<QueueStats>(Timeout));
+    }
+
+    [Fact]
+    public async Task Stats_asked_of_an_undeclared_queue_answer_zeros_and_do_not_keep_it_alive()
+    {
+        Settings = QueueSettings.Default with { IdleWithoutQueue = TimeSpan.FromMilliseconds(600) };
+        var (queue, shard) = await Start("gone");
+        var admin = CreateTestProbe();
+        // Asked more often than the idle period: a message that influenced the receive timeout would reset it each time.
+        using var asking = new Cancelable(Sys.Scheduler);
+        Sys.Scheduler.ScheduleTellRepeatedly(TimeSpan.Zero, TimeSpan.FromMilliseconds(100), queue, new GetQueueStats("gone"), admin.Ref, asking);
+
+        Assert.Equal(new QueueStats("gone", 0, 0, 0, ""), await admin.ExpectMsgAsync<QueueStats>(Timeout));
+        await shard.ExpectMsgAsync<Passivate>(TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
     public async Task Purge_drops_ready_messages_and_leaves_unacknowledged_ones()
     {
         var def = Definition("purge");
@@ -71,7 +103,7 @@ public sealed class QueueLifecycleTests : QueueTestKit
 
         queue.Tell(new DeleteQueueContent("busy", IfUnused: true, IfEmpty: false), owner.Ref);
 
-        Assert.Equal("queue 'busy' in vhost '/' in use", (await owner.ExpectMsgAsync<QueueDeleteRefused>(Timeout)).ReplyText);
+        Assert.Equal("PRECONDITION_FAILED - queue 'busy' in vhost '/' in use", (await owner.ExpectMsgAsync<QueueDeleteRefused>(Timeout)).ReplyText);
     }
 
     [Fact]
@@ -84,7 +116,7 @@ public sealed class QueueLifecycleTests : QueueTestKit
 
         queue.Tell(new DeleteQueueContent("full", IfUnused: false, IfEmpty: true), owner.Ref);
 
-        Assert.Equal("queue 'full' in vhost '/' not empty", (await owner.ExpectMsgAsync<QueueDeleteRefused>(Timeout)).ReplyText);
+        Assert.Equal("PRECONDITION_FAILED - queue 'full' in vhost '/' not empty", (await owner.ExpectMsgAsync<QueueDeleteRefused>(Timeout)).ReplyText);
     }
 
     [Fact]
