@@ -37,6 +37,7 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly Metrics.BrokerMetrics _metrics;
     private readonly Retained.RetainedAdmin _retained;
     private readonly StatsStream _statsStream;
+    private readonly Subscriptions.SubscriptionQueryService _subscriptions;
     private readonly Func<(bool Ready, string Details)> _readiness;
 
     /// <summary>Null where AMQP is not started: the queue endpoints answer 503.</summary>
@@ -55,6 +56,7 @@ public sealed class AdminServer : IAsyncDisposable
         _metrics = new Metrics.BrokerMetrics(sessions.System);
         _retained = new Retained.RetainedAdmin(sessions.System, sessions.Timeout);
         _statsStream = new StatsStream(sessions.System, stats, maxStatStreams);
+        _subscriptions = new Subscriptions.SubscriptionQueryService(sessions, sessions.Resting);
         _sessionRegion = () => Akka.Cluster.Sharding.ClusterSharding.Get(sessions.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);
         _tokens = tokens;
         _log = log;
@@ -201,6 +203,12 @@ public sealed class AdminServer : IAsyncDisposable
             .Produces<ClusterBody>().Errors(503);
         api.MapMethods("/overview", read, (Delegate)GetOverview).WithName("getOverview").WithSummary("Sessions, stats and members for a first paint")
             .Produces<OverviewBody>().Errors(503);
+        api.MapMethods("/subscriptions", read, (Delegate)ListSubscriptions).WithName("listSubscriptions")
+            .WithSummary("Subscriptions of the whole cluster by filter: subscriber count and highest QoS, in cursor pages (state default connected)")
+            .Produces<Subscriptions.SubscriptionsPageBody>().Errors(400, 503);
+        api.MapMethods("/subscriptions/{filter}/clients", read, (Delegate)ListFilterClients).WithName("listFilterClients")
+            .WithSummary("The sessions subscribed to one filter (URL-encoded: %2F, %23, %2B), by client ID in cursor pages")
+            .Produces<Subscriptions.FilterClientsBody>().Errors(400, 404, 503);
         api.MapMethods("/retained", read, (Delegate)ListRetained).WithName("listRetained")
             .WithSummary("The cluster's retained messages by topic, in cursor pages").Produces<Retained.RetainedPageBody>().Errors(400, 503);
         api.MapDelete("/retained/{**topic}", (Delegate)DeleteRetained).WithName("deleteRetained")
@@ -362,22 +370,9 @@ public sealed class AdminServer : IAsyncDisposable
         {
             return Error(400, "protocol must be one of: mqtt3.1, mqtt3.1.1, mqtt5, amqp0.9.1");
         }
-        var stateFilter = SessionStateFilter.All;
-        if (state is not null)
+        if (ParseState(state, SessionStateFilter.All, out var stateFilter) is { } badState)
         {
-            switch (state.ToLowerInvariant())
-            {
-                case "all":
-                    break;
-                case "connected":
-                    stateFilter = SessionStateFilter.Connected;
-                    break;
-                case "disconnected":
-                    stateFilter = SessionStateFilter.Disconnected;
-                    break;
-                default:
-                    return Error(400, "state must be one of: all, connected, disconnected");
-            }
+            return badState;
         }
         if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
         {
@@ -422,6 +417,79 @@ public sealed class AdminServer : IAsyncDisposable
             return answered ? Error(404, "session not found") : Unavailable();
         }
         return TypedResults.Json(SessionJson.Body(session), AdminJson.Api.SessionBody);
+    }
+
+    /// <param name="state">connected (default), disconnected or all</param>
+    /// <param name="prefix">only filters starting with this (ordinal)</param>
+    /// <param name="limit">page size; 0 or none = the node's maximum page</param>
+    /// <param name="pageToken">next_page_token of the previous page</param>
+    private async Task<IResult> ListSubscriptions([FromQuery(Name = "state")] string? state, [FromQuery(Name = "prefix")] string? prefix,
+        [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        if (ParseState(state, SessionStateFilter.Connected, out var stateFilter) is { } badState)
+        {
+            return badState;
+        }
+        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
+        {
+            return bad;
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var (body, answered) = await _subscriptions.FiltersAsync(after, prefix ?? "", stateFilter, pageSize).ConfigureAwait(false);
+        return answered ? TypedResults.Json(body!, AdminJson.Api.SubscriptionsPageBody) : Unavailable();
+    }
+
+    /// <param name="filterInRoute">the filter, URL-encoded</param>
+    /// <param name="state">connected (default), disconnected or all</param>
+    /// <param name="prefix">only client IDs starting with this (ordinal)</param>
+    /// <param name="limit">page size; 0 or none = the node's maximum page</param>
+    /// <param name="pageToken">next_page_token of the previous page</param>
+    private async Task<IResult> ListFilterClients(HttpContext ctx, [FromRoute(Name = "filter")] string filterInRoute, [FromQuery(Name = "state")] string? state,
+        [FromQuery(Name = "prefix")] string? prefix, [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        if (RawSegment(ctx, "/api/v1/subscriptions/", "/clients") is not { } filter)
+        {
+            return Error(404, "not found");
+        }
+        if (ParseState(state, SessionStateFilter.Connected, out var stateFilter) is { } badState)
+        {
+            return badState;
+        }
+        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
+        {
+            return bad;
+        }
+        if (!_sessions.IsAvailable)
+        {
+            return Unavailable();
+        }
+        var (body, answered) = await _subscriptions.ClientsAsync(filter, after, prefix ?? "", stateFilter, pageSize).ConfigureAwait(false);
+        return answered ? TypedResults.Json(body!, AdminJson.Api.FilterClientsBody) : Unavailable();
+    }
+
+    /// <summary>The <c>state</c> parameter: a 400 result when it is none of all, connected, disconnected.</summary>
+    private static IResult? ParseState(string? state, SessionStateFilter fallback, out SessionStateFilter filter)
+    {
+        filter = fallback;
+        switch (state?.ToLowerInvariant())
+        {
+            case null:
+                return null;
+            case "all":
+                filter = SessionStateFilter.All;
+                return null;
+            case "connected":
+                filter = SessionStateFilter.Connected;
+                return null;
+            case "disconnected":
+                filter = SessionStateFilter.Disconnected;
+                return null;
+            default:
+                return Error(400, "state must be one of: all, connected, disconnected");
+        }
     }
 
     /// <param name="prefix">only topics starting with this (ordinal)</param>

@@ -74,6 +74,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         SessionNotFound => "NF",
         GetNodeStats => "GNS",
         KickClient => "KC",
+        ListFilters => "LF",
+        FiltersPage => "FP",
+        ListFilterClients => "LFC",
+        FilterClientsPage => "FCP",
         ListRetained => "LR",
         RetainedPage => "RP",
         DeleteRetained => "DR",
@@ -281,6 +285,18 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
             case KickClient k:
                 w.Write(k.ClientId); w.Write(k.Discard);
                 break;
+            case ListFilters l:
+                WriteOpt(w, l.After); w.Write(l.Prefix); w.Write((byte)l.State); w.Write(l.Limit);
+                break;
+            case FiltersPage p:
+                w.Write(p.Node); WriteList(w, p.Rows, (ww, row) => { ww.Write(row.Filter); ww.Write(row.Subscribers); ww.Write(row.MaxQos); }); w.Write(p.HasMore);
+                break;
+            case ListFilterClients l:
+                w.Write(l.Filter); WriteOpt(w, l.After); w.Write(l.Prefix); w.Write((byte)l.State); w.Write(l.Limit);
+                break;
+            case FilterClientsPage p:
+                w.Write(p.Node); WriteList(w, p.Rows, (ww, row) => { ww.Write(row.ClientId); ww.Write(row.Qos); }); w.Write(p.HasMore);
+                break;
             case ListRetained l:
                 WriteOpt(w, l.After); w.Write(l.Prefix); w.Write(l.Limit);
                 break;
@@ -392,6 +408,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         "NF" => new SessionNotFound(r.ReadString()),
         "GNS" => GetNodeStats.Instance,
         "KC" => new KickClient(r.ReadString(), r.ReadBoolean()),
+        "LF" => new ListFilters(ReadOpt(r), r.ReadString(), (SessionStateFilter)r.ReadByte(), r.ReadInt32()),
+        "FP" => new FiltersPage(r.ReadString(), ReadList(r, rr => new FilterRow(rr.ReadString(), rr.ReadInt32(), rr.ReadByte())) ?? [], r.ReadBoolean()),
+        "LFC" => new ListFilterClients(r.ReadString(), ReadOpt(r), r.ReadString(), (SessionStateFilter)r.ReadByte(), r.ReadInt32()),
+        "FCP" => new FilterClientsPage(r.ReadString(), ReadList(r, rr => new FilterClient(rr.ReadString(), rr.ReadByte())) ?? [], r.ReadBoolean()),
         "LR" => new ListRetained(ReadOpt(r), r.ReadString(), r.ReadInt32()),
         "RP" => new RetainedPage(ReadList(r, rr => new RetainedRow(rr.ReadString(), rr.ReadByte(), rr.ReadInt32(), rr.ReadBoolean() ? rr.ReadInt64() : null)) ?? [], r.ReadBoolean()),
         "DR" => new DeleteRetained(r.ReadString()),

@@ -61,6 +61,24 @@ public sealed class RestingSessions(SessionCatalogStore store, SessionInfoCodec 
 
     public Task<long> CountAsync() => store.CountRestingAsync();
 
+    /// <summary>Every session at rest, in client ID order, read in batches (for the subscription lists, which need them all).</summary>
+    public async IAsyncEnumerable<SessionInfo> AllAsync(string? after = null)
+    {
+        while (true)
+        {
+            var (rows, more) = await store.ListRestingAsync(after, "", 1000).ConfigureAwait(false);
+            foreach (var (clientId, data) in rows)
+            {
+                yield return Info(clientId, data);
+            }
+            if (!more || rows.Count == 0)
+            {
+                yield break;
+            }
+            after = rows[^1].ClientId;
+        }
+    }
+
     public async Task<SessionInfo?> FindAsync(string clientId)
     {
         var (resting, info) = await store.FindRestingAsync(clientId).ConfigureAwait(false);

@@ -373,7 +373,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             // connects again, or the grace period ends.
             _awaitingResume = true;
             Timers.StartSingleTimer(ResumeTimer, ResumeDue.Instance, ResumeGrace);
-            _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self, _state.ProtocolLevel, _username));
+            Index(connected: true);
             return;
         }
         AfterDisconnect();
@@ -510,9 +510,11 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 break;
             case SubscribeRequest s when s.ConnectionId == _connectionId:
                 Commit(_state.OnSubscribe(s.PacketId, s.Subscriptions, _limits), Sender, 0);
+                Index(connected: true);
                 break;
             case UnsubscribeRequest u when u.ConnectionId == _connectionId:
                 Commit(_state.OnUnsubscribe(u.PacketId, u.Filters, _limits), Sender, 0);
+                Index(connected: true);
                 break;
             case InboundQos2 q when q.ConnectionId == _connectionId:
                 Commit(_state.OnInboundQos2(q.PacketId, q.Release), Sender, 0);
@@ -614,7 +616,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
             DeleteJournal();
         }
         Commit(decision, Sender, 0);
-        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self, _state.ProtocolLevel, _username));
+        Index(connected: true);
     }
 
     /// <summary>The last 64 message ids this incarnation accepted, to recognise resent copies (kept only once a QoS 1/2 message arrives).</summary>
@@ -724,6 +726,10 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         AfterDisconnect();
     }
 
+    /// <summary>Tells this node's session index how the session stands (connection, protocol, user name, subscriptions).</summary>
+    private void Index(bool connected) =>
+        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, connected, Self, _state.ProtocolLevel, _username, _state.Subscriptions));
+
     /// <summary>
     /// An operator's disconnect: the connection is told (it closes, and its close is handled as any other); with
     /// discard the session also ends, at once when no client is connected, else once the connection has closed.
@@ -747,7 +753,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     /// <summary>Arms the will delay and session expiry timers, or ends a session that has no expiry.</summary>
     private void AfterDisconnect()
     {
-        _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, false, Self, _state.ProtocolLevel, _username));
+        Index(connected: false);
         if (_state.IsPersistent && _services.Settings.SessionRestAfter > TimeSpan.Zero)
         {
             // Idle this long, it rests (see Rest); ReceiveTimeout comes again while something still holds it.

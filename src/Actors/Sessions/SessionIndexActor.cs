@@ -11,8 +11,21 @@ public enum SessionStateFilter : byte
 }
 
 /// <summary>A session on this node started, connected or disconnected (sent by the session actor).</summary>
-/// <remarks><paramref name="ProtocolLevel"/> (0 for AMQP) and <paramref name="Username"/> ("" when unknown) serve the session list's filters.</remarks>
-public sealed record IndexUpdate(string ClientId, bool Connected, IActorRef Session, byte ProtocolLevel = 4, string Username = "");
+/// <remarks><paramref name="ProtocolLevel"/> (0 for AMQP) and <paramref name="Username"/> ("" when unknown) serve the session list's filters;
+/// <paramref name="Subscriptions"/>: the session's subscriptions now (null: none, an AMQP connection).</remarks>
+public sealed record IndexUpdate(string ClientId, bool Connected, IActorRef Session, byte ProtocolLevel = 4, string Username = "",
+    System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>? Subscriptions = null);
+
+/// <summary>Filters of the sessions a node holds, aggregated (admin API); answered with <see cref="FiltersPage"/>.</summary>
+public sealed record ListFilters(string? After, string Prefix, SessionStateFilter State, int Limit) : IBrokerSerializable;
+
+/// <summary><paramref name="HasMore"/>: this node has matching filters after the last one returned.</summary>
+public sealed record FiltersPage(string Node, IReadOnlyList<FilterRow> Rows, bool HasMore) : IBrokerSerializable;
+
+/// <summary>The sessions a node holds that subscribe to <paramref name="Filter"/>; answered with <see cref="FilterClientsPage"/>.</summary>
+public sealed record ListFilterClients(string Filter, string? After, string Prefix, SessionStateFilter State, int Limit) : IBrokerSerializable;
+
+public sealed record FilterClientsPage(string Node, IReadOnlyList<FilterClient> Rows, bool HasMore) : IBrokerSerializable;
 
 /// <summary>The session ended; removed only if <paramref name="Session"/> is still the indexed incarnation.</summary>
 public sealed record IndexRemove(string ClientId, IActorRef Session);
@@ -64,6 +77,7 @@ public sealed class SessionIndexActor : ReceiveActor
     private readonly string _node;
     private readonly TimeSpan _askTimeout;
     private readonly long _startedMs = Environment.TickCount64;
+    private readonly SubscriptionIndex _subscriptions = new();
     private int _connected;
 
     public static Props Props(string node, TimeSpan askTimeout) => Akka.Actor.Props.Create(() => new SessionIndexActor(node, askTimeout));
@@ -81,10 +95,12 @@ public sealed class SessionIndexActor : ReceiveActor
                 e.Connected = u.Connected;
                 e.ProtocolLevel = u.ProtocolLevel;
                 e.Username = u.Username;
+                _subscriptions.Set(u.ClientId, u.Subscriptions ?? System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>.Empty);
             }
             else
             {
                 _entries[u.ClientId] = new Entry(u.Session, u.Connected, u.ProtocolLevel, u.Username);
+                _subscriptions.Set(u.ClientId, u.Subscriptions ?? System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>.Empty);
                 _keys.Add(u.ClientId);
                 BrokerCounters.SessionsInMemory.Add(1);
                 Connected(u.Connected ? 1 : 0);
@@ -98,9 +114,20 @@ public sealed class SessionIndexActor : ReceiveActor
                 _keys.Remove(r.ClientId);
                 BrokerCounters.SessionsInMemory.Add(-1);
                 Connected(e.Connected ? -1 : 0);
+                _subscriptions.Remove(r.ClientId);
             }
         });
         Receive<ListSessions>(HandleList);
+        Receive<ListFilters>(q =>
+        {
+            var (rows, more) = _subscriptions.Filters(q.After, q.Prefix, InState(q.State), q.Limit);
+            Sender.Tell(new FiltersPage(_node, rows, more));
+        });
+        Receive<ListFilterClients>(q =>
+        {
+            var (rows, more) = _subscriptions.Clients(q.Filter, q.After, q.Prefix, InState(q.State), q.Limit);
+            Sender.Tell(new FilterClientsPage(_node, rows, more));
+        });
         Receive<KickClient>(k =>
         {
             // The session actor (MQTT) or the connection actor (AMQP) of the entry answers; without one, not here.
@@ -133,6 +160,13 @@ public sealed class SessionIndexActor : ReceiveActor
                 TaskScheduler.Default).PipeTo(sender);
         });
     }
+
+    private Func<string, bool> InState(SessionStateFilter state) => state switch
+    {
+        SessionStateFilter.Connected => id => _entries.TryGetValue(id, out var e) && e.Connected,
+        SessionStateFilter.Disconnected => id => _entries.TryGetValue(id, out var e) && !e.Connected,
+        _ => _ => true,
+    };
 
     private void Connected(int delta)
     {
@@ -175,42 +209,7 @@ public sealed class SessionIndexActor : ReceiveActor
         Fetch(refs).ContinueWith(t => new SessionsPage(_node, t.Result, hasMore), TaskScheduler.Default).PipeTo(sender);
     }
 
-    private IEnumerable<string> Candidates(string? after, string prefix)
-    {
-        if (_keys.Count == 0)
-        {
-            yield break;
-        }
-        var cmp = Utf8Ordinal.Instance;
-        var lower = after;
-        var inclusive = false;
-        if (prefix.Length > 0 && (lower is null || cmp.Compare(prefix, lower) > 0))
-        {
-            // Every ID with this prefix sorts at or after the prefix itself.
-            lower = prefix;
-            inclusive = true;
-        }
-        var max = _keys.Max!;
-        if (lower is null)
-        {
-            foreach (var id in _keys)
-            {
-                yield return id;
-            }
-            yield break;
-        }
-        if (cmp.Compare(lower, max) > 0)
-        {
-            yield break;
-        }
-        foreach (var id in _keys.GetViewBetween(lower, max))
-        {
-            if (inclusive || cmp.Compare(id, lower) != 0)
-            {
-                yield return id;
-            }
-        }
-    }
+    private IEnumerable<string> Candidates(string? after, string prefix) => Utf8Ordinal.KeysAfter(_keys, after, prefix);
 
     private async Task<IReadOnlyList<SessionInfo>> Fetch(List<IActorRef> sessions)
     {

@@ -63,4 +63,31 @@ public sealed class Utf8Ordinal : IComparer<string>
     }
 
     public static bool StartsWith(string value, string prefix) => value.StartsWith(prefix, StringComparison.Ordinal);
+
+    /// <summary>The keys of <paramref name="set"/> strictly after <paramref name="after"/> (or from <paramref name="prefix"/>), in order.</summary>
+    public static IEnumerable<string> KeysAfter(SortedSet<string> set, string? after, string prefix)
+    {
+        if (set.Count == 0)
+        {
+            return [];
+        }
+        var cmp = Utf8Ordinal.Instance;
+        var lower = after;
+        var inclusive = false;
+        if (prefix.Length > 0 && (lower is null || cmp.Compare(prefix, lower) > 0))
+        {
+            lower = prefix;
+            inclusive = true;
+        }
+        if (lower is null)
+        {
+            return set;
+        }
+        if (cmp.Compare(lower, set.Max!) > 0)
+        {
+            return [];
+        }
+        var view = set.GetViewBetween(lower, set.Max!);
+        return inclusive ? view : view.Where(k => cmp.Compare(k, lower) > 0);
+    }
 }

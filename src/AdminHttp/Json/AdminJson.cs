@@ -22,6 +22,8 @@ public sealed record StatusBody(string Status, [property: JsonIgnore(Condition =
 [JsonSerializable(typeof(SessionsPageBody))]
 [JsonSerializable(typeof(Stats.StatsBody))]
 [JsonSerializable(typeof(Retained.RetainedPageBody))]
+[JsonSerializable(typeof(Subscriptions.SubscriptionsPageBody))]
+[JsonSerializable(typeof(Subscriptions.FilterClientsBody))]
 [JsonSerializable(typeof(Stats.ClusterBody))]
 [JsonSerializable(typeof(Stats.OverviewBody))]
 [JsonSerializable(typeof(Stats.ClusterStatusBody))]

@@ -26,6 +26,9 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
 
     public ActorSystem System => system;
 
+    /// <summary>The catalog of sessions at rest, when the node has one.</summary>
+    public RestingSessions? Resting => resting;
+
     /// <summary>How long a member (or an entity) has to answer an admin query.</summary>
     public TimeSpan Timeout => timeout;
 
@@ -173,6 +176,28 @@ public sealed class SessionQueryService(ActorSystem system, TimeSpan timeout, Re
             return (done.Found, true);
         }
         return (true, true);
+    }
+
+    /// <summary>Asks every member's session index <paramref name="query"/>: the answers, and the members that did not answer.</summary>
+    public async Task<(List<T> Answers, List<string> Unreachable)> AskIndexesAsync<T>(object query)
+    {
+        var targets = Targets();
+        var asks = targets.Select(t => t.Index.Ask<T>(query, timeout)).ToArray();
+        await WhenAllSettled(asks).ConfigureAwait(false);
+        var answers = new List<T>();
+        var unreachable = new List<string>();
+        for (var i = 0; i < asks.Length; i++)
+        {
+            if (asks[i].IsCompletedSuccessfully)
+            {
+                answers.Add(asks[i].Result);
+            }
+            else
+            {
+                unreachable.Add(targets[i].Node);
+            }
+        }
+        return (answers, unreachable);
     }
 
     private static async Task WhenAllSettled(Task[] tasks)

@@ -143,6 +143,10 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new ListSessions("a", "", SessionStateFilter.Connected, 5, 0, "alice");
         yield return GetNodeStats.Instance;
         yield return new KickClient("dev/1", true);
+        yield return new ListFilters(null, "a/", SessionStateFilter.Connected, 10);
+        yield return new FiltersPage("node-1", [new FilterRow("a/+", 3, 1), new FilterRow("$share/g/b/#", 1, 2)], true);
+        yield return new ListFilterClients("a/#", "c1", "c", SessionStateFilter.All, 2);
+        yield return new FilterClientsPage("node-2", [new FilterClient("c2", 0)], false);
         yield return new ListRetained(null, "a/", 10);
         yield return new ListRetained("a/b", "", 1);
         yield return new RetainedPage([new RetainedRow("a/b", 1, 5, 1700000000000), new RetainedRow("a/c", 0, 0, null)], true);
