@@ -719,6 +719,7 @@ public sealed class AdminServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _statsStream.Dispose();
+        _metrics.Dispose();
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }

@@ -75,9 +75,18 @@ public sealed class MetricsTests(AdminFixture fixture) : IClassFixture<AdminFixt
             Assert.True(during["broker_received_bytes_total{protocol=mqtt}"] > before.GetValueOrDefault("broker_received_bytes_total{protocol=mqtt}"));
             Assert.True(during["broker_connections{protocol=mqtt}"] >= 1);
             Assert.True(during["broker_sessions{state=connected}"] >= 1);
+            Assert.True(during["broker_subscriptions{}"] >= 1);
             Assert.Equal(1, during["broker_cluster_members{status=up}"]);
             Assert.True(during["process_working_set_bytes{}"] > 0);
             Assert.Contains(during.Keys, k => k.StartsWith("dotnet_collection_count_total{", StringComparison.Ordinal));
+            // Persistent sessions write their journal: the histogram of those writes counts them.
+            await using (var persistent = await TestClient.ConnectAsync(fixture.Node.MqttPort, Ids.New("journaled"), clean: false, sessionExpiry: 600))
+            {
+                await persistent.SubscribeAsync(topic + "/j");
+            }
+            await Wait.UntilAsync(async () => (await Scrape(url)).Samples.GetValueOrDefault("broker_journal_write_seconds_count{}") > 0,
+                TimeSpan.FromSeconds(10), "a journal write observed");
+            Assert.Equal("histogram", (await Scrape(url)).Types["broker_journal_write_seconds"]);
         }
     }
 }

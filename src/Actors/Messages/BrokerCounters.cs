@@ -108,6 +108,17 @@ public static class BrokerCounters
 
     public static readonly Gauge SessionsInMemory = new();
 
+    /// <summary>Subscriptions of the sessions held in memory (shared ones included).</summary>
+    public static readonly Gauge Subscriptions = new();
+
+    /// <summary>
+    /// Observers of the session journal's durable writes (one transaction of a batch, in seconds): the metrics of each
+    /// node in the process add one (Prometheus histogram), and take it off when they stop.
+    /// </summary>
+    public static event Action<double>? JournalWriteObserved;
+
+    public static void ObserveJournalWrite(double seconds) => JournalWriteObserved?.Invoke(seconds);
+
     /// <summary>MQTT connections (TCP, TLS, WebSocket) and their messages.</summary>
     public static readonly ProtocolCounters Mqtt = new("mqtt");
 

@@ -1,3 +1,4 @@
+using Broker.Actors.Messages;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -201,6 +202,7 @@ public sealed class SessionCatalogStore
         {
             return;
         }
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using (var statements = new SqlStatements(connection, tx, batch: _postgres))
@@ -210,6 +212,10 @@ public sealed class SessionCatalogStore
             await statements.FlushAsync(ct).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
+        if (journal.Count > 0)
+        {
+            BrokerCounters.ObserveJournalWrite(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
     }
 
     /// <summary>The journals of the sessions <paramref name="clientIds"/>, by client ID.</summary>

@@ -95,12 +95,12 @@ public sealed class SessionIndexActor : ReceiveActor
                 e.Connected = u.Connected;
                 e.ProtocolLevel = u.ProtocolLevel;
                 e.Username = u.Username;
-                _subscriptions.Set(u.ClientId, u.Subscriptions ?? System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>.Empty);
+                SetSubscriptions(u);
             }
             else
             {
                 _entries[u.ClientId] = new Entry(u.Session, u.Connected, u.ProtocolLevel, u.Username);
-                _subscriptions.Set(u.ClientId, u.Subscriptions ?? System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>.Empty);
+                SetSubscriptions(u);
                 _keys.Add(u.ClientId);
                 BrokerCounters.SessionsInMemory.Add(1);
                 Connected(u.Connected ? 1 : 0);
@@ -114,7 +114,9 @@ public sealed class SessionIndexActor : ReceiveActor
                 _keys.Remove(r.ClientId);
                 BrokerCounters.SessionsInMemory.Add(-1);
                 Connected(e.Connected ? -1 : 0);
+                var held = _subscriptions.SubscriptionCount;
                 _subscriptions.Remove(r.ClientId);
+                BrokerCounters.Subscriptions.Add(_subscriptions.SubscriptionCount - held);
             }
         });
         Receive<ListSessions>(HandleList);
@@ -168,6 +170,13 @@ public sealed class SessionIndexActor : ReceiveActor
         _ => _ => true,
     };
 
+    private void SetSubscriptions(IndexUpdate u)
+    {
+        var held = _subscriptions.SubscriptionCount;
+        _subscriptions.Set(u.ClientId, u.Subscriptions ?? System.Collections.Immutable.ImmutableSortedDictionary<string, Subscription>.Empty);
+        BrokerCounters.Subscriptions.Add(_subscriptions.SubscriptionCount - held);
+    }
+
     private void Connected(int delta)
     {
         _connected += delta;
@@ -179,6 +188,7 @@ public sealed class SessionIndexActor : ReceiveActor
     {
         BrokerCounters.SessionsInMemory.Add(-_entries.Count);
         BrokerCounters.SessionsConnected.Add(-_connected);
+        BrokerCounters.Subscriptions.Add(-_subscriptions.SubscriptionCount);
         base.PostStop();
     }
 

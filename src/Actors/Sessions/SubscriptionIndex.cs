@@ -21,6 +21,9 @@ public sealed class SubscriptionIndex
 
     public int FilterCount => _filters.Count;
 
+    /// <summary>Subscriptions held, all sessions together.</summary>
+    public long SubscriptionCount { get; private set; }
+
     /// <summary>The session of <paramref name="clientId"/> now holds exactly <paramref name="subscriptions"/>.</summary>
     public void Set(string clientId, ImmutableSortedDictionary<string, Subscription> subscriptions)
     {
@@ -36,6 +39,7 @@ public sealed class SubscriptionIndex
                 if (!subscriptions.ContainsKey(filter))
                 {
                     Unlink(filter, clientId);
+                    SubscriptionCount--;
                 }
             }
         }
@@ -46,7 +50,14 @@ public sealed class SubscriptionIndex
                 _byFilter[filter] = clients = new Dictionary<string, byte>(1, StringComparer.Ordinal);
                 _filters.Add(filter);
             }
-            clients[clientId] = sub.Qos;
+            if (clients.TryAdd(clientId, sub.Qos))
+            {
+                SubscriptionCount++;
+            }
+            else
+            {
+                clients[clientId] = sub.Qos;
+            }
         }
         if (subscriptions.IsEmpty)
         {

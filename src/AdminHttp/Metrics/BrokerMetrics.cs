@@ -12,12 +12,13 @@ namespace Broker.AdminHttp.Metrics;
 /// for counters, bytes and seconds as units. One registry per node (not prometheus-net's static one), so nodes sharing
 /// a process do not share metrics; process CPU, memory and GC come from prometheus-net's .NET collector.
 /// </summary>
-public sealed class BrokerMetrics
+public sealed class BrokerMetrics : IDisposable
 {
     private static readonly string[] Protocols = ["mqtt", "amqp"];
     private static readonly string[] MemberStatuses = ["joining", "weaklyup", "up", "leaving", "exiting", "down", "removed"];
 
     private readonly CollectorRegistry _registry = Prometheus.Metrics.NewCustomRegistry();
+    private readonly Action<double> _journalObserver;
 
     public BrokerMetrics(ActorSystem system)
     {
@@ -38,8 +39,13 @@ public sealed class BrokerMetrics
         var failures = f.CreateCounter("broker_failures_total", "Authentication backend calls and TLS handshakes that failed.", "kind");
         var dropped = f.CreateCounter("broker_dropped_messages_total", "Messages that could not be delivered, by reason (each also logged).", "reason");
         var sessions = f.CreateGauge("broker_sessions", "Sessions held in memory by this node, connected or not.", "state");
+        var subscriptions = f.CreateGauge("broker_subscriptions", "Subscriptions of the sessions this node holds in memory.");
         var members = f.CreateGauge("broker_cluster_members", "Cluster members as this node sees them, by status.", "status");
         var unreachable = f.CreateGauge("broker_cluster_unreachable_members", "Members this node cannot reach now.");
+        var journal = f.CreateHistogram("broker_journal_write_seconds", "Durations of the session journal's write transactions (a batch of sessions' events).",
+            new HistogramConfiguration { Buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+        _journalObserver = journal.Observe;
+        BrokerCounters.JournalWriteObserved += _journalObserver;
 
         _registry.AddBeforeCollectCallback(() =>
         {
@@ -71,6 +77,8 @@ public sealed class BrokerMetrics
             sessions.WithLabels("connected").Set(connected);
             sessions.WithLabels("disconnected").Set(Math.Max(0, BrokerCounters.SessionsInMemory.Value - connected));
 
+            subscriptions.Set(BrokerCounters.Subscriptions.Value);
+
             var state = cluster.State;
             foreach (var status in MemberStatuses)
             {
@@ -79,6 +87,8 @@ public sealed class BrokerMetrics
             unreachable.Set(state.Unreachable.Count);
         });
     }
+
+    public void Dispose() => BrokerCounters.JournalWriteObserved -= _journalObserver;
 
     /// <summary>Writes the exposition of every metric, as of now.</summary>
     public Task WriteAsync(Stream output, CancellationToken ct) => _registry.CollectAndExportAsTextAsync(output, ct);

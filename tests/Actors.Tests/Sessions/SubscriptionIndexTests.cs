@@ -17,13 +17,14 @@ public class SubscriptionIndexTests
         index.Set("c1", Subs(("a/#", 0), ("b", 1)));
         index.Set("c2", Subs(("a/#", 2)));
         Assert.Equal([new FilterRow("a/#", 2, 2), new FilterRow("b", 1, 1)], index.Filters(null, "", Everyone, 10).Rows);
+        Assert.Equal(3, index.SubscriptionCount);
 
         index.Set("c2", Subs(("b", 0)));   // c2 unsubscribed a/#, subscribed b
         Assert.Equal([new FilterRow("a/#", 1, 0), new FilterRow("b", 2, 1)], index.Filters(null, "", Everyone, 10).Rows);
         index.Remove("c1");
         Assert.Equal([new FilterRow("b", 1, 0)], index.Filters(null, "", Everyone, 10).Rows);
         index.Remove("c2");
-        Assert.Equal(0, index.FilterCount);
+        Assert.Equal((0, 0L), (index.FilterCount, index.SubscriptionCount));
     }
 
     [Fact]
