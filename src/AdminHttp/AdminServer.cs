@@ -426,17 +426,9 @@ public sealed class AdminServer : IAsyncDisposable
     private async Task<IResult> ListSubscriptions([FromQuery(Name = "state")] string? state, [FromQuery(Name = "prefix")] string? prefix,
         [FromQuery(Name = "limit")] string? limit, [FromQuery(Name = "page_token")] string? pageToken)
     {
-        if (ParseState(state, SessionStateFilter.Connected, out var stateFilter) is { } badState)
+        if (ParseList(state, limit, pageToken, out var stateFilter, out var pageSize, out var after) is { } refused)
         {
-            return badState;
-        }
-        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
-        {
-            return bad;
-        }
-        if (!_sessions.IsAvailable)
-        {
-            return Unavailable();
+            return refused;
         }
         var (body, answered) = await _subscriptions.FiltersAsync(after, prefix ?? "", stateFilter, pageSize).ConfigureAwait(false);
         return answered ? TypedResults.Json(body!, AdminJson.Api.SubscriptionsPageBody) : Unavailable();
@@ -454,20 +446,22 @@ public sealed class AdminServer : IAsyncDisposable
         {
             return Error(404, "not found");
         }
-        if (ParseState(state, SessionStateFilter.Connected, out var stateFilter) is { } badState)
+        if (ParseList(state, limit, pageToken, out var stateFilter, out var pageSize, out var after) is { } refused)
         {
-            return badState;
-        }
-        if (ParsePage(limit, pageToken, out var pageSize, out var after) is { } bad)
-        {
-            return bad;
-        }
-        if (!_sessions.IsAvailable)
-        {
-            return Unavailable();
+            return refused;
         }
         var (body, answered) = await _subscriptions.ClientsAsync(filter, after, prefix ?? "", stateFilter, pageSize).ConfigureAwait(false);
         return answered ? TypedResults.Json(body!, AdminJson.Api.FilterClientsBody) : Unavailable();
+    }
+
+    /// <summary>A subscription list's parameters (state defaults to connected), or the answer that refuses them: 400, or 503.</summary>
+    private IResult? ParseList(string? state, string? limit, string? pageToken, out SessionStateFilter stateFilter, out int pageSize, out string? after)
+    {
+        pageSize = 0;
+        after = null;
+        return ParseState(state, SessionStateFilter.Connected, out stateFilter)
+            ?? ParsePage(limit, pageToken, out pageSize, out after)
+            ?? (_sessions.IsAvailable ? null : Unavailable());
     }
 
     /// <summary>The <c>state</c> parameter: a 400 result when it is none of all, connected, disconnected.</summary>
