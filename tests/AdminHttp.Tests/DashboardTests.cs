@@ -121,6 +121,13 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             await Until(driver, () => Text(driver, "#detail-state") == "disconnected", "the panel to show the client disconnected");
             Shot(driver, shots, "sessions");
 
+            // The filters and page size picked in the form: connected only, ten a page, leaves out the kicked client.
+            driver.FindElement(By.CssSelector("#session-filters select[name='state'] option[value='connected']")).Click();
+            driver.FindElement(By.CssSelector("#session-filters select[name='limit'] option[value='10']")).Click();
+            driver.FindElement(By.Id("apply")).Click();
+            await Until(driver, () => View(driver) == ("sessions", "ready") && Rows(driver).SequenceEqual(ids[1..]), "the connected sessions on one page");
+            Assert.False(driver.FindElement(By.Id("next")).Enabled);
+
             // AMQP queues, retained messages, members; subscriptions answer with a table or a notice while the node lacks them.
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/queues?prefix={Uri.EscapeDataString(prefix)}");
             await UntilReady(driver, "queues");
@@ -152,6 +159,7 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             Assert.NotEqual("0", driver.FindElement(By.CssSelector("#chart-rates")).FindElement(By.XPath("..")).FindElement(By.CssSelector("[data-value='received']")).Text);
             Shot(driver, shots, "overview");
             AssertNoError(driver);
+            AssertNoScriptErrors(driver);
         }
         finally
         {
@@ -259,6 +267,15 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
         Assert.True(errors.Count == 0, "the page shows an error: " + string.Join(" | ", errors));
     }
 
+    /// <summary>The page's script threw nothing (failed requests are the API's answers, checked on the page).</summary>
+    private static void AssertNoScriptErrors(IWebDriver driver)
+    {
+        var errors = driver.Manage().Logs.GetLog(LogType.Browser)
+            .Where(e => e.Level >= LogLevel.Severe && !e.Message.Contains("Failed to load resource", StringComparison.Ordinal))
+            .Select(e => e.Message).ToList();
+        Assert.True(errors.Count == 0, "script errors: " + string.Join(" | ", errors));
+    }
+
     private void Shot(IWebDriver driver, string folder, string name)
     {
         // A value the page failed to fill in shows up as text.
@@ -290,6 +307,7 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             service.SuppressInitialDiagnosticInformation = true;
             service.HideCommandPromptWindow = true;
             var options = new ChromeOptions { BinaryLocation = "/usr/bin/chromium" };
+            options.SetLoggingPreference(LogType.Browser, LogLevel.All);
             options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900");
             try
             {
