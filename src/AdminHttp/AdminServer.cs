@@ -223,6 +223,7 @@ public sealed class AdminServer : IAsyncDisposable
         }).WithName("getMetrics").WithSummary("This node's metrics in Prometheus's text exposition format")
             .Produces(200, contentType: "text/plain").Errors();
         app.MapOpenApi(OpenApiPath);
+        Dashboard.DashboardAssets.MapDashboard(app);
     }
 
     /// <summary>Every route pattern the server maps, with its methods.</summary>
@@ -313,8 +314,8 @@ public sealed class AdminServer : IAsyncDisposable
             AdminJson.Api.ClusterStatusBody);
     }
 
-    /// <summary>What answers without a token: liveness and readiness, for probes.</summary>
-    private static bool IsOpenPath(PathString path) => path == "/health" || path == "/ready";
+    /// <summary>What answers without a token: liveness and readiness, for probes, and the dashboard's static files.</summary>
+    private static bool IsOpenPath(PathString path) => path == "/health" || path == "/ready" || Dashboard.DashboardAssets.IsDashboardPath(path);
 
     /// <summary>
     /// With tokens configured, a request needs <c>Authorization: Bearer SECRET</c> of a known token (else 401), and a
