@@ -12,6 +12,10 @@ public sealed class KickApiTests(AdminFixture fixture) : IClassFixture<AdminFixt
     private Task<HttpResponseMessage> Kick(string clientId, string query = "") =>
         fixture.Http.DeleteAsync("/api/v1/sessions/" + Uri.EscapeDataString(clientId) + query);
 
+    private async Task<long> KickedCount() =>
+        JsonDocument.Parse(await fixture.Http.GetStringAsync("/api/v1/stats")).RootElement
+            .GetProperty("by_protocol").GetProperty("mqtt").GetProperty("closed").GetProperty("kicked").GetInt64();
+
     private async Task<JsonElement?> Session(string clientId)
     {
         var response = await fixture.Http.GetAsync("/api/v1/sessions/" + Uri.EscapeDataString(clientId));
@@ -31,8 +35,10 @@ public sealed class KickApiTests(AdminFixture fixture) : IClassFixture<AdminFixt
             return Task.CompletedTask;
         };
 
+        var kickedBefore = await KickedCount();
         Assert.Equal(HttpStatusCode.NoContent, (await Kick(id)).StatusCode);
         Assert.Equal(MqttClientDisconnectReason.AdministrativeAction, await reason.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Wait.UntilAsync(async () => await KickedCount() > kickedBefore, TimeSpan.FromSeconds(10), "the close counted as kicked");
         await Wait.UntilAsync(async () => (await Session(id))?.GetProperty("state").GetString() == "disconnected", TimeSpan.FromSeconds(10),
             "the session to stay, disconnected");
         Assert.Equal(1, (await Session(id))!.Value.GetProperty("subscription_count").GetInt32());

@@ -76,6 +76,7 @@ public sealed class MetricsTests(AdminFixture fixture) : IClassFixture<AdminFixt
             Assert.True(during["broker_connections{protocol=mqtt}"] >= 1);
             Assert.True(during["broker_sessions{state=connected}"] >= 1);
             Assert.True(during["broker_subscriptions{}"] >= 1);
+            Assert.Contains("broker_connections_closed_total{protocol=mqtt,reason=kicked}", during.Keys);
             Assert.Equal(1, during["broker_cluster_members{status=up}"]);
             Assert.True(during["process_working_set_bytes{}"] > 0);
             Assert.Contains(during.Keys, k => k.StartsWith("dotnet_collection_count_total{", StringComparison.Ordinal));

@@ -2,12 +2,14 @@ using System.Net;
 using System.Text.Json;
 using Broker.Tests.Shared;
 using MQTTnet;
+using RabbitMQ.Client;
 
 namespace Broker.Cluster.Tests;
 
 /// <summary>
-/// The admin API of three node processes: every node answers for the whole cluster, a client is kicked from another
-/// node, and a node killed mid-query is named in <c>unreachable_nodes</c> instead of failing the answer.
+/// The admin API of three node processes: every node answers for the whole cluster (stats, members, sessions,
+/// subscriptions, retained messages, AMQP queues), a client is kicked from another node, and a node killed mid-query is
+/// named in <c>unreachable_nodes</c> instead of failing the answer.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class AdminClusterTests
@@ -58,6 +60,39 @@ public sealed class AdminClusterTests
                 var sessions = await Get(node, $"/api/v1/sessions?prefix={run}");
                 Assert.Equal([$"{run}-0", $"{run}-1", $"{run}-2"],
                     sessions.GetProperty("sessions").EnumerateArray().Select(s => s.GetProperty("client_id").GetString()!).ToArray());
+            }
+
+            // Subscriptions held on three nodes are summed by each; a retained message and an AMQP queue made through one
+            // node are listed by the others.
+            for (var i = 0; i < 3; i++)
+            {
+                await clients[i].SubscribeAsync(run + "/all/#");
+            }
+            await clients[1].PublishAsync(run + "/retained", "kept", retain: true);
+            await using (var amqp = await new ConnectionFactory { HostName = "127.0.0.1", Port = nodes[1].AmqpPort, AutomaticRecoveryEnabled = false }
+                .CreateConnectionAsync())
+            await using (var channel = await amqp.CreateChannelAsync())
+            {
+                await channel.QueueDeclareAsync(run + "-q", durable: true, exclusive: false, autoDelete: false);
+                await channel.BasicPublishAsync("", run + "-q", "m"u8.ToArray());
+            }
+            foreach (var node in nodes)
+            {
+                await Wait.UntilAsync(async () =>
+                {
+                    var filters = (await Get(node, $"/api/v1/subscriptions?prefix={Uri.EscapeDataString(run + "/all/")}")).GetProperty("subscriptions");
+                    return filters.GetArrayLength() == 1 && filters[0].GetProperty("subscriber_count").GetInt32() == 3;
+                }, TimeSpan.FromSeconds(10), $"{node.Name} to count the three subscribers");
+                var holders = (await Get(node, $"/api/v1/subscriptions/{Uri.EscapeDataString(run + "/all/#")}/clients")).GetProperty("clients");
+                Assert.Equal([$"{run}-0", $"{run}-1", $"{run}-2"], holders.EnumerateArray().Select(c => c.GetProperty("client_id").GetString()!).ToArray());
+                var retained = (await Get(node, $"/api/v1/retained?prefix={Uri.EscapeDataString(run)}")).GetProperty("retained");
+                Assert.Equal(run + "/retained", Assert.Single(retained.EnumerateArray()).GetProperty("topic").GetString());
+                await Wait.UntilAsync(async () =>
+                {
+                    var queues = (await Get(node, $"/api/v1/amqp/queues?prefix={Uri.EscapeDataString(run)}")).GetProperty("queues");
+                    return queues.GetArrayLength() == 1 && queues[0].GetProperty("messages_ready").GetInt64() == 1
+                        && queues[0].GetProperty("node").GetString() is "node-1" or "node-2" or "node-3";
+                }, TimeSpan.FromSeconds(10), $"{node.Name} to list the queue with its message and node");
             }
 
             // node-1 kicks the client connected to node-3; its persistent session stays.

@@ -22,6 +22,23 @@ public sealed class Gauge
     public void Add(long delta) => Interlocked.Add(ref _value, delta);
 }
 
+/// <summary>Why a client connection ended (the label of broker_connections_closed_total).</summary>
+public enum CloseReason
+{
+    /// <summary>The client closed it (DISCONNECT, connection.close, or its socket went away).</summary>
+    Client,
+    ProtocolError,
+    KeepAliveTimeout,
+    TakenOver,
+    /// <summary>An operator disconnected it (admin API).</summary>
+    Kicked,
+    /// <summary>Its login or its will was refused.</summary>
+    Refused,
+    RateLimit,
+    ServerShutdown,
+    Other,
+}
+
 /// <summary>
 /// What one protocol's connections did on this node since it started: connections opened and closed, messages and
 /// bytes in and out (messages by QoS; AMQP counts every message as QoS 0), protocol errors. Each count is one
@@ -36,6 +53,11 @@ public sealed class ProtocolCounters(string protocol)
     private long _bytesReceived;
     private long _bytesSent;
     private long _protocolErrors;
+    private readonly long[] _closedBy = new long[Enum.GetValues<CloseReason>().Length];
+
+    /// <summary>The label each <see cref="CloseReason"/> has in the counts.</summary>
+    public static readonly string[] CloseReasonNames =
+        ["client", "protocol_error", "keepalive_timeout", "taken_over", "kicked", "refused", "rate_limit", "server_shutdown", "other"];
 
     /// <summary>"mqtt" or "amqp".</summary>
     public string Protocol { get; } = protocol;
@@ -54,6 +76,9 @@ public sealed class ProtocolCounters(string protocol)
 
     public void ProtocolError() => Interlocked.Increment(ref _protocolErrors);
 
+    /// <summary>A connection's actor ended, for <paramref name="reason"/>.</summary>
+    public void ClosedBy(CloseReason reason) => Interlocked.Increment(ref _closedBy[(int)reason]);
+
     /// <summary>The counts now, as name → value (names as in <see cref="BrokerCounters.Snapshot"/>, without the protocol).</summary>
     public void AddTo(IDictionary<string, long> into)
     {
@@ -70,6 +95,10 @@ public sealed class ProtocolCounters(string protocol)
         into[Protocol + ".bytes.received"] = Interlocked.Read(ref _bytesReceived);
         into[Protocol + ".bytes.sent"] = Interlocked.Read(ref _bytesSent);
         into[Protocol + ".errors.protocol"] = Interlocked.Read(ref _protocolErrors);
+        for (var i = 0; i < _closedBy.Length; i++)
+        {
+            into[$"{Protocol}.closed.{CloseReasonNames[i]}"] = Interlocked.Read(ref _closedBy[i]);
+        }
     }
 }
 

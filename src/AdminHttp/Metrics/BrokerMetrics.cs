@@ -28,7 +28,7 @@ public sealed class BrokerMetrics : IDisposable
 
         var connections = f.CreateGauge("broker_connections", "Client connections open now.", "protocol");
         var opened = f.CreateCounter("broker_connections_opened_total", "Client connections accepted.", "protocol");
-        var closed = f.CreateCounter("broker_connections_closed_total", "Client connections closed.", "protocol");
+        var closed = f.CreateCounter("broker_connections_closed_total", "Client connections ended, by why.", "protocol", "reason");
         var refused = f.CreateCounter("broker_connections_refused_total", "Connections refused at accept by the connection limits.");
         var received = f.CreateCounter("broker_messages_received_total", "Messages published by clients (AMQP counts as QoS 0).", "protocol", "qos");
         var sent = f.CreateCounter("broker_messages_sent_total", "Messages delivered to clients (AMQP counts as QoS 0).", "protocol", "qos");
@@ -54,7 +54,10 @@ public sealed class BrokerMetrics : IDisposable
             {
                 connections.WithLabels(p).Set(c[$"{p}.connections.current"]);
                 opened.WithLabels(p).IncTo(c[$"{p}.connections.total"]);
-                closed.WithLabels(p).IncTo(c[$"{p}.connections.disconnections"]);
+                foreach (var reason in ProtocolCounters.CloseReasonNames)
+                {
+                    closed.WithLabels(p, reason).IncTo(c[$"{p}.closed.{reason}"]);
+                }
                 for (var qos = 0; qos < (p == "mqtt" ? 3 : 1); qos++)
                 {
                     var q = qos.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -10,7 +10,9 @@ public sealed record QosBody(long Qos0, long Qos1, long Qos2);
 
 public sealed record ProtocolMessagesBody(long Received, long Sent, QosBody ReceivedByQos, QosBody SentByQos);
 
-public sealed record ProtocolStatsBody(ConnectionsBody Connections, ProtocolMessagesBody Messages, TrafficBody Bytes, ProtocolErrorsBody Errors);
+/// <remarks><c>closed</c>: connections ended, by why (client, protocol_error, keepalive_timeout, taken_over, kicked, refused, rate_limit, server_shutdown, other).</remarks>
+public sealed record ProtocolStatsBody(ConnectionsBody Connections, ProtocolMessagesBody Messages, TrafficBody Bytes, ProtocolErrorsBody Errors,
+    IReadOnlyDictionary<string, long> Closed);
 
 public sealed record ProtocolErrorsBody(long Protocol);
 

@@ -89,7 +89,8 @@ public sealed class StatsService(ActorSystem system, TimeSpan timeout, RestingSe
                 new ConnectionsBody(Get($"{p}.connections.current"), Get($"{p}.connections.total"), Get($"{p}.connections.disconnections")),
                 new ProtocolMessagesBody(received.Qos0 + received.Qos1 + received.Qos2, sent.Qos0 + sent.Qos1 + sent.Qos2, received, sent),
                 new TrafficBody(Get($"{p}.bytes.received"), Get($"{p}.bytes.sent")),
-                new ProtocolErrorsBody(Get($"{p}.errors.protocol")));
+                new ProtocolErrorsBody(Get($"{p}.errors.protocol")),
+                Broker.Actors.Messages.ProtocolCounters.CloseReasonNames.ToDictionary(r => r, r => Get($"{p}.closed.{r}"), StringComparer.Ordinal));
         }
         var mqtt = Protocol("mqtt");
         var amqp = Protocol("amqp");

@@ -48,6 +48,9 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
     private string _connectionName = "";
     private string _user = "";
 
+    /// <summary>Why this connection ends (Client unless the broker closed it), counted when the actor stops.</summary>
+    private CloseReason _closeReason = CloseReason.Client;
+
     /// <summary>The MQTT ACL rules of this connection's user, for amq.topic (made at the first check).</summary>
     private Security.ClientAcl? _mqttAcl;
     private long _connectedAtUnixMs;
@@ -136,6 +139,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 // An operator's disconnect (admin API), in RabbitMQ's words.
                 Sender.Tell(new KickDone(k.ClientId, true));
                 _log.Info("AMQP connection {0}: closed by an operator (admin API)", _transport.Remote);
+                _closeReason = CloseReason.Kicked;
                 CloseConnection(AmqpReplyCode.ConnectionForced, "CONNECTION_FORCED - Closed via management plugin", 0, 0);
                 return;
             case ConsumeRefused refused:
@@ -181,6 +185,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
                 return;
             case AmqpDeadlinePassed:
                 _log.Info("AMQP connection {0}: {1}", _transport.Remote, _phase == Phase.Open ? "missed heartbeats from client" : "handshake timed out");
+                _closeReason = CloseReason.KeepAliveTimeout;
                 _transport.CompleteOutput();
                 Context.Stop(Self);
                 return;
@@ -402,6 +407,19 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
             or AmqpReplyCode.UnexpectedFrame or AmqpReplyCode.NotImplemented)
         {
             BrokerCounters.Amqp.ProtocolError();
+            _closeReason = CloseReason.ProtocolError;
+        }
+        else if (code == AmqpReplyCode.AccessRefused)
+        {
+            _closeReason = CloseReason.Refused;
+        }
+        else if (code == AmqpReplyCode.ConnectionForced && _closeReason == CloseReason.Client)
+        {
+            _closeReason = CloseReason.ServerShutdown;
+        }
+        else if (_closeReason == CloseReason.Client)
+        {
+            _closeReason = CloseReason.Other;
         }
         var wasOpen = _phase != Phase.AwaitingHeader;
         _transport.DiscardChannelFrames();
@@ -451,6 +469,7 @@ internal sealed partial class AmqpConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
+        BrokerCounters.Amqp.ClosedBy(_closeReason);
         _transport.Inbound.Close();
         _closeTimeout?.Cancel();
         _retryTick?.Cancel();

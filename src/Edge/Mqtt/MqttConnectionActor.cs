@@ -52,6 +52,9 @@ internal sealed class MqttConnectionActor : UntypedActor
     private PublishTracker<PendingPublish>? _pending;
     private bool _closing;
     private bool _graceful;
+
+    /// <summary>Why this connection ends (Client unless the broker closed it), counted when the actor stops.</summary>
+    private CloseReason _closeReason = CloseReason.Client;
     private bool _willOnDisconnect;
     private uint? _newExpiry;
     private bool _sessionAttached;
@@ -899,6 +902,18 @@ internal sealed class MqttConnectionActor : UntypedActor
             // Malformed packet, protocol error, invalid topic, receive maximum exceeded, bad topic alias, packet too large.
             BrokerCounters.Mqtt.ProtocolError();
         }
+        _closeReason = reasonCode switch
+        {
+            0x81 or 0x82 or 0x90 or 0x93 or 0x94 or 0x95 or 0x8C => CloseReason.ProtocolError,
+            0x8D => CloseReason.KeepAliveTimeout,
+            0x8E => CloseReason.TakenOver,
+            0x98 => CloseReason.Kicked,
+            0x86 or 0x87 or 0x88 or 0x8A or 0x97 or 0x9F or 0x85 => CloseReason.Refused,
+            0x96 => CloseReason.RateLimit,
+            0x8B => CloseReason.ServerShutdown,
+            null => CloseReason.Client,
+            _ => CloseReason.Other,
+        };
         if (reasonCode is { } code && Connected && IsV5)
         {
             Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)code });
@@ -914,6 +929,7 @@ internal sealed class MqttConnectionActor : UntypedActor
 
     protected override void PostStop()
     {
+        BrokerCounters.Mqtt.ClosedBy(_closeReason);
         _transport.Inbound.Close();
         _retryTick?.Cancel();
         if (_sessionAttached)
