@@ -88,6 +88,10 @@ public sealed class MetricsTests(AdminFixture fixture) : IClassFixture<AdminFixt
             await Wait.UntilAsync(async () => (await Scrape(url)).Samples.GetValueOrDefault("broker_journal_write_seconds_count{}") > 0,
                 TimeSpan.FromSeconds(10), "a journal write observed");
             Assert.Equal("histogram", (await Scrape(url)).Types["broker_journal_write_seconds"]);
+            // A message for that session while its client is away is queued for it: the gauge shows it.
+            await client.PublishAsync(topic + "/j", "queued");
+            await Wait.UntilAsync(async () => (await Scrape(url)).Samples.GetValueOrDefault("broker_session_messages{state=queued}") >= 1,
+                TimeSpan.FromSeconds(10), "the queued message in the gauge");
         }
     }
 }

@@ -137,6 +137,11 @@ public static class BrokerCounters
 
     public static readonly Gauge SessionsInMemory = new();
 
+    /// <summary>QoS 1/2 messages sent to clients and not yet acknowledged, and messages queued for clients, in the sessions held in memory.</summary>
+    public static readonly Gauge SessionInflight = new();
+
+    public static readonly Gauge SessionQueued = new();
+
     /// <summary>Subscriptions of the sessions held in memory (shared ones included).</summary>
     public static readonly Gauge Subscriptions = new();
 

@@ -135,7 +135,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 Stash.UnstashAll();
                 break;
             case JournalRecovered r:
-                _state = r.State;
+                SetState(r.State);
                 _lastSequenceNr = r.LastSequenceNr;
                 _starting = false;
                 OnRecovered();
@@ -830,7 +830,7 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         }
         _ending = true;
         _services.SessionIndex.Tell(new IndexRemove(_state.ClientId, Self));
-        _state = SessionState.Empty(_state.ClientId);
+        SetState(SessionState.Empty(_state.ClientId));
         SyncRoutes(wait: false);
         // The next incarnation must not recover this session: passivate once the journal (if any) is deleted.
         DeleteJournal(Passivate);
@@ -850,9 +850,28 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
     /// Takes a decision's state now (later commands see it), journals its events if the session is
     /// persistent, and runs its effects once they are durable.
     /// </summary>
+    /// <summary>
+    /// Replaces the state, moving the process's gauges of messages in flight to clients and queued for them by the
+    /// difference (two counts compared; an interlocked add only when one changed).
+    /// </summary>
+    private void SetState(SessionState state)
+    {
+        var inflight = state.Inflight.Count - _state.Inflight.Count;
+        var queued = state.QueueCount - _state.QueueCount;
+        _state = state;
+        if (inflight != 0)
+        {
+            BrokerCounters.SessionInflight.Add(inflight);
+        }
+        if (queued != 0)
+        {
+            BrokerCounters.SessionQueued.Add(queued);
+        }
+    }
+
     private void Commit(SessionDecision decision, IActorRef sender, long correlation)
     {
-        _state = decision.State;
+        SetState(decision.State);
         var connection = _connection;
         var effects = decision.Effects;
         var routeToken = SyncRoutes(wait: effects.Count > 0);
@@ -1016,6 +1035,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
 
     protected override void PostStop()
     {
+        // What this incarnation held leaves memory with it (a queue at rest stays in the journal).
+        BrokerCounters.SessionInflight.Add(-_state.Inflight.Count);
+        BrokerCounters.SessionQueued.Add(-_state.QueueCount);
         if (_connection is not null && _connectionId is not null)
         {
             // Stopped without a hand-off: the client must reconnect to find the session again.

@@ -39,6 +39,7 @@ public sealed class BrokerMetrics : IDisposable
         var failures = f.CreateCounter("broker_failures_total", "Authentication backend calls and TLS handshakes that failed.", "kind");
         var dropped = f.CreateCounter("broker_dropped_messages_total", "Messages that could not be delivered, by reason (each also logged).", "reason");
         var sessions = f.CreateGauge("broker_sessions", "Sessions held in memory by this node, connected or not.", "state");
+        var sessionMessages = f.CreateGauge("broker_session_messages", "Messages the sessions in memory hold: in flight to clients, or queued for them.", "state");
         var subscriptions = f.CreateGauge("broker_subscriptions", "Subscriptions of the sessions this node holds in memory.");
         var members = f.CreateGauge("broker_cluster_members", "Cluster members as this node sees them, by status.", "status");
         var unreachable = f.CreateGauge("broker_cluster_unreachable_members", "Members this node cannot reach now.");
@@ -81,6 +82,8 @@ public sealed class BrokerMetrics : IDisposable
             sessions.WithLabels("disconnected").Set(Math.Max(0, BrokerCounters.SessionsInMemory.Value - connected));
 
             subscriptions.Set(BrokerCounters.Subscriptions.Value);
+            sessionMessages.WithLabels("inflight").Set(BrokerCounters.SessionInflight.Value);
+            sessionMessages.WithLabels("queued").Set(BrokerCounters.SessionQueued.Value);
 
             var state = cluster.State;
             foreach (var status in MemberStatuses)
