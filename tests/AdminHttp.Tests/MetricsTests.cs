@@ -94,4 +94,38 @@ public sealed class MetricsTests(AdminFixture fixture) : IClassFixture<AdminFixt
                 TimeSpan.FromSeconds(10), "the queued message in the gauge");
         }
     }
+
+    [Fact]
+    public async Task Queue_retained_and_confirm_metrics_follow_amqp_and_mqtt_clients()
+    {
+        var url = fixture.Node.AdminUrl + "/metrics";
+        var (_, before) = await Scrape(url);
+        await using (var mqtt = await TestClient.ConnectAsync(fixture.Node.MqttPort, Ids.New("retainer")))
+        {
+            await mqtt.PublishAsync("metrics/retained/" + Ids.New("r"), "kept", retain: true);
+        }
+        await using var amqp = await new RabbitMQ.Client.ConnectionFactory { HostName = "127.0.0.1", Port = fixture.Node.AmqpPort, AutomaticRecoveryEnabled = false }
+            .CreateConnectionAsync();
+        await using var channel = await amqp.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(
+            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+        var queue = Ids.New("metrics-q");
+        await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false);
+        for (var i = 0; i < 3; i++)
+        {
+            // Returns once the broker confirmed it.
+            await channel.BasicPublishAsync("", queue, true, new RabbitMQ.Client.BasicProperties(), "m"u8.ToArray());
+        }
+        await Wait.UntilAsync(async () =>
+        {
+            var (_, now) = await Scrape(url);
+            return now["broker_amqp_queue_messages{state=ready}"] >= 3
+                && now["broker_amqp_confirms_total{answer=ack}"] - before.GetValueOrDefault("broker_amqp_confirms_total{answer=ack}") >= 3
+                && now["broker_retained_messages{}"] >= 1;
+        }, TimeSpan.FromSeconds(10), "ready messages, confirms and the retained message in the metrics");
+        var got = await channel.BasicGetAsync(queue, autoAck: false);
+        Assert.NotNull(got);
+        await Wait.UntilAsync(async () => (await Scrape(url)).Samples["broker_amqp_queue_messages{state=unacked}"] >= 1,
+            TimeSpan.FromSeconds(10), "the delivered message unacknowledged");
+        await channel.QueueDeleteAsync(queue, ifUnused: false, ifEmpty: false);
+    }
 }

@@ -142,6 +142,19 @@ public static class BrokerCounters
 
     public static readonly Gauge SessionQueued = new();
 
+    /// <summary>AMQP messages ready and delivered-unacknowledged in the queues this process runs.</summary>
+    public static readonly Gauge QueueReady = new();
+
+    public static readonly Gauge QueueUnacked = new();
+
+    /// <summary>Retained messages in the store, on the node that runs it.</summary>
+    public static readonly Gauge Retained = new();
+
+    /// <summary>AMQP publishes confirmed to their publishers (basic.ack in confirm mode; a multiple ack counts each).</summary>
+    public static readonly Counter AmqpConfirms = new();
+
+    public static readonly Counter AmqpNacks = new();
+
     /// <summary>Subscriptions of the sessions held in memory (shared ones included).</summary>
     public static readonly Gauge Subscriptions = new();
 

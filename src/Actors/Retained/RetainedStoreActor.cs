@@ -104,6 +104,7 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
         {
             if (offer.Snapshot is RetainedSnapshot s)
             {
+                BrokerCounters.Retained.Add(-_messages.Count);
                 _messages.Clear();
                 _bytes = 0;
                 foreach (var m in s.Messages)
@@ -240,6 +241,10 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 {
                     _bytes -= RetainedLimits.SizeOf(replaced);
                 }
+                else
+                {
+                    BrokerCounters.Retained.Add(1);
+                }
                 _messages[s.Message.Topic] = s.Message;
                 _bytes += RetainedLimits.SizeOf(s.Message);
                 break;
@@ -247,10 +252,18 @@ public sealed class RetainedStoreActor : ReceivePersistentActor
                 if (_messages.Remove(r.Topic, out var removed))
                 {
                     _bytes -= RetainedLimits.SizeOf(removed);
+                    BrokerCounters.Retained.Add(-1);
                 }
                 _storedAtMs.Remove(r.Topic);
                 break;
         }
+    }
+
+    /// <summary>The store's messages leave this process's count with it (they stay in the journal).</summary>
+    protected override void PostStop()
+    {
+        BrokerCounters.Retained.Add(-_messages.Count);
+        base.PostStop();
     }
 
     private void MaybeSnapshot()

@@ -40,6 +40,9 @@ public sealed class BrokerMetrics : IDisposable
         var dropped = f.CreateCounter("broker_dropped_messages_total", "Messages that could not be delivered, by reason (each also logged).", "reason");
         var sessions = f.CreateGauge("broker_sessions", "Sessions held in memory by this node, connected or not.", "state");
         var sessionMessages = f.CreateGauge("broker_session_messages", "Messages the sessions in memory hold: in flight to clients, or queued for them.", "state");
+        var queueMessages = f.CreateGauge("broker_amqp_queue_messages", "Messages in the AMQP queues this node runs: ready, or delivered and not acknowledged.", "state");
+        var retainedCount = f.CreateGauge("broker_retained_messages", "Retained messages in the store, on the node that runs it (0 elsewhere).");
+        var confirms = f.CreateCounter("broker_amqp_confirms_total", "AMQP publishes answered to publishers in confirm mode, by answer.", "answer");
         var subscriptions = f.CreateGauge("broker_subscriptions", "Subscriptions of the sessions this node holds in memory.");
         var members = f.CreateGauge("broker_cluster_members", "Cluster members as this node sees them, by status.", "status");
         var unreachable = f.CreateGauge("broker_cluster_unreachable_members", "Members this node cannot reach now.");
@@ -82,6 +85,11 @@ public sealed class BrokerMetrics : IDisposable
             sessions.WithLabels("disconnected").Set(Math.Max(0, BrokerCounters.SessionsInMemory.Value - connected));
 
             subscriptions.Set(BrokerCounters.Subscriptions.Value);
+            queueMessages.WithLabels("ready").Set(BrokerCounters.QueueReady.Value);
+            queueMessages.WithLabels("unacked").Set(BrokerCounters.QueueUnacked.Value);
+            retainedCount.Set(BrokerCounters.Retained.Value);
+            confirms.WithLabels("ack").IncTo(BrokerCounters.AmqpConfirms.Value);
+            confirms.WithLabels("nack").IncTo(BrokerCounters.AmqpNacks.Value);
             sessionMessages.WithLabels("inflight").Set(BrokerCounters.SessionInflight.Value);
             sessionMessages.WithLabels("queued").Set(BrokerCounters.SessionQueued.Value);
 

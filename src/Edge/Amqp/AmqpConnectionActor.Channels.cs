@@ -819,6 +819,7 @@ internal sealed partial class AmqpConnectionActor
         if (upTo > channel.ConfirmedUpTo)
         {
             Send(channel.Number, new BasicAck(upTo, upTo - channel.ConfirmedUpTo > 1));
+            BrokerCounters.AmqpConfirms.Add((long)(upTo - channel.ConfirmedUpTo));
             channel.ConfirmedUpTo = upTo;
         }
     }
@@ -847,6 +848,7 @@ internal sealed partial class AmqpConnectionActor
             if (!ack)
             {
                 Send(channel.Number, new BasicNack(pending.Seq, false, false));
+                BrokerCounters.AmqpNacks.Increment();
             }
             channel.Unconfirmed!.Remove(pending.Seq);
             SendConfirms(channel);

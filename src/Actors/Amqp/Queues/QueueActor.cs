@@ -200,6 +200,31 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    private int _reportedReady;
+    private int _reportedUnacked;
+
+    /// <summary>After every message (commands and recovery alike): the process's queue gauges move by the difference.</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        var handled = base.AroundReceive(receive, message);
+        Report(_state.ReadyCount, _state.UnackedCount);
+        return handled;
+    }
+
+    private void Report(int ready, int unacked)
+    {
+        if (ready != _reportedReady)
+        {
+            Messages.BrokerCounters.QueueReady.Add(ready - _reportedReady);
+            _reportedReady = ready;
+        }
+        if (unacked != _reportedUnacked)
+        {
+            Messages.BrokerCounters.QueueUnacked.Add(unacked - _reportedUnacked);
+            _reportedUnacked = unacked;
+        }
+    }
+
     public override string PersistenceId { get; }
 
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -570,6 +595,8 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
 
     protected override void PostStop()
     {
+        // Its messages leave this process's memory with it (durable ones stay in the journal for the next incarnation).
+        Report(0, 0);
         // Stopped with consumers (hand-off, node leaving, failure): their channels register them again wherever
         // the queue starts next.
         foreach (var (channel, tag) in _state.Consumers)
