@@ -5,16 +5,6 @@ namespace Broker.AdminHttp.Tests;
 /// <summary>The OpenAPI document is generated from the endpoints: every route is in it, and the Session schema has every field of the contract.</summary>
 public sealed class OpenApiTests(AdminFixture fixture) : IClassFixture<AdminFixture>
 {
-    private static readonly string[] SessionFields =
-    [
-        "client_id", "connection_name", "state", "connected", "protocol", "version", "clean_start", "expiry_interval",
-        "connected_at", "disconnected_at", "receive_maximum", "max_packet_size", "topic_alias_max", "request_response",
-        "request_problem", "has_will", "subscription_count", "inflight_count", "offline_queue_depth", "subscriptions",
-    ];
-
-    private static readonly string[] SubscriptionFields =
-        ["filter", "qos", "no_local", "retain_as_published", "retain_handling", "consumer_group", "subscription_id"];
-
     private async Task<JsonElement> Document()
     {
         var response = await fixture.Http.GetAsync("/api/v1/openapi.json");
@@ -56,9 +46,9 @@ public sealed class OpenApiTests(AdminFixture fixture) : IClassFixture<AdminFixt
     {
         var schemas = (await Document()).GetProperty("components").GetProperty("schemas");
         var session = schemas.GetProperty("SessionBody").GetProperty("properties");
-        Assert.All(SessionFields, f => Assert.True(session.TryGetProperty(f, out _), $"Session lacks {f}"));
+        Assert.All(SessionsApiTests.SessionFields, f => Assert.True(session.TryGetProperty(f, out _), $"Session lacks {f}"));
         var subscription = schemas.GetProperty("SubscriptionBody").GetProperty("properties");
-        Assert.All(SubscriptionFields, f => Assert.True(subscription.TryGetProperty(f, out _), $"Subscription lacks {f}"));
+        Assert.All(SessionsApiTests.SubscriptionFields, f => Assert.True(subscription.TryGetProperty(f, out _), $"Subscription lacks {f}"));
         Assert.True(schemas.GetProperty("ErrorBody").GetProperty("properties").TryGetProperty("error", out _));
     }
 }

@@ -9,14 +9,15 @@ namespace Broker.AdminHttp.Tests;
 
 public sealed class SessionsApiTests(AdminFixture fixture) : IClassFixture<AdminFixture>
 {
-    private static readonly string[] SessionFields =
+    /// <summary>The Session object's fields as the contract lists them (also what the OpenAPI schema must hold).</summary>
+    internal static readonly string[] SessionFields =
     [
         "client_id", "connection_name", "state", "connected", "protocol", "version", "clean_start", "expiry_interval",
         "connected_at", "disconnected_at", "receive_maximum", "max_packet_size", "topic_alias_max", "request_response",
         "request_problem", "has_will", "subscription_count", "inflight_count", "offline_queue_depth", "subscriptions",
     ];
 
-    private static readonly string[] SubscriptionFields =
+    internal static readonly string[] SubscriptionFields =
         ["filter", "qos", "no_local", "retain_as_published", "retain_handling", "consumer_group", "subscription_id"];
 
 
