@@ -4,9 +4,9 @@ using Broker.Tests.Shared;
 using MQTTnet;
 using MQTTnet.Formatter;
 using OpenQA.Selenium;
-using OpenQA.Selenium.Chrome;
 using RabbitMQ.Client;
 using Xunit.Abstractions;
+using static Broker.Tests.Shared.DashboardPage;
 
 namespace Broker.AdminHttp.Tests;
 
@@ -16,8 +16,6 @@ namespace Broker.AdminHttp.Tests;
 /// </summary>
 public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper output) : IClassFixture<AdminFixture>
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
-
     [Fact]
     public async Task Every_view_shows_the_nodes_data_and_a_kicked_client_is_shown_disconnected()
     {
@@ -75,7 +73,7 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
                 "at least 2 points on the rate chart");
             Assert.Contains(node.Name, driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
             Assert.Contains("healthy", driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
-            Shot(driver, shots, "overview-first-paint");
+            Shot(driver, shots, "overview-first-paint", output);
 
             // Sessions, two a page: First and Next walk through every session of the prefix, in client ID order.
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/sessions?prefix={Uri.EscapeDataString(prefix)}&limit=2");
@@ -100,7 +98,7 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             Assert.Contains("dash/" + ids[0] + "/#", detail, StringComparison.Ordinal);
             Assert.Contains(node.Name, detail, StringComparison.Ordinal);
             Assert.Contains("mqtt5", detail, StringComparison.Ordinal);
-            Shot(driver, shots, "session-detail");
+            Shot(driver, shots, "session-detail", output);
             driver.FindElement(By.Id("kick")).Click();
             IAlert? confirm = null;
             await Until(driver, () =>
@@ -119,7 +117,7 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             confirm.Accept();
             Assert.Equal(MqttClientDisconnectReason.AdministrativeAction, await kicked.Task.WaitAsync(Patience));
             await Until(driver, () => Text(driver, "#detail-state") == "disconnected", "the panel to show the client disconnected");
-            Shot(driver, shots, "sessions");
+            Shot(driver, shots, "sessions", output);
 
             // The filters and page size picked in the form: connected only, ten a page, leaves out the kicked client.
             driver.FindElement(By.CssSelector("#session-filters select[name='state'] option[value='connected']")).Click();
@@ -132,29 +130,29 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/queues?prefix={Uri.EscapeDataString(prefix)}");
             await UntilReady(driver, "queues");
             Assert.Contains(queue, driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
-            Shot(driver, shots, "queues");
+            Shot(driver, shots, "queues", output);
 
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/retained?prefix={Uri.EscapeDataString("dash/retained/")}");
             await UntilReady(driver, "retained");
             Assert.Contains(retainedTopic, driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
-            Shot(driver, shots, "retained");
+            Shot(driver, shots, "retained", output);
 
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/cluster");
             await UntilReady(driver, "cluster");
             Assert.Contains(node.Name, driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
-            Shot(driver, shots, "cluster");
+            Shot(driver, shots, "cluster", output);
 
             driver.Navigate().GoToUrl($"{node.AdminUrl}/#/subscriptions?prefix={Uri.EscapeDataString("dash/" + prefix)}");
             await UntilReady(driver, "subscriptions");
             Assert.Contains("dash/" + ids[3] + "/#", driver.FindElement(By.CssSelector("#view table.data")).Text, StringComparison.Ordinal);
-            Shot(driver, shots, "subscriptions");
+            Shot(driver, shots, "subscriptions", output);
 
             // Back to the overview through the menu: the charts kept gathering points meanwhile.
             driver.FindElement(By.CssSelector("a[data-nav='overview']")).Click();
             await Until(driver, () => int.Parse(Attribute(driver, "#chart-rates", "data-points") ?? "0", System.Globalization.CultureInfo.InvariantCulture) >= 8,
                 "8 points on the rate chart");
             Assert.NotEqual("0", driver.FindElement(By.CssSelector("#chart-rates")).FindElement(By.XPath("..")).FindElement(By.CssSelector("[data-value='received']")).Text);
-            Shot(driver, shots, "overview");
+            Shot(driver, shots, "overview", output);
             AssertNoError(driver);
             AssertNoScriptErrors(driver);
         }
@@ -220,114 +218,6 @@ public sealed class DashboardTests(AdminFixture fixture, ITestOutputHelper outpu
             await node.DisposeAsync();
             node.DeleteData();
             Directory.Delete(folder, recursive: true);
-        }
-    }
-
-    private static (string View, string State) View(IWebDriver driver)
-    {
-        var view = driver.FindElement(By.Id("view"));
-        return (view.GetAttribute("data-view") ?? "", view.GetAttribute("data-state") ?? "");
-    }
-
-    private static List<string> Rows(IWebDriver driver) =>
-        [.. driver.FindElements(By.CssSelector("#view tr[data-client-id]")).Select(r => r.GetAttribute("data-client-id") ?? "")];
-
-    private static string? Text(IWebDriver driver, string css) => driver.FindElements(By.CssSelector(css)).FirstOrDefault()?.Text;
-
-    private static string? Attribute(IWebDriver driver, string css, string name) => driver.FindElements(By.CssSelector(css)).FirstOrDefault()?.GetAttribute(name);
-
-    /// <summary>A view with rows: "no data" where data exists fails here, as does an error.</summary>
-    private static Task UntilReady(IWebDriver driver, string view) =>
-        Until(driver, () => View(driver) == (view, "ready"), $"the {view} view with data (now {View(driver)})");
-
-    /// <summary>Polls the page until <paramref name="condition"/> holds; a visible error fails at once.</summary>
-    private static Task Until(IWebDriver driver, Func<bool> condition, string what, bool checkErrors = true) =>
-        Wait.UntilAsync(() =>
-        {
-            try
-            {
-                if (checkErrors)
-                {
-                    AssertNoError(driver);
-                }
-                return condition();
-            }
-            catch (Exception e) when (e is StaleElementReferenceException or NoSuchElementException or UnhandledAlertException)
-            {
-                return false;
-            }
-        }, Patience, what);
-
-    private static void AssertNoError(IWebDriver driver)
-    {
-        var errors = driver.FindElements(By.CssSelector(".error")).Where(e => e.Displayed).Select(e => e.Text).ToList();
-        Assert.True(errors.Count == 0, "the page shows an error: " + string.Join(" | ", errors));
-    }
-
-    /// <summary>The page's script threw nothing (failed requests are the API's answers, checked on the page).</summary>
-    private static void AssertNoScriptErrors(IWebDriver driver)
-    {
-        var errors = driver.Manage().Logs.GetLog(LogType.Browser)
-            .Where(e => e.Level >= LogLevel.Severe && !e.Message.Contains("Failed to load resource", StringComparison.Ordinal))
-            .Select(e => e.Message).ToList();
-        Assert.True(errors.Count == 0, "script errors: " + string.Join(" | ", errors));
-    }
-
-    private void Shot(IWebDriver driver, string folder, string name)
-    {
-        // A value the page failed to fill in shows up as text.
-        Assert.DoesNotMatch(@"\b(null|undefined|NaN)\b", driver.FindElement(By.Id("view")).Text);
-        var path = Path.Combine(folder, name + ".png");
-        ((ITakesScreenshot)driver).GetScreenshot().SaveAsFile(path);
-        output.WriteLine("screenshot " + path);
-    }
-
-    /// <summary>Debian's chromium through Debian's chromedriver; Selenium Manager is kept offline (nothing is downloaded).</summary>
-    private sealed class Browser : IDisposable
-    {
-        private readonly ChromeDriverService _service;
-
-        private Browser(ChromeDriverService service, ChromeDriver driver)
-        {
-            _service = service;
-            Driver = driver;
-        }
-
-        public ChromeDriver Driver { get; }
-
-        public static Browser Start()
-        {
-            Environment.SetEnvironmentVariable("SE_OFFLINE", "true");
-            Assert.True(File.Exists("/usr/bin/chromium") && File.Exists("/usr/bin/chromedriver"),
-                "chromium and chromedriver are missing: run scripts/test-tools.sh");
-            var service = ChromeDriverService.CreateDefaultService("/usr/bin", "chromedriver");
-            service.SuppressInitialDiagnosticInformation = true;
-            service.HideCommandPromptWindow = true;
-            var options = new ChromeOptions { BinaryLocation = "/usr/bin/chromium" };
-            options.SetLoggingPreference(LogType.Browser, LogLevel.All);
-            options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900");
-            try
-            {
-                return new Browser(service, new ChromeDriver(service, options, TimeSpan.FromSeconds(60)));
-            }
-            catch
-            {
-                service.Dispose();
-                throw;
-            }
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                Driver.Quit();
-            }
-            finally
-            {
-                Driver.Dispose();
-                _service.Dispose();
-            }
         }
     }
 }

@@ -2,7 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Broker.Tests.Shared;
 using MQTTnet;
+using OpenQA.Selenium;
 using RabbitMQ.Client;
+using static Broker.Tests.Shared.DashboardPage;
 
 namespace Broker.Cluster.Tests;
 
@@ -95,6 +97,31 @@ public sealed class AdminClusterTests
                 }, TimeSpan.FromSeconds(10), $"{node.Name} to list the queue with its message and node");
             }
 
+            // The dashboard of node-3 shows the whole cluster: three healthy members, the sessions of every node, and the
+            // detail of a session hosted elsewhere.
+            using (var browser = Browser.Start())
+            {
+                var driver = browser.Driver;
+                driver.Navigate().GoToUrl(nodes[2].AdminUrl + "/#/cluster");
+                await UntilReady(driver, "cluster");
+                var rows = driver.FindElements(By.CssSelector("#view tr[data-node]"));
+                Assert.Equal(["node-1", "node-2", "node-3"], rows.Select(r => r.GetAttribute("data-node") ?? "").ToArray());
+                Assert.All(rows, r => Assert.Contains("healthy", r.Text, StringComparison.Ordinal));
+                driver.Navigate().GoToUrl($"{nodes[2].AdminUrl}/#/sessions?prefix={Uri.EscapeDataString(run)}");
+                await UntilReady(driver, "sessions");
+                Assert.Equal([$"{run}-0", $"{run}-1", $"{run}-2"], Rows(driver));
+                // Each row names the node the API names for it (the member hosting the session).
+                foreach (var session in (await Get(nodes[0], $"/api/v1/sessions?prefix={run}")).GetProperty("sessions").EnumerateArray())
+                {
+                    var row = driver.FindElement(By.CssSelector($"tr[data-client-id='{session.GetProperty("client_id").GetString()}']"));
+                    Assert.Contains(session.GetProperty("node").GetString()!, row.Text, StringComparison.Ordinal);
+                }
+                driver.FindElement(By.CssSelector($"tr[data-client-id='{run}-0']")).Click();
+                await Until(driver, () => Text(driver, "#detail-state") == "connected", "the detail of a session");
+                Assert.Contains(run + "/all/#", driver.FindElement(By.Id("detail")).Text, StringComparison.Ordinal);
+                AssertNoScriptErrors(driver);
+            }
+
             // node-1 kicks the client connected to node-3; its persistent session stays.
             var kicked = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
             clients[2].Client.DisconnectedAsync += e =>
@@ -116,6 +143,10 @@ public sealed class AdminClusterTests
             var survivors = new[] { nodes[0], nodes[2] };
             var statsAnswers = survivors.Select(n => Get(n, "/api/v1/stats")).ToArray();
             var sessionAnswers = survivors.Select(n => Get(n, $"/api/v1/sessions?prefix={run}")).ToArray();
+            var subscriptionAnswers = survivors.Select(n => Get(n, $"/api/v1/subscriptions?prefix={Uri.EscapeDataString(run + "/all/")}")).ToArray();
+            var overviewAnswers = survivors.Select(n => Get(n, "/api/v1/overview")).ToArray();
+            var retainedAnswers = survivors.Select(n => Get(n, $"/api/v1/retained?prefix={Uri.EscapeDataString(run)}")).ToArray();
+            var queueAnswers = survivors.Select(n => Get(n, $"/api/v1/amqp/queues?prefix={Uri.EscapeDataString(run)}")).ToArray();
             foreach (var stats in await Task.WhenAll(statsAnswers))
             {
                 Assert.Equal(["node-2"], Names(stats.GetProperty("unreachable_nodes")));
@@ -127,6 +158,24 @@ public sealed class AdminClusterTests
                 // The page is served: the sessions node-2 hosted are missing from it (named by unreachable_nodes), the others are there.
                 Assert.Subset(new HashSet<string?> { $"{run}-0", $"{run}-1", $"{run}-2" },
                     sessions.GetProperty("sessions").EnumerateArray().Select(s => s.GetProperty("client_id").GetString()).ToHashSet());
+            }
+            foreach (var answer in (await Task.WhenAll(subscriptionAnswers)).Concat(await Task.WhenAll(overviewAnswers)))
+            {
+                Assert.Equal(["node-2"], Names(answer.GetProperty("unreachable_nodes")));
+            }
+            foreach (var page in await Task.WhenAll(retainedAnswers))
+            {
+                // The one retained store answers with the message, or, moving off node-2, is named as not answering.
+                var rows = page.GetProperty("retained").EnumerateArray().Select(r => r.GetProperty("topic").GetString()).ToArray();
+                Assert.True(rows.SequenceEqual([run + "/retained"])
+                    || (rows.Length == 0 && Names(page.GetProperty("unreachable_nodes")).SequenceEqual(["node-2"])), page.ToString());
+            }
+            foreach (var page in await Task.WhenAll(queueAnswers))
+            {
+                // The queue is listed either way: with its count, or, hosted on node-2, named as not answering.
+                var queue = Assert.Single(page.GetProperty("queues").EnumerateArray());
+                Assert.True(queue.GetProperty("messages_ready").GetInt64() == 1
+                    || (page.TryGetProperty("unreachable_queues", out var late) && Names(late).SequenceEqual([run + "-q"])), queue.ToString());
             }
             await Wait.UntilAsync(async () =>
             {
