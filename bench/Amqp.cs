@@ -24,6 +24,8 @@ internal static class Amqp
             (o, t, ct) => Throughput(o, t, 2, o.AmqpMessages, Flow.TransientAutoAck, ct)),
         new("amqp-transient-manualack-1to1", "AMQP transient, manual ack 1→1, 64 B", [MsgPerSec],
             (o, t, ct) => Throughput(o, t, 1, o.AmqpMessages, Flow.TransientManualAck, ct)),
+        new("amqp-transient-manualack-2to2", "AMQP transient, manual ack 2→2 (one queue), 64 B", [MsgPerSec],
+            (o, t, ct) => Throughput(o, t, 2, o.AmqpMessages, Flow.TransientManualAck, ct)),
         new("amqp-persistent-confirms-1to1", "AMQP persistent, confirms, manual ack 1→1, 64 B", [MsgPerSec],
             (o, t, ct) => Throughput(o, t, 1, o.AmqpPersistentMessages, Flow.PersistentConfirms, ct)),
         new("amqp-persistent-confirms-2to2", "AMQP persistent, confirms, manual ack 2→2 (one queue), 64 B", [MsgPerSec],
@@ -72,10 +74,9 @@ internal static class Amqp
         IChannel? declarer = null;
         try
         {
-            // Without confirms nothing but the consumers tells a publisher how far behind the broker is: each may be at
-            // most --unconfirmed-window messages ahead of the deliveries of its own messages, so neither broker can just
-            // buffer the whole run. With confirms the confirm window bounds the publisher instead.
-            var gaps = flow.Persistent ? null : Enumerable.Range(0, pairs).Select(_ => new SemaphoreSlim(o.UnconfirmedWindow)).ToArray();
+            // Each publisher may be at most --unconfirmed-window (--backlog) messages ahead of the deliveries of its own
+            // messages, so neither broker can just buffer the whole run; with confirms the confirm window bounds it too.
+            var gaps = Enumerable.Range(0, pairs).Select(_ => new SemaphoreSlim(o.UnconfirmedWindow)).ToArray();
             var receiver = new AmqpReceiver(pairs, perPublisher, recordLatency: false, gaps);
             for (var c = 0; c < pairs; c++)
             {
@@ -101,9 +102,13 @@ internal static class Amqp
                 var conn = await factory.CreateConnectionAsync($"{tag}-publisher{p}", ct).ConfigureAwait(false);
                 connections.Add(conn);
                 pubs[p] = await AmqpPublisher.CreateAsync(conn, p, queue, perPublisher, flow.Persistent,
-                    flow.Persistent ? o.ConfirmWindow : 0, gaps?[p], TimeSpan.FromSeconds(o.Idle), ct).ConfigureAwait(false);
+                    flow.Persistent ? o.ConfirmWindow : 0, gaps[p], TimeSpan.FromSeconds(o.Idle), ct).ConfigureAwait(false);
             }
-            r.Extra[flow.Persistent ? "confirm_window" : "unconfirmed_window"] = flow.Persistent ? o.ConfirmWindow : o.UnconfirmedWindow;
+            r.Extra["unconfirmed_window"] = o.UnconfirmedWindow;
+            if (flow.Persistent)
+            {
+                r.Extra["confirm_window"] = o.ConfirmWindow;
+            }
             if (!flow.AutoAck)
             {
                 r.Extra["prefetch"] = o.Prefetch;
@@ -554,8 +559,8 @@ internal sealed class AmqpReceiver
 
 /// <summary>
 /// One publisher connection and channel. With a confirm window it runs <c>confirm.select</c> and tracks the broker's
-/// basic.ack/basic.nack itself (delivery tag n = the n-th publish of the channel); without one, a gap semaphore the
-/// consumers release bounds how far it runs ahead of the deliveries.
+/// basic.ack/basic.nack itself (delivery tag n = the n-th publish of the channel). A gap semaphore the consumers release
+/// (and a nack, for a message that will never be delivered) bounds how far it runs ahead of the deliveries.
 /// </summary>
 internal sealed class AmqpPublisher
 {
@@ -632,12 +637,14 @@ internal sealed class AmqpPublisher
                 {
                     await PaceAsync(startTicks + (long)(i * (double)Stopwatch.Frequency / rate), ct).ConfigureAwait(false);
                 }
-                var permit = _window ?? _gap;
-                if (permit is not null && !await permit.WaitAsync(_stallTimeout, ct).ConfigureAwait(false))
+                if (_gap is not null && !await _gap.WaitAsync(_stallTimeout, ct).ConfigureAwait(false))
                 {
-                    Error = _window is not null
-                        ? $"publisher {Index}: {_confirmWindow} publishes unconfirmed for {_stallTimeout.TotalSeconds:0} s"
-                        : $"publisher {Index}: its last messages not delivered within {_stallTimeout.TotalSeconds:0} s";
+                    Error = $"publisher {Index}: its last messages not delivered within {_stallTimeout.TotalSeconds:0} s";
+                    return;
+                }
+                if (_window is not null && !await _window.WaitAsync(_stallTimeout, ct).ConfigureAwait(false))
+                {
+                    Error = $"publisher {Index}: {_confirmWindow} publishes unconfirmed for {_stallTimeout.TotalSeconds:0} s";
                     return;
                 }
                 await _channel.BasicPublishAsync("", _queue, false, _props, Mqtt.Payload(Amqp.BodySize, Index, i), ct).ConfigureAwait(false);
@@ -715,6 +722,10 @@ internal sealed class AmqpPublisher
         if (outcome == Rejected)
         {
             Interlocked.Add(ref _nacked, released);
+            if (released > 0)
+            {
+                _gap?.Release(released);
+            }
         }
         if (released > 0)
         {

@@ -208,6 +208,10 @@ internal sealed class Receiver
 /// <summary>One publisher connection: publishes with a window of outstanding calls, optionally paced.</summary>
 internal sealed class Publisher(IMqttClient client, int index, string topic, int count, int size, MqttQualityOfServiceLevel qos, int window)
 {
+    /// <summary>When set, true while too many messages are undelivered: the publisher waits (at most StallTimeout) before the next.</summary>
+    public Func<bool>? OverBacklog { get; init; }
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     private readonly bool[] _acked = new bool[count];
     private long _sent;
     private long _failed;
@@ -241,6 +245,16 @@ internal sealed class Publisher(IMqttClient client, int index, string topic, int
                             break;
                         }
                         await Task.Delay((int)Math.Max(1, wait - 1), ct).ConfigureAwait(false);
+                    }
+                }
+                if (OverBacklog is not null && OverBacklog())
+                {
+                    // Paused while the subscribers are behind; a QoS 0 message the broker dropped is never delivered, so
+                    // the pause ends after StallTimeout whatever happens.
+                    var paused = Stopwatch.GetTimestamp();
+                    while (OverBacklog() && Stopwatch.GetElapsedTime(paused) < StallTimeout)
+                    {
+                        await Task.Delay(1, ct).ConfigureAwait(false);
                     }
                 }
                 await sem.WaitAsync(ct).ConfigureAwait(false);

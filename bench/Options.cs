@@ -17,6 +17,11 @@ internal sealed class BenchOptions
     public int MessagesQos1 { get; set; } = 50_000;
     /// <summary>Outstanding PublishAsync calls per publisher.</summary>
     public int Window { get; set; } = 100;
+    /// <summary>
+    /// MQTT throughput: publishers pause while more than this many messages are sent and not yet delivered to every
+    /// subscriber (0 = no bound), so the rate is one the broker sustains, not one it buffers. AMQP: see UnconfirmedWindow.
+    /// </summary>
+    public int Backlog { get; set; }
     public int LatencyRate { get; set; } = 1000;
     public int LatencySeconds { get; set; } = 10;
     public int Clients { get; set; } = 2000;
@@ -73,7 +78,7 @@ internal sealed class BenchOptions
     public int AckEvery { get; set; } = 1;
     /// <summary>Publishes a confirming publisher may have unconfirmed.</summary>
     public int ConfirmWindow { get; set; } = 500;
-    /// <summary>Messages a publisher without confirms may be ahead of its consumers' deliveries.</summary>
+    /// <summary>Messages a publisher may be ahead of its consumers' deliveries (with confirms the confirm window bounds it too).</summary>
     public int UnconfirmedWindow { get; set; } = 2000;
     /// <summary>Seconds between opening the idle connections and reading the broker's RSS.</summary>
     public int MemorySettle { get; set; } = 5;
@@ -176,6 +181,8 @@ internal sealed class BenchOptions
                 case "--ack-every": o.AckEvery = NextInt(); break;
                 case "--confirm-window": o.ConfirmWindow = NextInt(); break;
                 case "--unconfirmed-window": o.UnconfirmedWindow = NextInt(); break;
+                // One bound for both protocols: MQTT's undelivered backlog and AMQP's publisher gap.
+                case "--backlog": o.Backlog = o.UnconfirmedWindow = NextInt(); break;
                 case "--memory-settle": o.MemorySettle = NextInt(); break;
                 case "--rest-wait": o.RestWait = NextInt(); break;
                 case "--generator": o.Generator = Next(); break;
@@ -188,7 +195,7 @@ internal sealed class BenchOptions
                 default: throw new ArgumentException($"unknown option {key}");
             }
         }
-        if (o.Runs < 1 || o.Messages < 4 || o.MessagesQos1 < 4 || o.Window < 1 || o.Clients < 1 || o.Concurrency < 1)
+        if (o.Runs < 1 || o.Messages < 4 || o.MessagesQos1 < 4 || o.Window < 1 || o.Backlog < 0 || o.Clients < 1 || o.Concurrency < 1)
         {
             throw new ArgumentException("runs, window, clients and concurrency must be >= 1, messages >= 4");
         }

@@ -90,9 +90,19 @@ internal static class Scenarios
                 {
                     window = Math.Min(window, rm);
                 }
-                pubs[p] = new Publisher(c, p, $"{root}/{p}", perPublisher, size, qos, window);
+                pubs[p] = new Publisher(c, p, $"{root}/{p}", perPublisher, size, qos, window)
+                {
+                    OverBacklog = o.Backlog > 0 ? () => Undelivered() > o.Backlog : null,
+                    StallTimeout = TimeSpan.FromSeconds(o.Idle),
+                };
             }
             r.Extra["window"] = window;
+            if (o.Backlog > 0)
+            {
+                r.Extra["backlog"] = o.Backlog;
+            }
+            // Messages sent and not yet delivered to every subscriber (the publishers are all made before any runs).
+            long Undelivered() => (pubs.Sum(p => p.Sent) * subscribers) - receivers.Sum(x => x.Unique);
 
             var start = Stopwatch.GetTimestamp();
             try

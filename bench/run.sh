@@ -260,15 +260,14 @@ start_mosquitto() {
   echo "mosquitto: pid $MOSQ_PID, port $MOSQ_PORT, $(mosquitto -h 2>/dev/null | head -1 || true), log $log" >&2
 }
 
-# Runs the bench against both brokers: $1 = scenario ids, $2 = runs, rest = extra bench options.
+# Runs the bench against both brokers, each run of each scenario against one then the other (one bench process,
+# --also), so drift on a shared machine hits both alike: $1 = scenario ids, $2 = runs, rest = extra bench options.
 bench_both() {
   local spec="$1" runs="$2"; shift 2
   local common=(--runs "$runs" --scenario "$spec" --messages "$MESSAGES" --messages-qos1 "$MESSAGES_QOS1"
                 --clients "$CLIENTS" --latency-seconds "$LATENCY_SECONDS" --append "$@" ${EXTRA[@]+"${EXTRA[@]}"})
-  "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_PORT" --pid "$OURS_PID" --name ours --json "$OUT/ours.json" "${common[@]}" \
-    2>&1 | tee -a "$OUT/bench-ours.log" >&2
-  "${BENCH[@]}" run --host 127.0.0.1 --port "$MOSQ_PORT" --pid "$MOSQ_PID" --name mosquitto --json "$OUT/mosquitto.json" "${common[@]}" \
-    2>&1 | tee -a "$OUT/bench-mosquitto.log" >&2
+  "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_PORT" --pid "$OURS_PID" --name ours --json "$OUT/ours.json" \
+    --also "mosquitto,$MOSQ_PORT,$MOSQ_PID,$OUT/mosquitto.json" "${common[@]}" 2>&1 | tee -a "$OUT/bench.log" >&2
 }
 
 # node-1 starts every shard while it is alone; once the others join, the coordinator moves shards to them, ten
@@ -484,7 +483,7 @@ fi
 
 IDS="$("${BENCH[@]}" list "$SCENARIO" | cut -f1)"
 MAIN_IDS="$(grep -vx memory <<<"$IDS" | paste -sd, - || true)"
-rm -f "$OUT/ours.json" "$OUT/mosquitto.json" "$OUT/bench-ours.log" "$OUT/bench-mosquitto.log"
+rm -f "$OUT/ours.json" "$OUT/mosquitto.json" "$OUT/bench.log"
 
 # Every scenario but memory: both brokers started once, run one after the other.
 if [[ -n "$MAIN_IDS" ]]; then
