@@ -104,6 +104,7 @@ internal static class Scenarios
             // Messages sent and not yet delivered to every subscriber (the publishers are all made before any runs).
             long Undelivered() => (pubs.Sum(p => p.Sent) * subscribers) - receivers.Sum(x => x.Unique);
 
+            var cpu = new CpuMeter(o.Pid);
             var start = Stopwatch.GetTimestamp();
             try
             {
@@ -125,6 +126,7 @@ internal static class Scenarios
 
             var last = receivers.Max(x => x.LastTicks);
             r.Received = receivers.Sum(x => x.Unique);
+            cpu.Record(r, r.Received);
             r.Duplicates = receivers.Sum(x => x.Duplicates);
             r.Failed = pubs.Sum(p => p.Failed);
             long expected = 0, lost = 0;

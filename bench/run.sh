@@ -106,7 +106,8 @@ if [[ $BUILD == 1 ]]; then
   dotnet build "$ROOT/bench" -c Release -nologo -v q >"$OUT/build-bench.log" 2>&1 || { tail -30 "$OUT/build-bench.log" >&2; exit 1; }
 fi
 BENCH=(dotnet "$ROOT/bench/bin/Release/net10.0/Broker.Bench.dll")
-EDGE_DLL="$ROOT/src/Edge/bin/Release/net10.0/Broker.Edge.dll"
+# EDGE_DLL=... measures another build of the node (with --no-build), e.g. a copy of an earlier one.
+EDGE_DLL="${EDGE_DLL:-$ROOT/src/Edge/bin/Release/net10.0/Broker.Edge.dll}"
 
 OURS_PID=""
 OURS_PORT=""

@@ -223,7 +223,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             case SendPubRel r when Connected:
                 if (Outbound.AnswersPubRel(r.PacketId))
                 {
-                    _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubComp, r.PacketId));
+                    ToSession(new ClientAck(ClientId, _connectionId, AckKind.PubComp, r.PacketId));
                 }
                 else
                 {
@@ -365,6 +365,16 @@ internal sealed class MqttConnectionActor : UntypedActor
         ScheduleRetryTick();
     }
 
+    /// <summary>
+    /// A message for this client's session: straight to it while it is known and not moving (two hops fewer than
+    /// through the shard region and its shard, per acknowledgement), else through the region. A message sent straight
+    /// to a session that stops meanwhile (a hand-off, its node failing) is lost like one sent through the region to a
+    /// shard that moves: the session sends again what was not acknowledged, and QoS 2 steps are sent again by the
+    /// retry tick (through the region).
+    /// </summary>
+    private void ToSession(object message) =>
+        (_session is not null && !_sessionMoving ? _session : _services.SessionRegion).Tell(message);
+
     private void WatchSession(IActorRef? session)
     {
         if (_session is not null)
@@ -472,13 +482,13 @@ internal sealed class MqttConnectionActor : UntypedActor
                 OnPublish(p);
                 break;
             case MqttPubAckPacket a:
-                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubAck, a.PacketIdentifier));
+                ToSession(new ClientAck(ClientId, _connectionId, AckKind.PubAck, a.PacketIdentifier));
                 break;
             case MqttPubRecPacket r:
-                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubRec, r.PacketIdentifier));
+                ToSession(new ClientAck(ClientId, _connectionId, AckKind.PubRec, r.PacketIdentifier));
                 break;
             case MqttPubCompPacket c:
-                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, AckKind.PubComp, c.PacketIdentifier));
+                ToSession(new ClientAck(ClientId, _connectionId, AckKind.PubComp, c.PacketIdentifier));
                 break;
             case MqttPubRelPacket rel:
                 OnPubRel(rel);
@@ -747,7 +757,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void SendQos2(ushort packetId, bool release)
     {
         Inbound.AwaitSession(packetId, release, NowMs);
-        _services.SessionRegion.Tell(new InboundQos2(ClientId, _connectionId, packetId, release));
+        ToSession(new InboundQos2(ClientId, _connectionId, packetId, release));
         ScheduleRetryTick();
     }
 
@@ -861,7 +871,7 @@ internal sealed class MqttConnectionActor : UntypedActor
             if (s.Qos > 0)
             {
                 Outbound.SkipAsDelivered(s);
-                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
+                ToSession(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
             }
             return;
         }
@@ -875,7 +885,7 @@ internal sealed class MqttConnectionActor : UntypedActor
                 break;
             case OutboundPublish.TooLarge when s.Qos > 0:
                 // Discarded as if delivered: the session gets the acknowledgement the client would have sent.
-                _services.SessionRegion.Tell(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
+                ToSession(new ClientAck(ClientId, _connectionId, s.Qos == 1 ? AckKind.PubAck : AckKind.PubRec, s.PacketId));
                 break;
         }
     }
