@@ -6,8 +6,9 @@ namespace Broker.EndToEnd.Tests;
 /// <summary>
 /// Membership must not depend on the .NET thread pool, which the SQLite driver blocks (a thread per statement): with the
 /// pool starved by a burst of session writes, heartbeats went out seconds late and the split brain resolver downed
-/// healthy nodes. Cluster daemons (heartbeats, gossip, downing, sharding coordination) and remoting run on threads of
-/// their own, and the pool starts enough threads at once for blocked database calls.
+/// healthy nodes. Cluster daemons (heartbeats, gossip, downing) and remoting run on threads of their own, and the pool
+/// starts enough threads at once for blocked database calls. Sharding (regions, shards, coordinator) runs on the pool
+/// with the entities it routes every message to.
 /// </summary>
 public sealed class NodeThreadsTests(NodeFixture fixture) : IClassFixture<NodeFixture>
 {
@@ -26,7 +27,7 @@ public sealed class NodeThreadsTests(NodeFixture fixture) : IClassFixture<NodeFi
         {
             // The cluster daemons use the internal dispatcher unless akka.cluster.use-dispatcher names another.
             Assert.Equal("", system.Settings.Config.GetString("akka.cluster.use-dispatcher"));
-            Assert.Equal("", system.Settings.Config.GetString("akka.cluster.sharding.use-dispatcher"));
+            Assert.Equal("akka.actor.default-dispatcher", system.Settings.Config.GetString("akka.cluster.sharding.use-dispatcher"));
         }
         else
         {
