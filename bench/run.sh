@@ -106,8 +106,9 @@ if [[ $BUILD == 1 ]]; then
   dotnet build "$ROOT/bench" -c Release -nologo -v q >"$OUT/build-bench.log" 2>&1 || { tail -30 "$OUT/build-bench.log" >&2; exit 1; }
 fi
 BENCH=(dotnet "$ROOT/bench/bin/Release/net10.0/Broker.Bench.dll")
-# EDGE_DLL=... measures another build of the node (with --no-build), e.g. a copy of an earlier one.
+# EDGE_DLL=... (with --no-build) and EDGE_CONFIG=... measure another build of the node and its cluster.hocon.
 EDGE_DLL="${EDGE_DLL:-$ROOT/src/Edge/bin/Release/net10.0/Broker.Edge.dll}"
+EDGE_CONFIG="${EDGE_CONFIG:-$ROOT/cluster.hocon}"
 
 OURS_PID=""
 OURS_PORT=""
@@ -173,7 +174,7 @@ start_ours() {
   fi
   (
     cd "$ROOT"
-    export BROKER_CONFIG="$ROOT/cluster.hocon" BROKER_HOST=127.0.0.1 BROKER_DATA_DIR="$DATA_DIR" \
+    export BROKER_CONFIG="$EDGE_CONFIG" BROKER_HOST=127.0.0.1 BROKER_DATA_DIR="$DATA_DIR" \
            BROKER_MQTT_PORT="${OURS_PORTS[0]}" BROKER_AMQP_PORT="${OURS_PORTS[1]}" BROKER_ADMIN_PORT="${OURS_PORTS[2]}" \
            BROKER_REMOTE_PORT="${OURS_PORTS[3]}" BROKER_WS_PORT=0 BROKER_WSS_PORT=0 BROKER_SEED_NODES=
     exec dotnet "$EDGE_DLL"
