@@ -80,6 +80,7 @@ public sealed record BrokerSettings
     public required int AmqpConsumerWindow { get; init; }
     public required long InboundHighWaterMark { get; init; }
     public required int Qos0DropBacklog { get; init; }
+    public required long Qos0DropPendingBytes { get; init; }
     public required double MemoryHighWatermark { get; init; }
     public required long MemoryHighWatermarkBytes { get; init; }
     public required int RetainedMaxMessages { get; init; }
@@ -156,6 +157,7 @@ public sealed record BrokerSettings
             AmqpConsumerWindow = r.Int("amqp.consumer-window", 1000, 1, int.MaxValue),
             InboundHighWaterMark = r.Long("inbound-high-water-mark", 1048576, 4096, long.MaxValue),
             Qos0DropBacklog = r.Int("mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
+            Qos0DropPendingBytes = r.Long("mqtt.qos0-drop-pending-bytes", 8388608, 4096, long.MaxValue),
             MemoryHighWatermark = r.Double("memory.high-watermark", 0.4, double.Epsilon, 1),
             MemoryHighWatermarkBytes = r.Long("memory.high-watermark-bytes", 0, 0, long.MaxValue),
             RetainedMaxMessages = r.Int("retained.max-messages", 100000, 0, int.MaxValue),

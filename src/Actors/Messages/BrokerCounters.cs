@@ -117,6 +117,9 @@ public static class BrokerCounters
     /// <summary>QoS 0 messages a session dropped because too many messages waited for it (<c>mqtt.qos0-drop-backlog</c>).</summary>
     public static readonly Counter Qos0Dropped = new();
 
+    /// <summary>QoS 0 messages a connection dropped because its client had too many bytes unsent (<c>mqtt.qos0-drop-pending-bytes</c>).</summary>
+    public static readonly Counter Qos0SlowClientDropped = new();
+
     /// <summary>Logins refused: unknown user, wrong password, anonymous where it is not allowed (the admin API's <c>errors.auth</c>).</summary>
     public static readonly Counter AuthDenied = new();
 
@@ -188,6 +191,7 @@ public static class BrokerCounters
         all["errors.tls_handshake"] = TlsHandshakeFailures.Value;
         all["errors.connections_refused"] = ConnectionsRefused.Value;
         all["dropped.qos0_backlog"] = Qos0Dropped.Value;
+        all["dropped.qos0_slow_client"] = Qos0SlowClientDropped.Value;
         all["dropped.publishes_given_up"] = PublishesGivenUp.Value;
         all["dropped.retained_refused"] = RetainedRefused.Value;
         return all;

@@ -78,6 +78,7 @@ public sealed class BrokerMetrics : IDisposable
             failures.WithLabels("auth_backend").IncTo(c["errors.auth_backend"]);
             failures.WithLabels("tls_handshake").IncTo(c["errors.tls_handshake"]);
             dropped.WithLabels("qos0_backlog").IncTo(c["dropped.qos0_backlog"]);
+            dropped.WithLabels("qos0_slow_client").IncTo(c["dropped.qos0_slow_client"]);
             dropped.WithLabels("publish_given_up").IncTo(c["dropped.publishes_given_up"]);
             dropped.WithLabels("retained_limit").IncTo(c["dropped.retained_refused"]);
             var connected = BrokerCounters.SessionsConnected.Value;

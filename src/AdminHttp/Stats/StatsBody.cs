@@ -20,7 +20,7 @@ public sealed record ProtocolErrorsBody(long Protocol);
 public sealed record ErrorsBody(long Protocol, long Auth, long Authz, long AuthBackend, long TlsHandshake, long ConnectionsRefused);
 
 /// <summary>What could not be delivered, by reason (each also logged where it happened).</summary>
-public sealed record DroppedBody(long Qos0Backlog, long PublishesGivenUp, long RetainedRefused);
+public sealed record DroppedBody(long Qos0Backlog, long Qos0SlowClient, long PublishesGivenUp, long RetainedRefused);
 
 /// <summary>Sessions in the members' memory; <c>connected</c> is every connected client.</summary>
 public sealed record SessionCountsBody(long Connected, long InMemory);

@@ -102,7 +102,7 @@ public sealed class StatsService(ActorSystem system, TimeSpan timeout, RestingSe
             new TrafficBody(mqtt.Bytes.Received + amqp.Bytes.Received, mqtt.Bytes.Sent + amqp.Bytes.Sent),
             new ErrorsBody(mqtt.Errors.Protocol + amqp.Errors.Protocol, Get("errors.auth"), Get("errors.authz"), Get("errors.auth_backend"),
                 Get("errors.tls_handshake"), Get("errors.connections_refused")),
-            new DroppedBody(Get("dropped.qos0_backlog"), Get("dropped.publishes_given_up"), Get("dropped.retained_refused")),
+            new DroppedBody(Get("dropped.qos0_backlog"), Get("dropped.qos0_slow_client"), Get("dropped.publishes_given_up"), Get("dropped.retained_refused")),
             new SessionCountsBody(Get("sessions.connected"), Get("sessions.in_memory")),
             new Dictionary<string, ProtocolStatsBody>(StringComparer.Ordinal) { ["mqtt"] = mqtt, ["amqp"] = amqp });
     }

@@ -60,6 +60,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private bool _sessionAttached;
     private IActorRef? _session;
     private bool _sessionMoving;
+    private bool _droppingQos0;
     private long _resumeSentAt;
     /// <summary>The CONNECT sent to the session until it is accepted (sent again every second meanwhile).</summary>
     private Connect? _connect;
@@ -347,7 +348,7 @@ internal sealed class MqttConnectionActor : UntypedActor
     private void StartSession(ConnectInfo info)
     {
         var version = _handshake.Version;
-        _outbound = new MqttOutbound(version, info.MaxPacketSize);
+        _outbound = new MqttOutbound(version, info.MaxPacketSize, _services.Settings.Qos0DropPendingBytes);
         _connect = new Connect(ClientId, _connectionId, info, Self, _handshake.Username ?? "");
         _connectSentAt = NowMs;
         _services.SessionRegion.Tell(_connect);
@@ -882,6 +883,16 @@ internal sealed class MqttConnectionActor : UntypedActor
                 _transport.Send(buffer.Packet, buffer.Payload);
                 outbound.Sent(buffer);
                 BrokerCounters.Mqtt.Sent(s.Qos);
+                _droppingQos0 = false;
+                break;
+            case OutboundPublish.Dropped:
+                BrokerCounters.Qos0SlowClientDropped.Increment();
+                if (!_droppingQos0)
+                {
+                    // Logged once per episode: until a message goes out again, further drops are only counted.
+                    _droppingQos0 = true;
+                    Log.Warning("client {0}: {1} bytes unsent; QoS 0 messages to it are dropped until it reads", ClientId, _transport.PendingBytes);
+                }
                 break;
             case OutboundPublish.TooLarge when s.Qos > 0:
                 // Discarded as if delivered: the session gets the acknowledgement the client would have sent.

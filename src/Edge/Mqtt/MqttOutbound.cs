@@ -26,10 +26,9 @@ internal enum OutboundPublish : byte
 /// message was too large for it or not readable by it, whose PUBREL the connection answers itself. The in-flight window, the packet ids of
 /// outbound QoS 1/2 and what is sent again after a reconnect are the session's (<see cref="SessionState"/>).
 /// </summary>
-internal sealed class MqttOutbound(MqttProtocolVersion version, uint clientMaxPacket)
+/// <param name="qos0DropPendingBytes">above this many unsent bytes to a slow client, QoS 0 messages to it are dropped (<c>mqtt.qos0-drop-pending-bytes</c>).</param>
+internal sealed class MqttOutbound(MqttProtocolVersion version, uint clientMaxPacket, long qos0DropPendingBytes)
 {
-    /// <summary>Above this many unsent bytes to a slow client, QoS 0 messages to it are dropped.</summary>
-    public const long MaxPendingBytesForQos0 = 8 * 1024 * 1024;
 
     private MqttPublishPacket? _publish;
     private HashSet<ushort>? _selfAcked;
@@ -39,14 +38,14 @@ internal sealed class MqttOutbound(MqttProtocolVersion version, uint clientMaxPa
 
     /// <summary>
     /// Encodes a publish from the session into <paramref name="buffer"/>, unless it is QoS 0 and the client has more than
-    /// <see cref="MaxPendingBytesForQos0"/> unsent (<paramref name="pendingBytes"/>), or it is larger than the client
+    /// <c>qos0DropPendingBytes</c> unsent (<paramref name="pendingBytes"/>), or it is larger than the client
     /// takes (MQTT 5 §3.1.2.11.4). After sending the buffer, call <see cref="Sent"/>.
     /// </summary>
     public OutboundPublish Publish(SendPublish s, long pendingBytes, out MqttPacketBuffer buffer)
     {
         buffer = default;
         var msg = s.Message;
-        if (s.Qos == 0 && pendingBytes > MaxPendingBytesForQos0)
+        if (s.Qos == 0 && pendingBytes > qos0DropPendingBytes)
         {
             return OutboundPublish.Dropped;
         }

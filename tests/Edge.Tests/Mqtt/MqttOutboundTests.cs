@@ -12,6 +12,8 @@ namespace Broker.Edge.Tests.Mqtt;
 
 public class MqttOutboundTests
 {
+    private const long Qos0Limit = 8 * 1024 * 1024;
+
     private static SendPublish Publish(byte qos, ushort packetId = 1, int payloadBytes = 3, IReadOnlyList<uint>? subscriptionIds = null, List<UserProperty>? props = null) =>
         new(qos == 0 ? (ushort)0 : packetId, qos, Retain: false, Dup: false,
             new PublishedMessage("t/1", new byte[payloadBytes], qos, false, ContentType: "text/plain", UserProperties: props),
@@ -31,7 +33,7 @@ public class MqttOutboundTests
     [InlineData(MqttProtocolVersion.V500)]
     public void A_publish_from_the_session_is_encoded_with_its_packet_id_and_QoS(MqttProtocolVersion version)
     {
-        var outbound = new MqttOutbound(version, clientMaxPacket: 0);
+        var outbound = new MqttOutbound(version, clientMaxPacket: 0, Qos0Limit);
 
         Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 2, packetId: 9) with { Dup = true }, pendingBytes: 0, out var buffer));
 
@@ -43,7 +45,7 @@ public class MqttOutboundTests
     [Fact]
     public void MQTT_5_properties_go_to_an_MQTT_5_client_and_do_not_stay_on_the_next_publish()
     {
-        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 0);
+        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 0, Qos0Limit);
 
         outbound.Publish(Publish(1, subscriptionIds: [4], props: [new UserProperty("k", "v")]), 0, out var first);
         var p1 = Decode(first, MqttProtocolVersion.V500);
@@ -60,20 +62,20 @@ public class MqttOutboundTests
     [Fact]
     public void QoS_0_to_a_client_with_more_than_8_MiB_unsent_is_dropped_and_QoS_1_is_not()
     {
-        var outbound = new MqttOutbound(MqttProtocolVersion.V311, clientMaxPacket: 0);
-        const long backlog = MqttOutbound.MaxPendingBytesForQos0 + 1;
+        var outbound = new MqttOutbound(MqttProtocolVersion.V311, clientMaxPacket: 0, Qos0Limit);
+        const long backlog = Qos0Limit + 1;
 
         Assert.Equal(OutboundPublish.Dropped, outbound.Publish(Publish(qos: 0), backlog, out _));
-        Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 0), MqttOutbound.MaxPendingBytesForQos0, out _));
+        Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 0), Qos0Limit, out _));
         Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 1), backlog, out _));
     }
 
     [Fact]
     public void A_publish_that_just_fits_the_clients_maximum_packet_size_is_sent()
     {
-        new MqttOutbound(MqttProtocolVersion.V500, 0).Publish(Publish(qos: 1, payloadBytes: 100), 0, out var unlimited);
+        new MqttOutbound(MqttProtocolVersion.V500, 0, Qos0Limit).Publish(Publish(qos: 1, payloadBytes: 100), 0, out var unlimited);
         var size = (uint)unlimited.Length;
-        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: size);
+        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: size, Qos0Limit);
 
         Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 1, payloadBytes: 100), 0, out var buffer));
         Assert.Equal((int)size, buffer.Length);
@@ -83,7 +85,7 @@ public class MqttOutboundTests
     [Fact]
     public void A_QoS_2_publish_too_large_for_the_client_has_its_PUBREL_answered_by_the_connection_once()
     {
-        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 50);
+        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 50, Qos0Limit);
 
         Assert.Equal(OutboundPublish.TooLarge, outbound.Publish(Publish(qos: 2, packetId: 5, payloadBytes: 100), 0, out _));
 
@@ -95,7 +97,7 @@ public class MqttOutboundTests
     [Fact]
     public void A_PUBREL_for_a_delivered_QoS_2_publish_goes_to_the_client()
     {
-        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 50);
+        var outbound = new MqttOutbound(MqttProtocolVersion.V500, clientMaxPacket: 50, Qos0Limit);
 
         Assert.Equal(OutboundPublish.Send, outbound.Publish(Publish(qos: 2, packetId: 5), 0, out _));
 
