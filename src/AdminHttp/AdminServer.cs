@@ -54,7 +54,7 @@ public sealed class AdminServer : IAsyncDisposable
     {
         _stats = stats;
         _metrics = new Metrics.BrokerMetrics(sessions.System);
-        _retained = new Retained.RetainedAdmin(sessions.System, sessions.Timeout);
+        _retained = new Retained.RetainedAdmin(sessions);
         _statsStream = new StatsStream(sessions.System, stats, maxStatStreams);
         _subscriptions = new Subscriptions.SubscriptionQueryService(sessions, sessions.Resting);
         _sessionRegion = () => Akka.Cluster.Sharding.ClusterSharding.Get(sessions.System).ShardRegion(Broker.Actors.BrokerServices.SessionTypeName);

@@ -19,31 +19,47 @@ public sealed record RetainedPageBody(IReadOnlyList<RetainedBody> Retained, stri
 /// <summary>
 /// The cluster's retained messages for the admin API. They live in one store entity (wherever sharding runs it), so a
 /// page is one question to it: topics after the page token, in UTF-8 order, at most a page. While the store does not
-/// answer and members are unreachable (it is moving off a dead node), the page is empty and names them.
+/// answer and members do not answer either (it is moving off a dead node), the page is empty and names them. Every member
+/// is asked at the same time as the store, so a member killed just before the question is named even while the cluster
+/// has not yet marked it unreachable (or has already removed it).
 /// </summary>
-public sealed class RetainedAdmin(ActorSystem system, TimeSpan timeout)
+public sealed class RetainedAdmin(SessionQueryService members)
 {
-    private IActorRef Store => ClusterSharding.Get(system).ShardRegion(RetainedStoreActor.TypeName);
+    private ActorSystem System => members.System;
+
+    private TimeSpan Timeout => members.Timeout;
+
+    private IActorRef Store => ClusterSharding.Get(System).ShardRegion(RetainedStoreActor.TypeName);
 
     public async Task<RetainedPageBody> ListAsync(string? after, string prefix, int limit)
     {
+        var silent = members.AskIndexesAsync<ActorIdentity>(new Identify(null));
         RetainedPage page;
         try
         {
-            page = await Store.Ask<RetainedPage>(new ListRetained(after, prefix, limit), timeout).ConfigureAwait(false);
+            page = await Store.Ask<RetainedPage>(new ListRetained(after, prefix, limit), Timeout).ConfigureAwait(false);
         }
-        catch (AskTimeoutException) when (UnreachableMembers() is { Count: > 0 } unreachable)
+        catch (AskTimeoutException)
         {
+            var unreachable = Silent(await silent.ConfigureAwait(false));
+            if (unreachable.Count == 0)
+            {
+                throw;
+            }
             return new RetainedPageBody([], "", unreachable);
         }
         var rows = page.Rows.Select(r => new RetainedBody(r.Topic, r.Qos, r.PayloadBytes, SessionJson.Timestamp(r.UpdatedAtMs))).ToList();
         return new RetainedPageBody(rows, page.HasMore && rows.Count > 0 ? PageToken.Encode(rows[^1].Topic) : "");
     }
 
-    private List<string> UnreachableMembers() =>
-        [.. Akka.Cluster.Cluster.Get(system).State.Unreachable.Select(SessionQueryService.NodeName).Order(StringComparer.Ordinal)];
+    /// <summary>The members that did not answer, and those the cluster marks unreachable now.</summary>
+    private List<string> Silent((List<ActorIdentity> Answers, List<string> Unreachable) asked) =>
+        [.. asked.Unreachable
+            .Concat(Akka.Cluster.Cluster.Get(System).State.Unreachable.Select(SessionQueryService.NodeName))
+            .Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal)];
 
     /// <summary>True when the topic held a retained message, now durably removed.</summary>
     public async Task<bool> DeleteAsync(string topic) =>
-        (await Store.Ask<RetainedDeleted>(new DeleteRetained(topic), timeout).ConfigureAwait(false)).Found;
+        (await Store.Ask<RetainedDeleted>(new DeleteRetained(topic), Timeout).ConfigureAwait(false)).Found;
 }
