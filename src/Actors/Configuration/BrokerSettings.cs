@@ -80,6 +80,7 @@ public sealed record BrokerSettings
     public required int AmqpConsumerWindow { get; init; }
     public required long InboundHighWaterMark { get; init; }
     public required int Qos0DropBacklog { get; init; }
+    public required long Qos0DropBacklogBytes { get; init; }
     public required long Qos0DropPendingBytes { get; init; }
     public required double MemoryHighWatermark { get; init; }
     public required long MemoryHighWatermarkBytes { get; init; }
@@ -96,7 +97,7 @@ public sealed record BrokerSettings
 
     public SessionLimits Limits => new(MaxInflight, MaxQueuedMessages, QueueQos0,
         MaxTopicLength: MaxTopicLength, MaxTopicLevels: MaxTopicLevels, MaxSubscriptions: MaxSubscriptionsPerSession,
-        Qos0DropBacklog: Qos0DropBacklog);
+        Qos0DropBacklog: Qos0DropBacklog, Qos0DropBacklogBytes: Qos0DropBacklogBytes);
 
     public static BrokerSettings From(Config config) => From(new SettingsReader(config));
 
@@ -156,7 +157,8 @@ public sealed record BrokerSettings
             AmqpMaxTableDepth = r.Int("amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = r.Int("amqp.consumer-window", 1000, 1, int.MaxValue),
             InboundHighWaterMark = r.Long("inbound-high-water-mark", 1048576, 4096, long.MaxValue),
-            Qos0DropBacklog = r.Int("mqtt.qos0-drop-backlog", 1000, 1, int.MaxValue),
+            Qos0DropBacklog = r.Int("mqtt.qos0-drop-backlog", 10000, 1, int.MaxValue),
+            Qos0DropBacklogBytes = r.Long("mqtt.qos0-drop-backlog-bytes", 4194304, 1, long.MaxValue),
             Qos0DropPendingBytes = r.Long("mqtt.qos0-drop-pending-bytes", 8388608, 4096, long.MaxValue),
             MemoryHighWatermark = r.Double("memory.high-watermark", 0.4, double.Epsilon, 1),
             MemoryHighWatermarkBytes = r.Long("memory.high-watermark-bytes", 0, 0, long.MaxValue),

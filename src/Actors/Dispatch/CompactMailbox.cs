@@ -18,6 +18,12 @@ public sealed class CompactMailbox(Settings settings, Config config)
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue();
 }
 
+/// <summary>A message that says how many bytes it holds while it waits in a mailbox (<see cref="CompactMessageQueue.Bytes"/>).</summary>
+public interface IQueuedBytes
+{
+    int QueuedBytes { get; }
+}
+
 /// <summary>
 /// A lock-guarded FIFO with a prepend stack for unstashed messages. A message that finds the queue empty waits in a
 /// field; a queue is made only while two or more wait, and dropped again once they are all taken, so an idle actor
@@ -31,10 +37,16 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
     private Queue<Envelope>? _rest;
     private Stack<Envelope>? _prepended;
     private int _count;
+    private long _bytes;
 
     public bool HasMessages => Volatile.Read(ref _count) > 0;
 
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Bytes the waiting messages hold, as far as they tell (<see cref="IQueuedBytes"/>; others count 0).</summary>
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    private static int Weight(in Envelope envelope) => envelope.Message is IQueuedBytes sized ? sized.QueuedBytes : 0;
 
     public void Enqueue(IActorRef receiver, Envelope envelope)
     {
@@ -51,6 +63,7 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
                 (_rest ??= new Queue<Envelope>()).Enqueue(envelope);
             }
             _count++;
+            _bytes += Weight(envelope);
         }
     }
 
@@ -60,6 +73,7 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
         {
             (_prepended ??= new Stack<Envelope>()).Push(envelope);
             _count++;
+            _bytes += Weight(envelope);
         }
     }
 
@@ -75,6 +89,7 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
                     _prepended = null;
                 }
                 _count--;
+                _bytes -= Weight(envelope);
                 return true;
             }
             if (_hasFirst)
@@ -83,6 +98,7 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
                 _first = default;
                 _hasFirst = false;
                 _count--;
+                _bytes -= Weight(envelope);
                 return true;
             }
             if (_rest is not null && _rest.TryDequeue(out envelope))
@@ -93,6 +109,7 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedDequeBasedMes
                     _rest = null;
                 }
                 _count--;
+                _bytes -= Weight(envelope);
                 return true;
             }
             envelope = default;

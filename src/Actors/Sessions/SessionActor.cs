@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
+using Broker.Actors.Dispatch;
 using Broker.Actors.Messages;
 using Broker.Actors.Retained;
 using Broker.Actors.Routing;
@@ -435,17 +436,20 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                     }
                 });
                 break;
-            case Deliver d when d.Correlation == 0 && d.Message.Qos == 0 && Context is ActorCell cell && cell.NumberOfMessages > _limits.Qos0DropBacklog:
+            case Deliver d when d.Correlation == 0 && d.Message.Qos == 0 && Behind(out var backlog, out var backlogBytes)
+                && (backlog > _limits.Qos0DropBacklog || backlogBytes > _limits.Qos0DropBacklogBytes):
                 // Nobody waits for a QoS 0 message: while this session is that far behind, it is dropped here.
                 BrokerCounters.Qos0Dropped.Increment();
                 if (!_droppingQos0)
                 {
                     _droppingQos0 = true;
-                    Log.Warning("session {0}: {1} messages wait; QoS 0 messages are dropped until it catches up", _state.ClientId, cell.NumberOfMessages);
+                    Log.Warning("session {0}: {1} messages ({2} bytes) wait; QoS 0 messages are dropped until it catches up",
+                        _state.ClientId, backlog, backlogBytes);
                 }
                 break;
             case Deliver d:
-                if (_droppingQos0 && Context is ActorCell caughtUp && caughtUp.NumberOfMessages <= _limits.Qos0DropBacklog / 2)
+                if (_droppingQos0 && Behind(out var left, out var leftBytes)
+                    && left <= _limits.Qos0DropBacklog / 2 && leftBytes <= _limits.Qos0DropBacklogBytes / 2)
                 {
                     _droppingQos0 = false;
                 }
@@ -918,6 +922,15 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 MaybeSnapshot();
             });
         }
+    }
+
+    /// <summary>How many messages, and how many bytes of messages (<see cref="IQueuedBytes"/>), wait in this session's mailbox.</summary>
+    private bool Behind(out int messages, out long bytes)
+    {
+        var cell = (ActorCell)Context;
+        messages = cell.NumberOfMessages;
+        bytes = cell.Mailbox?.MessageQueue is CompactMessageQueue queue ? queue.Bytes : 0;
+        return true;
     }
 
     private void Done(WaitingEffects waiting)

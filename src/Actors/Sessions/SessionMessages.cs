@@ -81,7 +81,12 @@ public sealed record InboundQos2(string ClientId, string ConnectionId, ushort Pa
 /// <paramref name="Retry"/>: sent again after a node left the cluster; a session that already holds the
 /// message (same <see cref="PublishedMessage.Id"/>) only acknowledges it.
 /// </summary>
-public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation, bool Retry = false) : ISessionCommand;
+public sealed record Deliver(string ClientId, PublishedMessage Message, bool NonShared, IReadOnlyList<string>? SharedFilters, long Correlation, bool Retry = false)
+    : ISessionCommand, Dispatch.IQueuedBytes
+{
+    /// <summary>The payload and topic this message keeps in memory while it waits in the session's mailbox.</summary>
+    public int QueuedBytes => Message.Payload.Length + Message.Topic.Length;
+}
 
 /// <summary>The connection of a session that moved to another node (graceful hand-off) asks the new incarnation to carry on with it.</summary>
 /// <remarks>

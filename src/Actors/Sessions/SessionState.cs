@@ -16,7 +16,8 @@ public sealed record SessionLimits(
     int MaxTopicLength = 65535,
     int MaxTopicLevels = int.MaxValue,
     int MaxSubscriptions = int.MaxValue,
-    int Qos0DropBacklog = int.MaxValue)
+    int Qos0DropBacklog = int.MaxValue,
+    long Qos0DropBacklogBytes = long.MaxValue)
 {
     public static readonly SessionLimits Default = new(100, 1000, false);
 }

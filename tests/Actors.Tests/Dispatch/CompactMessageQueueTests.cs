@@ -52,4 +52,25 @@ public sealed class CompactMessageQueueTests
         Assert.Equal(4, queue.Count);
         Assert.Equal(new object[] { 1, 2, 10, 11 }, Drain(queue));
     }
+
+    private sealed record Sized(int QueuedBytes) : IQueuedBytes;
+
+    [Fact]
+    public void Bytes_count_what_sized_messages_hold_while_they_wait_on_every_path_in_and_out()
+    {
+        var queue = new CompactMessageQueue();
+        queue.Enqueue(ActorRefs.Nobody, new Envelope(new Sized(100), ActorRefs.NoSender));
+        Assert.Equal(100, queue.Bytes);
+        queue.Enqueue(ActorRefs.Nobody, new Envelope(new Sized(20), ActorRefs.NoSender));
+        queue.Enqueue(ActorRefs.Nobody, Message(7));
+        queue.EnqueueFirst(new Envelope(new Sized(3), ActorRefs.NoSender));
+        Assert.Equal(123, queue.Bytes);
+
+        Assert.True(queue.TryDequeue(out _));
+        Assert.Equal(120, queue.Bytes);
+        Assert.True(queue.TryDequeue(out _));
+        Assert.Equal(20, queue.Bytes);
+        Assert.Equal(new object[] { new Sized(20), 7 }, Drain(queue));
+        Assert.Equal(0, queue.Bytes);
+    }
 }

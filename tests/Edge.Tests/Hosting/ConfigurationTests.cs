@@ -109,8 +109,10 @@ public class ConfigurationTests
         Assert.Equal(4096, s.MaxTopicLength);
         Assert.Equal(128, s.MaxTopicLevels);
         Assert.Equal(1000, s.MaxSubscriptionsPerSession);
-        Assert.Equal(1000, s.Qos0DropBacklog);
-        Assert.Equal(new SessionLimits(100, 1000, false, MaxTopicLength: 4096, MaxTopicLevels: 128, MaxSubscriptions: 1000, Qos0DropBacklog: 1000), s.Limits);
+        Assert.Equal(10000, s.Qos0DropBacklog);
+        Assert.Equal(4194304, s.Qos0DropBacklogBytes);
+        Assert.Equal(new SessionLimits(100, 1000, false, MaxTopicLength: 4096, MaxTopicLevels: 128, MaxSubscriptions: 1000, Qos0DropBacklog: 10000,
+            Qos0DropBacklogBytes: 4194304), s.Limits);
         Assert.Equal(1048576, s.InboundHighWaterMark);
         Assert.Equal(0.4, s.MemoryHighWatermark);
         Assert.Equal(0, s.MemoryHighWatermarkBytes);
