@@ -6,12 +6,15 @@
 #                     [--failover-runs 3] [--no-single] [--out DIR] [--no-build] [-- extra bench options]
 #        bench/run.sh --amqp [--runs 3] [--messages 100000] [--messages-persistent 50000] [--scenario amqp]
 #                     [--clients 1000] [--latency-seconds 10] [--out DIR] [--no-build] [-- extra bench options]
+#        bench/run.sh --python [--runs 3] [--messages 20000] [--scenario all] [--out DIR] [--no-build]
 #        bench/run.sh --scale [--runs 3] [--clients 2000] [--concurrency 100] [--idle-clients 20000] [--sessions 10000]
 #                     [--protocol 5|3.1.1] [--scenario scale] [--warmup-connects 0] [--timeout 600] [--out DIR]
 #                     [--no-build] [-- extra bench options]
 #   --cluster: a local 3-node cluster (scripts/cluster.sh): cross-node against same-node, a single node for
 #   reference, then fail-over runs (SIGKILL of node-3, restart). See docs/benchmarks.md.
 #   --amqp: the AMQP 0.9.1 scenarios against our node and a RabbitMQ from Debian, alternately in one run.
+#   --python: the clients users run (paho MQTT 3.1.1 and 5, mosquitto_pub/mosquitto_sub, pika) against our node, mosquitto
+#   and RabbitMQ, alternately in one run (bench/pyclients.py).
 #   --scale: the connection-scale scenarios (connect-seq, connect-conc, session-create, session-resume, memory-20k
 #   against both brokers, restart on our node only), fresh brokers for every run; see docs/benchmarks.md.
 set -euo pipefail
@@ -32,6 +35,7 @@ CLUSTER=0
 FAILOVER_RUNS=3
 SINGLE=1
 SCALE=0
+PYTHON=0
 CONCURRENCY=""
 IDLE_CLIENTS=""
 SESSIONS=""
@@ -55,6 +59,7 @@ while [[ $# -gt 0 ]]; do
     --failover-runs) FAILOVER_RUNS="$2"; shift 2 ;;
     --no-single) SINGLE=0; shift ;;
     --scale) SCALE=1; shift ;;
+    --python) PYTHON=1; shift ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
     --idle-clients) IDLE_CLIENTS="$2"; shift 2 ;;
     --sessions) SESSIONS="$2"; shift 2 ;;
@@ -67,8 +72,16 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-[[ $((CLUSTER + AMQP + SCALE)) -le 1 ]] || { echo "--cluster, --amqp and --scale do not go together" >&2; exit 2; }
-if [[ $SCALE == 1 ]]; then
+[[ $((CLUSTER + AMQP + SCALE + PYTHON)) -le 1 ]] || { echo "--cluster, --amqp, --scale and --python do not go together" >&2; exit 2; }
+if [[ $PYTHON == 1 ]]; then
+  : "${MESSAGES:=20000}" "${SCENARIO:=all}"
+  command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
+  command -v mosquitto_pub >/dev/null || { echo "mosquitto_pub not found: apt-get install -y mosquitto-clients" >&2; exit 1; }
+  /usr/bin/python3 -c 'import paho.mqtt, pika' 2>/dev/null \
+    || { echo "paho or pika not found: apt-get install -y python3-paho-mqtt python3-pika" >&2; exit 1; }
+  RABBITMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+  [[ -x $RABBITMQ_SERVER ]] || { echo "rabbitmq-server not installed: apt-get install -y rabbitmq-server" >&2; exit 1; }
+elif [[ $SCALE == 1 ]]; then
   : "${SCENARIO:=scale}" "${CLIENTS:=2000}" "${CONCURRENCY:=100}" "${SESSIONS:=10000}" "${PROTOCOL:=5}" "${TIMEOUT:=600}"
   command -v mosquitto >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto" >&2; exit 1; }
 elif [[ $AMQP == 1 ]]; then
@@ -460,6 +473,22 @@ if [[ $SCALE == 1 ]]; then
   load0="$(cut -d' ' -f1-3 /proc/loadavg)"
   run_scale
   echo "scale bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    | tee -a "$OUT/results.md" >&2
+  exit 0
+fi
+
+if [[ $PYTHON == 1 ]]; then
+  start=$(date +%s)
+  load0="$(cut -d' ' -f1-3 /proc/loadavg)"
+  start_ours python
+  start_mosquitto python
+  start_rabbitmq python
+  /usr/bin/python3 "$ROOT/bench/pyclients.py" --mqtt "ours=$OURS_PORT" --mqtt "mosquitto=$MOSQ_PORT" \
+    --amqp "ours=$OURS_AMQP_PORT" --amqp "rabbitmq=$RMQ_PORT" --runs "$RUNS" --messages "$MESSAGES" --scenario "$SCENARIO" \
+    --out "$OUT/results.md" ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee "$OUT/bench-python.log" >&2
+  stop_both
+  cat "$OUT/results.md"
+  echo "python clients bench took $(($(date +%s) - start)) s; load average (1, 5, 15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)" \
     | tee -a "$OUT/results.md" >&2
   exit 0
 fi
