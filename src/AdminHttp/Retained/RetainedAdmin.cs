@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Broker.Actors.Retained;
+using Broker.Actors.Sessions;
 using Broker.AdminHttp.Sessions;
 
 namespace Broker.AdminHttp.Retained;
@@ -33,7 +34,8 @@ public sealed class RetainedAdmin(SessionQueryService members)
 
     public async Task<RetainedPageBody> ListAsync(string? after, string prefix, int limit)
     {
-        var silent = members.AskIndexesAsync<ActorIdentity>(new Identify(null));
+        // A lookup only a live index answers (an Identify would be answered for a dead member by its dead letters).
+        var silent = members.AskIndexesAsync<object>(new FindSession(""));
         RetainedPage page;
         try
         {
@@ -53,7 +55,7 @@ public sealed class RetainedAdmin(SessionQueryService members)
     }
 
     /// <summary>The members that did not answer, and those the cluster marks unreachable now.</summary>
-    private List<string> Silent((List<ActorIdentity> Answers, List<string> Unreachable) asked) =>
+    private List<string> Silent((List<object> Answers, List<string> Unreachable) asked) =>
         [.. asked.Unreachable
             .Concat(Akka.Cluster.Cluster.Get(System).State.Unreachable.Select(SessionQueryService.NodeName))
             .Distinct(StringComparer.Ordinal)
