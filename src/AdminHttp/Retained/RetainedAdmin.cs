@@ -22,7 +22,7 @@ public sealed record RetainedPageBody(IReadOnlyList<RetainedBody> Retained, stri
 /// page is one question to it: topics after the page token, in UTF-8 order, at most a page. While the store does not
 /// answer and members do not answer either (it is moving off a dead node), the page is empty and names them. Every member
 /// is asked at the same time as the store, so a member killed just before the question is named even while the cluster
-/// has not yet marked it unreachable (or has already removed it).
+/// has not yet marked it unreachable.
 /// </summary>
 public sealed class RetainedAdmin(SessionQueryService members)
 {
