@@ -358,6 +358,8 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             using var witnessStop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             var witnessPublishing = witnessPublisher.RunAsync(100_000, TimeSpan.FromMilliseconds(10), witnessStop.Token);
             await Wait.UntilAsync(() => witnessPublisher.Acked.Count >= 20, TimeSpan.FromSeconds(30), "the witness publisher to start");
+            // Where the publishers' own sessions live, for the failure message should a publisher stall.
+            var publisherHosts = await HostsAsync(cluster.Nodes[0]!, publishers.Select(p => p.Name));
 
             var beforeCut = Clock.Seconds(total);
             var sinceCut = Stopwatch.StartNew();
@@ -378,7 +380,11 @@ public abstract class ChaosTests(ITestOutputHelper output, string provider)
             Assert.True(isolated.Log.Contains("downed by the cluster", StringComparison.Ordinal)
                 || isolated.Log.Contains("longer than the cluster tolerates", StringComparison.Ordinal), isolated.Log);
 
-            await Task.WhenAll(publishing);
+            await Task.WhenAll(publishing).ContinueWith(t => Assert.True(t.IsCompletedSuccessfully,
+                $"a publisher did not finish: {t.Exception?.GetBaseException().Message}; publisher sessions on " +
+                $"{string.Join(", ", publisherHosts.Select(h => $"{h.Key}={h.Value}"))}; acknowledged " +
+                $"{string.Join(", ", publishers.Select(p => $"{p.Name}={p.Acked.Count}"))}\n{cluster.Logs}\n--- node-3\n{isolated.Log}"),
+                TaskScheduler.Default);
             var published = Clock.Seconds(sinceCut);
             var everyone = subs.Append(witness).ToList();
             await Wait.UntilAsync(() => ChaosTally.Of(publishers, subs).Lost + ChaosTally.Of([witnessPublisher], [witness]).Lost == 0,
