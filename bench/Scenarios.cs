@@ -24,6 +24,9 @@ internal static class Scenarios
         new("fanin-qos1", "QoS 1 fan-in 4→1, 64 B", [MsgPerSec], (o, t, ct) => Throughput(o, t, 4, 1, o.MessagesQos1 / 4, MqttQualityOfServiceLevel.AtLeastOnce, 64, ct)),
         new("fanout-qos0", "QoS 0 fan-out 1→4, 64 B", [DeliveriesPerSec], (o, t, ct) => Throughput(o, t, 1, 4, o.Messages / 4, MqttQualityOfServiceLevel.AtMostOnce, 64, ct)),
         new("fanout-qos1", "QoS 1 fan-out 1→4, 64 B", [DeliveriesPerSec], (o, t, ct) => Throughput(o, t, 1, 4, o.MessagesQos1 / 4, MqttQualityOfServiceLevel.AtLeastOnce, 64, ct)),
+        // Where one copy per node matters: many subscribers of one topic, sessions spread over the cluster's nodes.
+        new("fanout16-qos0-1k", "QoS 0 fan-out 1→16, 1 KiB", [DeliveriesPerSec], (o, t, ct) => Throughput(o, t, 1, 16, o.Messages / 16, MqttQualityOfServiceLevel.AtMostOnce, 1024, ct)),
+        new("fanout16-qos1-1k", "QoS 1 fan-out 1→16, 1 KiB", [DeliveriesPerSec], (o, t, ct) => Throughput(o, t, 1, 16, o.MessagesQos1 / 16, MqttQualityOfServiceLevel.AtLeastOnce, 1024, ct)),
         new("latency", "Latency QoS 1, 64 B, fixed rate", [new("p50", "p50 ms", false), new("p99", "p99 ms", false)], Latency),
         new("connect", "Connect rate", [new("rate", "connects/s", true)], Connect),
         new("memory", "Memory per idle connection", [new("kib", "KiB/conn", false)], Memory),

@@ -20,8 +20,9 @@ public sealed class BrokerServices
     private readonly Lazy<IActorRef> _queueRegion;
 
     public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes,
-        IActorRef catalog, AmqpTopology? amqpTopology = null)
+        IActorRef catalog, AmqpTopology? amqpTopology = null, SessionHosts? hosts = null)
     {
+        Hosts = hosts;
         Settings = settings;
         SessionLimits = settings.Limits;
         Catalog = catalog;
@@ -34,7 +35,7 @@ public sealed class BrokerServices
         _queueRegion = new Lazy<IActorRef>(() => ClusterSharding.Get(system).ShardRegion(QueueTypeName));
         AmqpTopology = amqpTopology;
         AmqpRouter = amqpTopology is null ? null : new AmqpTopicRouter(amqpTopology, () => _queueRegion.Value);
-        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, _retainedRegion.Value, AmqpRouter));
+        _router = new Lazy<MessageRouter>(() => new MessageRouter(trie, _sessionRegion.Value, _retainedRegion.Value, AmqpRouter, hosts));
     }
 
     public BrokerSettings Settings { get; }
@@ -52,6 +53,9 @@ public sealed class BrokerServices
     public IActorRef Catalog { get; }
 
     public Sessions.SessionInfoCodec InfoCodec { get; }
+
+    /// <summary>Which other node hosts each session, for one copy of a message per node (null: always through the region).</summary>
+    public SessionHosts? Hosts { get; }
 
     public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;

@@ -151,6 +151,55 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
         b.ExpectNothing(TimeSpan.FromMilliseconds(1));
     }
 
+    [Theory]
+    [InlineData(MqttQualityOfServiceLevel.AtMostOnce)]
+    [InlineData(MqttQualityOfServiceLevel.AtLeastOnce)]
+    public async Task A_message_for_many_sessions_on_other_nodes_crosses_to_each_node_once_and_reaches_every_subscriber_in_order(MqttQualityOfServiceLevel qos)
+    {
+        await SessionShardsOnEveryNodeAsync();
+        var topic = Ids.New("cross/fan");
+        var subscribers = new List<TestClient>();
+        try
+        {
+            for (var i = 0; i < 16; i++)
+            {
+                var sub = await TestClient.ConnectAsync(cluster.Port(0), Ids.New("fan-sub"));
+                subscribers.Add(sub);
+                await sub.SubscribeAsync(topic, qos);
+            }
+            // A SUBACK means every node routes the subscription, and so knows which node hosts the session.
+            var hosts = cluster.Nodes[1].Node.Hosts;
+            var remote = subscribers.Select(s => hosts.FanOutFor(s.ClientId)).OfType<IActorRef>().ToList();
+            var remoteNodes = remote.Distinct().Count();
+            Assert.True(remote.Count > remoteNodes, $"16 sessions over three nodes: {remote.Count} on {remoteNodes} other nodes than the publisher's");
+            var batches = hosts.BatchesSent.Value;
+            var batched = hosts.DeliveriesBatched.Value;
+            await using var pub = await TestClient.ConnectAsync(cluster.Port(1), Ids.New("fan-pub"), MqttProtocolVersion.V311);
+
+            for (var i = 0; i < 10; i++)
+            {
+                await pub.PublishAsync(topic, "m" + i, qos);
+            }
+
+            foreach (var sub in subscribers)
+            {
+                for (var i = 0; i < 10; i++)
+                {
+                    Assert.Equal("m" + i, sub.NextText());
+                }
+            }
+            Assert.True(hosts.DeliveriesBatched.Value - batched >= 10 * remote.Count, "every session on another node reached through its node's copy");
+            Assert.Equal(10 * remoteNodes, hosts.BatchesSent.Value - batches);
+        }
+        finally
+        {
+            foreach (var sub in subscribers)
+            {
+                await sub.DisposeAsync();
+            }
+        }
+    }
+
     [Fact]
     public async Task The_same_client_id_on_another_node_takes_the_session_over()
     {

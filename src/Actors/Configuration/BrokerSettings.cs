@@ -18,6 +18,9 @@ public sealed record BrokerSettings
     /// <summary>The port other nodes reach remoting on; 0 = <see cref="RemotePort"/> (broker.remote-public-port).</summary>
     public int RemotePublicPort { get; init; }
 
+    /// <summary>A message for several sessions on another node crosses the network once (broker.fan-out-per-node).</summary>
+    public bool FanOutPerNode { get; init; } = true;
+
     /// <summary>PEM certificate, key and CA of TLS between the nodes; "" = clear text (broker.remote-tls.*, read by RemotingTls).</summary>
     public string RemoteTlsCertFile { get; init; } = "";
 
@@ -116,6 +119,7 @@ public sealed record BrokerSettings
             AdminPort = r.Port("admin-port", 8082),
             RemotePort = r.Port("remote-port", 2552),
             RemotePublicPort = publicPort,
+            FanOutPerNode = r.Bool("fan-out-per-node", true),
             RemoteTlsCertFile = r.String("remote-tls.cert-file", ""),
             RemoteTlsKeyFile = r.String("remote-tls.key-file", ""),
             RemoteTlsCaFile = r.String("remote-tls.ca-file", ""),

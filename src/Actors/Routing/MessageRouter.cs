@@ -8,11 +8,12 @@ namespace Broker.Actors.Routing;
 
 /// <summary>
 /// Routes one published message: matches the cluster-wide subscription trie, sends one <see cref="Deliver"/>
-/// per matching session through the session shard region (one hop to wherever the session lives), and
+/// per matching session through the session shard region (one hop to wherever the session lives), or, for the
+/// sessions <paramref name="hosts"/> knows on another node, one <see cref="NodeDeliver"/> per such node, and
 /// hands retained messages to the retained store. Each target answers the sender with <see cref="DeliverAck"/>
 /// carrying <c>correlation</c> once the message is durable; correlation 0 asks for no answer (QoS 0).
 /// </summary>
-public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore, AmqpTopicRouter? amqp = null)
+public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore, AmqpTopicRouter? amqp = null, SessionHosts? hosts = null)
 {
     public readonly record struct RouteResult(int Sessions, int Acks);
 
@@ -33,10 +34,30 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         trie.Match(message.Topic, collector);
         foreach (var (clientId, target) in collector.Targets)
         {
-            var deliver = new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation);
-            sessionRegion.Tell(deliver, sender);
-            sent?.Add(DeliveryTarget.Session(clientId), deliver);
+            var fanOut = hosts?.FanOutFor(clientId);
+            if (fanOut is null)
+            {
+                var deliver = new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation);
+                sessionRegion.Tell(deliver, sender);
+                sent?.Add(DeliveryTarget.Session(clientId), deliver);
+            }
+            else
+            {
+                collector.AddRemote(fanOut, new NodeTarget(clientId, target.NonShared, target.SharedFilters));
+                // A copy that is not answered is sent again through the region, which finds the session wherever it is.
+                sent?.Add(DeliveryTarget.Session(clientId), new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation));
+            }
             targets?.Add(DeliveryTarget.Session(clientId));
+        }
+        if (collector.ByNode is { Count: > 0 } byNode)
+        {
+            foreach (var (fanOut, list) in byNode)
+            {
+                fanOut.Tell(new NodeDeliver(message, correlation, list), sender);
+                hosts!.BatchesSent.Increment();
+                hosts.DeliveriesBatched.Add(list.Count);
+            }
+            byNode.Clear();
         }
         var acks = collector.Count;
         if (message.Retain)
@@ -60,7 +81,8 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         switch (target.Kind)
         {
             case TargetKind.Session:
-                sessionRegion.Tell(new SessionFlowProbe(target.Name, id), sender);
+                // The way Route sent the messages: through the fan-out actor of the session's node, or the region.
+                (hosts?.FanOutFor(target.Name) ?? sessionRegion).Tell(new SessionFlowProbe(target.Name, id), sender);
                 break;
             case TargetKind.RetainedStore:
                 retainedStore.Tell(new RetainedFlowProbe(id), sender);

@@ -129,6 +129,7 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
     }
 
     private readonly SubscriptionTrie _trie;
+    private readonly SessionHosts? _hosts;
     private readonly Cluster _cluster = Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, ClientRoutes> _mirror = new(StringComparer.Ordinal);
@@ -139,12 +140,15 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
     private SyncState? _sync;
     private long _seq;
 
-    public RouteReplicator(SubscriptionTrie trie)
+    /// <param name="hosts">Told which node hosts each session (the node whose replicator sent its newest routes), for
+    /// the router's one copy per node; null where nothing reads it.</param>
+    public RouteReplicator(SubscriptionTrie trie, SessionHosts? hosts = null)
     {
         _trie = trie;
+        _hosts = hosts;
     }
 
-    public static Props Props(SubscriptionTrie trie) => Akka.Actor.Props.Create(() => new RouteReplicator(trie));
+    public static Props Props(SubscriptionTrie trie, SessionHosts? hosts = null) => Akka.Actor.Props.Create(() => new RouteReplicator(trie, hosts));
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -166,7 +170,7 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
             case RouteUpdate u:
                 foreach (var r in u.Routes)
                 {
-                    Apply(r);
+                    ApplyFrom(r, Sender.Path.Address);
                 }
                 Sender.Tell(new RouteUpdateAck(u.Seq));
                 break;
@@ -194,7 +198,7 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
             case RouteSync s:
                 foreach (var r in s.Routes)
                 {
-                    Apply(r);
+                    ApplyFrom(r, Sender.Path.Address);
                 }
                 if (s.Last && _sync is not null && _sync.Waiting.Remove(Sender.Path.Address) && _sync.Waiting.Count == 0)
                 {
@@ -226,6 +230,7 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
                 break;
             case ClusterEvent.MemberRemoved removed:
                 RemovePeer(removed.Member.Address);
+                _hosts?.NodeGone(removed.Member.Address);
                 break;
             case ClusterEvent.UnreachableMember u:
                 _unreachable.Add(u.Member.Address);
@@ -240,7 +245,10 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
     private void OnAssert(AssertRoutes a)
     {
         var routes = a.Routes;
-        Apply(routes);
+        if (Apply(routes))
+        {
+            _hosts?.HostedHere(routes.ClientId);
+        }
         if (routes.Entries.Count > 0)
         {
             _hosted.Add(routes.ClientId);
@@ -291,13 +299,30 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
         }
     }
 
-    /// <summary>Brings the trie from the client's previous routes to <paramref name="routes"/>, unless they are older.</summary>
-    private void Apply(ClientRoutes routes)
+    /// <summary>Applies routes another node's replicator sent: the session asserting them lives on that node.</summary>
+    private void ApplyFrom(ClientRoutes routes, Address from)
+    {
+        if (!Apply(routes) || _hosts is null)
+        {
+            return;
+        }
+        if (routes.Entries.Count == 0 || from.HasLocalScope || from == _cluster.SelfAddress)
+        {
+            _hosts.HostedHere(routes.ClientId);
+        }
+        else
+        {
+            _hosts.HostedAt(routes.ClientId, from);
+        }
+    }
+
+    /// <summary>Brings the trie from the client's previous routes to <paramref name="routes"/>, unless they are older (then false).</summary>
+    private bool Apply(ClientRoutes routes)
     {
         _mirror.TryGetValue(routes.ClientId, out var old);
         if (old is not null && old.Version >= routes.Version)
         {
-            return;
+            return false;
         }
         var id = routes.ClientId;
         if (old is not null)
@@ -330,6 +355,7 @@ public sealed class RouteReplicator : UntypedActor, IWithTimers
         {
             _mirror[id] = routes;
         }
+        return true;
     }
 
     private static bool Contains(IReadOnlyList<RouteEntry> entries, string filter) => Find(entries, filter) is not null;

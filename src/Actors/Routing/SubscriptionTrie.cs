@@ -1,3 +1,5 @@
+using Akka.Actor;
+
 namespace Broker.Actors.Routing;
 
 /// <summary>
@@ -18,7 +20,28 @@ public sealed class RouteCollector
 
     public int Count => _targets.Count;
 
-    public void Clear() => _targets.Clear();
+    public void Clear()
+    {
+        _targets.Clear();
+        _byNode?.Clear();
+    }
+
+    // Targets hosted on other nodes, by the fan-out actor of their node (see MessageRouter.Route). Each list goes out in
+    // a NodeDeliver, serialized later on remoting's thread: a new list per publish, never reused.
+    private Dictionary<IActorRef, List<NodeTarget>>? _byNode;
+
+    internal Dictionary<IActorRef, List<NodeTarget>>? ByNode => _byNode;
+
+    internal void AddRemote(IActorRef fanOut, NodeTarget target)
+    {
+        _byNode ??= [];
+        if (!_byNode.TryGetValue(fanOut, out var list))
+        {
+            list = [];
+            _byNode[fanOut] = list;
+        }
+        list.Add(target);
+    }
 
     internal void AddPlain(string clientId) => Get(clientId).NonShared = true;
 

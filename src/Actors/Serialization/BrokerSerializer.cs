@@ -26,6 +26,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
     private static string TypeManifest(object o) => o switch
     {
         Deliver => "D",
+        NodeDeliver => "ND",
         DeliverAck => "DA",
         SendPublish => "P",
         ClientAck => "A",
@@ -142,6 +143,10 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
         {
             case Deliver d:
                 w.Write(d.ClientId); WriteMessage(w, d.Message); w.Write(d.NonShared); WriteList(w, d.SharedFilters, (ww, s) => ww.Write(s)); w.Write(d.Correlation); w.Write(d.Retry);
+                break;
+            case NodeDeliver n:
+                WriteMessage(w, n.Message); w.Write(n.Correlation);
+                WriteList(w, n.Targets, (ww, t) => { ww.Write(t.ClientId); ww.Write(t.NonShared); WriteList(ww, t.SharedFilters, (w3, f) => w3.Write(f)); });
                 break;
             case DeliverAck a:
                 w.Write(a.Correlation); w.Write((byte)a.Target.Kind); w.Write(a.Target.Name);
@@ -360,6 +365,7 @@ public sealed partial class BrokerSerializer(ExtendedActorSystem system) : Seria
     private object Read(BinaryReader r, string manifest) => manifest switch
     {
         "D" => new Deliver(r.ReadString(), ReadMessage(r), r.ReadBoolean(), ReadList(r, rr => rr.ReadString()), r.ReadInt64(), r.ReadBoolean()),
+        "ND" => new NodeDeliver(ReadMessage(r), r.ReadInt64(), ReadList(r, rr => new NodeTarget(rr.ReadString(), rr.ReadBoolean(), ReadList(rr, r3 => r3.ReadString()))) ?? []),
         "DA" => new DeliverAck(r.ReadInt64(), new DeliveryTarget((TargetKind)r.ReadByte(), r.ReadString())),
         "SM" => new SessionMoved(r.ReadString()),
         "E11" => new SessionHandedOff(ReadState(r)),

@@ -59,6 +59,9 @@ public sealed class BrokerNode : IAsyncDisposable
 
     public ActorSystem System { get; }
     public BrokerSettings Settings { get; }
+
+    /// <summary>Which other node hosts each session, as this node's router sees it (one copy of a message per node).</summary>
+    public SessionHosts Hosts { get; private init; } = null!;
     public int MqttPort => _mqtt.Endpoint.Port;
     public int AmqpPort => _amqp.Endpoint.Port;
 
@@ -140,7 +143,8 @@ public sealed class BrokerNode : IAsyncDisposable
 
             var index = system.ActorOf(SessionIndexActor.Props(settings.NodeName, settings.AdminQueryTimeout), SessionQueryService.IndexActorName);
             var trie = new SubscriptionTrie();
-            var routes = system.ActorOf(RouteReplicator.Props(trie), RouteReplicator.Name);
+            var hosts = new SessionHosts(settings.FanOutPerNode, node => SessionHosts.Resolve(system, node));
+            var routes = system.ActorOf(RouteReplicator.Props(trie, hosts), RouteReplicator.Name);
             var topology = new AmqpTopology();
             var catalogStore = new SessionCatalogStore(settings.DbProvider, BrokerConfig.Persistence(settings).Connection, settings.SqliteSynchronous);
             var imported = await catalogStore.InitializeAsync(ct).ConfigureAwait(false);
@@ -150,7 +154,9 @@ public sealed class BrokerNode : IAsyncDisposable
             }
             await JournalTables.EnsureAsync(system, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
             var catalog = system.ActorOf(SessionCatalog.Props(catalogStore, SessionRecovery.HostOf(cluster.SelfUniqueAddress)), SessionCatalog.Name);
-            var services = new BrokerServices(system, settings, trie, index, routes, catalog, topology);
+            var services = new BrokerServices(system, settings, trie, index, routes, catalog, topology, hosts);
+            // Before the session region: a peer that learns a session lives here sends to this actor.
+            var fanOut = system.ActorOf(NodeFanOutActor.Props(), NodeFanOutActor.Name);
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithRole("broker");
             // AMQP: one queue entity per queue, and one topology owner for the cluster whose changes every
@@ -187,6 +193,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 new SessionMessageExtractor(),
                 sharding.DefaultShardAllocationStrategy(shardingSettings),
                 SessionHandOff.Instance).ConfigureAwait(false);
+            fanOut.Tell(new NodeFanOutActor.RegionStarted(region));
             // Listeners open only once this node routes to every session of the cluster: the routes of the
             // sessions other members host, then those of the remembered sessions that restart here.
             // Sessions that are not running are routed from their catalog rows; running ones assert their own routes.
@@ -262,7 +269,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 reloadPermissions();
                 tls?.Reload();
             }
-            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission) { _mqttWs = mqttWs, _webSockets = webSockets };
+            return new BrokerNode(system, settings, mqtt, amqp, admin, alarm, mqttTls, amqpTls, Reload, admission) { _mqttWs = mqttWs, _webSockets = webSockets, Hosts = hosts };
         }
         catch
         {

@@ -83,6 +83,8 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new Deliver("c1", Full, true, ["$share/g/a", "$share/h/#"], 42);
         yield return new Deliver("c1", Bare, false, null, -1);
         yield return new Deliver("c1", Full, true, null, 43, Retry: true);
+        yield return new NodeDeliver(Full, 44, [new NodeTarget("c1", true, null), new NodeTarget("c\u00fc", false, ["$share/g/a", "$share/h/#"])]);
+        yield return new NodeDeliver(Bare, 0, []);
         yield return new DeliverAck(long.MaxValue, DeliveryTarget.Session("c\u00fc"));
         yield return new DeliverAck(1, DeliveryTarget.RetainedStore);
         yield return new DeliverAck(2, DeliveryTarget.Queue("orders"));

@@ -439,6 +439,7 @@ public class ConfigurationTests
     [InlineData("broker.tls.handshake-timeout = 0s", "broker.tls.handshake-timeout must be at least 1ms, not 0ms")]
     [InlineData("broker.auth-http.cache-entries = 0", "broker.auth-http.cache-entries must be between 1 and")]
     [InlineData("broker.mqtt.queue-qos0 = sometimes", "broker.mqtt.queue-qos0 must be true or false, not 'sometimes'")]
+    [InlineData("broker.fan-out-per-node = sometimes", "broker.fan-out-per-node must be true or false, not 'sometimes'")]
     [InlineData("broker.mqtt.max-inflight = 0", "broker.mqtt.max-inflight must be between 1 and 65535, not 0")]
     [InlineData("broker.amqp.frame-max = 100", "broker.amqp.frame-max must be between 4096 and")]
     [InlineData("broker.persistence.format-version = 9", "broker.persistence.format-version must be between 0 and")]
