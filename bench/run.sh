@@ -368,7 +368,9 @@ run_cluster() {
       "${BENCH[@]}" report "${sets[@]}"
       echo
     fi
-    [[ -f "$OUT/failover.json" ]] && "${BENCH[@]}" report-failover "$OUT/failover.json"
+    if [[ -f "$OUT/failover.json" ]]; then
+      "${BENCH[@]}" report-failover "$OUT/failover.json"
+    fi
   } | tee "$OUT/results.md"
 }
 
