@@ -240,6 +240,52 @@ public sealed class AmqpProtocolTests(NodeFixture fixture) : IClassFixture<NodeF
         await channel.QueueDeleteAsync(queue);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Acks_sent_one_by_one_right_before_the_channel_or_connection_closes_all_take_effect(bool closeConnection)
+    {
+        var queue = Name("acked");
+        await using var keeper = await AmqpTestClient.ConnectAsync(Port);
+        await using var keeperChannel = await keeper.CreateChannelAsync();
+        await keeperChannel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false);
+        for (var i = 0; i < 300; i++)
+        {
+            await keeperChannel.PublishTextAsync("", queue, "m" + i);
+        }
+        var connection = await AmqpTestClient.ConnectAsync(Port);
+        var channel = await connection.CreateChannelAsync();
+        await channel.BasicQosAsync(0, 1000, false);
+        var consumer = new RecordingConsumer(channel);
+        await channel.BasicConsumeAsync(queue, false, consumer);
+
+        // One basic.ack per message, then the channel (or the whole connection) goes at once: the acks the node
+        // gathers to send as one batch must reach the queue before the queue requeues what the channel held.
+        for (var i = 0; i < 300; i++)
+        {
+            var d = consumer.Next();
+            Assert.Equal("m" + i, d.Text);
+            await channel.BasicAckAsync(d.Tag, false);
+        }
+        if (closeConnection)
+        {
+            await connection.CloseAsync();
+        }
+        else
+        {
+            await channel.CloseAsync();
+        }
+        await channel.DisposeAsync();
+        await connection.DisposeAsync();
+
+        // The queue drops the channel's consumer when it requeues what the channel held: after that, nothing is back.
+        await Wait.UntilAsync(async () => (await keeperChannel.QueueDeclarePassiveAsync(queue)).ConsumerCount == 0, TimeSpan.FromSeconds(10),
+            "the queue to let go of the closed channel");
+        Assert.Equal(0u, (await keeperChannel.QueueDeclarePassiveAsync(queue)).MessageCount);
+        Assert.Null(await keeperChannel.BasicGetAsync(queue, true));
+        await keeperChannel.QueueDeleteAsync(queue);
+    }
+
     [Fact]
     public async Task Prefetch_limits_unacknowledged_deliveries_exactly()
     {
