@@ -13,7 +13,9 @@ namespace Broker.Actors.Routing;
 /// hands retained messages to the retained store. Each target answers the sender with <see cref="DeliverAck"/>
 /// carrying <c>correlation</c> once the message is durable; correlation 0 asks for no answer (QoS 0).
 /// </summary>
-public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore, AmqpTopicRouter? amqp = null, SessionHosts? hosts = null)
+/// <param name="nodeBatchBytes">Most bytes of targets in one <see cref="NodeDeliver"/> (estimated; tests make it small).</param>
+public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion, IActorRef retainedStore, AmqpTopicRouter? amqp = null, SessionHosts? hosts = null,
+    long nodeBatchBytes = RemoteChunks.ChunkBytes)
 {
     public readonly record struct RouteResult(int Sessions, int Acks);
 
@@ -43,7 +45,10 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
             }
             else
             {
-                collector.AddRemote(fanOut, new NodeTarget(clientId, target.NonShared, target.SharedFilters));
+                if (collector.AddRemote(fanOut, new NodeTarget(clientId, target.NonShared, target.SharedFilters), nodeBatchBytes) is { } full)
+                {
+                    SendToNode(fanOut, message, correlation, full, sender);
+                }
                 // A copy that is not answered is sent again through the region, which finds the session wherever it is.
                 sent?.Add(DeliveryTarget.Session(clientId), new Deliver(clientId, message, target.NonShared, target.SharedFilters, correlation));
             }
@@ -51,11 +56,12 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         }
         if (collector.ByNode is { Count: > 0 } byNode)
         {
-            foreach (var (fanOut, list) in byNode)
+            foreach (var (fanOut, batch) in byNode)
             {
-                fanOut.Tell(new NodeDeliver(message, correlation, list), sender);
-                hosts!.BatchesSent.Increment();
-                hosts.DeliveriesBatched.Add(list.Count);
+                if (batch.Targets.Count > 0)
+                {
+                    SendToNode(fanOut, message, correlation, batch.Targets, sender);
+                }
             }
             byNode.Clear();
         }
@@ -70,6 +76,13 @@ public sealed class MessageRouter(SubscriptionTrie trie, IActorRef sessionRegion
         }
         var queues = toAmqp && amqp is not null ? amqp.Route(message, correlation != 0, sender, sent, targets) : 0;
         return new RouteResult(collector.Count + queues, acks + queues);
+    }
+
+    private void SendToNode(IActorRef fanOut, PublishedMessage message, long correlation, List<NodeTarget> targets, IActorRef sender)
+    {
+        fanOut.Tell(new NodeDeliver(message, correlation, targets), sender);
+        hosts!.BatchesSent.Increment();
+        hosts.DeliveriesBatched.Add(targets.Count);
     }
 
     /// <summary>

@@ -13,7 +13,27 @@ public readonly record struct NodeTarget(string ClientId, bool NonShared, IReadO
 /// per node, not once per session. That node's <see cref="NodeFanOutActor"/> hands each session its <see cref="Deliver"/>
 /// through the local shard region, as sent by the original sender, so each session answers the publisher as before.
 /// </summary>
-public sealed record NodeDeliver(PublishedMessage Message, long Correlation, IReadOnlyList<NodeTarget> Targets) : IBrokerSerializable;
+/// <remarks>
+/// The targets of one such message are cut at <see cref="RemoteChunks.ChunkBytes"/> (a publish matching more sessions
+/// on one node goes as several), so it always fits the remoting frame, which holds the largest message plus
+/// <see cref="RemoteChunks.FrameHeadroom"/>.
+/// </remarks>
+public sealed record NodeDeliver(PublishedMessage Message, long Correlation, IReadOnlyList<NodeTarget> Targets) : IBrokerSerializable
+{
+    /// <summary>An upper estimate of a target's serialized size (strings at 3 bytes a char, with their length prefixes).</summary>
+    public static long SizeOf(NodeTarget t)
+    {
+        var size = 8 + 3L * t.ClientId.Length;
+        if (t.SharedFilters is { } filters)
+        {
+            foreach (var f in filters)
+            {
+                size += 5 + 3L * f.Length;
+            }
+        }
+        return size;
+    }
+}
 
 /// <summary>
 /// Which other node hosts each session, as last told by the <see cref="RouteReplicator"/>s (the node whose session

@@ -28,19 +28,38 @@ public sealed class RouteCollector
 
     // Targets hosted on other nodes, by the fan-out actor of their node (see MessageRouter.Route). Each list goes out in
     // a NodeDeliver, serialized later on remoting's thread: a new list per publish, never reused.
-    private Dictionary<IActorRef, List<NodeTarget>>? _byNode;
+    private Dictionary<IActorRef, NodeBatch>? _byNode;
 
-    internal Dictionary<IActorRef, List<NodeTarget>>? ByNode => _byNode;
+    internal sealed class NodeBatch
+    {
+        public List<NodeTarget> Targets = [];
+        public long Bytes;
+    }
 
-    internal void AddRemote(IActorRef fanOut, NodeTarget target)
+    internal Dictionary<IActorRef, NodeBatch>? ByNode => _byNode;
+
+    /// <summary>
+    /// Adds a target for the node of <paramref name="fanOut"/>; once that node's targets reach <paramref name="maxBytes"/>
+    /// (serialized, estimated) they are returned to be sent now, and the node starts a new list.
+    /// </summary>
+    internal List<NodeTarget>? AddRemote(IActorRef fanOut, NodeTarget target, long maxBytes)
     {
         _byNode ??= [];
-        if (!_byNode.TryGetValue(fanOut, out var list))
+        if (!_byNode.TryGetValue(fanOut, out var batch))
         {
-            list = [];
-            _byNode[fanOut] = list;
+            batch = new NodeBatch();
+            _byNode[fanOut] = batch;
         }
-        list.Add(target);
+        batch.Targets.Add(target);
+        batch.Bytes += NodeDeliver.SizeOf(target);
+        if (batch.Bytes < maxBytes)
+        {
+            return null;
+        }
+        var full = batch.Targets;
+        batch.Targets = [];
+        batch.Bytes = 0;
+        return full;
     }
 
     internal void AddPlain(string clientId) => Get(clientId).NonShared = true;

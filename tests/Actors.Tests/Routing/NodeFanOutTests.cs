@@ -75,6 +75,32 @@ public sealed class NodeFanOutTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Sessions_on_one_node_beyond_the_batch_size_go_in_several_messages_each_within_it()
+    {
+        var clients = Enumerable.Range(0, 50).Select(i => $"client-{i:D3}").ToArray();
+        Subscribe(clients);
+        var hosts = Hosts();
+        foreach (var c in clients)
+        {
+            hosts.HostedAt(c, NodeB);
+        }
+        var limit = 10 * NodeDeliver.SizeOf(new NodeTarget("client-000", true, null));
+        var router = new MessageRouter(_trie, _region.Ref, ActorRefs.Nobody, null, hosts, limit);
+
+        router.Route(Message, new RouteCollector(), 3, _publisher.Ref);
+
+        var batches = new List<NodeDeliver>();
+        for (var i = 0; i < 5; i++)
+        {
+            batches.Add(_fanOutB.ExpectMsg<NodeDeliver>());
+        }
+        _fanOutB.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.All(batches, b => Assert.InRange(b.Targets.Sum(NodeDeliver.SizeOf), 1, limit));
+        Assert.Equal(clients, batches.SelectMany(b => b.Targets).Select(t => t.ClientId).Order());
+        Assert.Equal(5, hosts.BatchesSent.Value);
+    }
+
+    [Fact]
     public void A_shared_subscription_member_on_another_node_carries_its_group_filter()
     {
         _trie.Add("b1", "$share/g/a/+");
