@@ -188,8 +188,12 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
                     Assert.Equal("m" + i, sub.NextText());
                 }
             }
-            Assert.True(hosts.DeliveriesBatched.Value - batched >= 10 * remote.Count, "every session on another node reached through its node's copy");
-            Assert.Equal(10 * remoteNodes, hosts.BatchesSent.Value - batches);
+            // Counted on the publisher's node: at most one message per other node per publish, each carrying several
+            // sessions on average. (Bounds, not exact counts: rebalancing may still move a shard during the test.)
+            var nodeMessages = hosts.BatchesSent.Value - batches;
+            var carried = hosts.DeliveriesBatched.Value - batched;
+            Assert.InRange(nodeMessages, 10, 10 * (cluster.Nodes.Count - 1));
+            Assert.True(carried > nodeMessages, $"{carried} deliveries in {nodeMessages} node messages");
         }
         finally
         {
