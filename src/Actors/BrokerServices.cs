@@ -22,7 +22,6 @@ public sealed class BrokerServices
     public BrokerServices(ActorSystem system, BrokerSettings settings, SubscriptionTrie trie, IActorRef sessionIndex, IActorRef routes,
         IActorRef catalog, AmqpTopology? amqpTopology = null, SessionHosts? hosts = null)
     {
-        Hosts = hosts;
         Settings = settings;
         SessionLimits = settings.Limits;
         Catalog = catalog;
@@ -53,9 +52,6 @@ public sealed class BrokerServices
     public IActorRef Catalog { get; }
 
     public Sessions.SessionInfoCodec InfoCodec { get; }
-
-    /// <summary>Which other node hosts each session, for one copy of a message per node (null: always through the region).</summary>
-    public SessionHosts? Hosts { get; }
 
     public IActorRef RetainedStore => _retainedRegion.Value;
     public IActorRef SessionRegion => _sessionRegion.Value;
