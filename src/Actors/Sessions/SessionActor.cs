@@ -153,6 +153,9 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
                 // session, if any, is known (its will, its journal and routes to discard), before any later packet.
                 c.Connection.Tell(new ConnectAccepted(c.ConnectionId, false, []));
                 _acceptedEarly = c.ConnectionId;
+                // Indexed before the CONNACK can reach the client, so the admin API finds a session the client was told
+                // exists; its details are answered once the session has started (GetSessionInfo waits in the stash).
+                _services.SessionIndex.Tell(new IndexUpdate(_state.ClientId, true, Self, c.Info.ProtocolLevel, c.Username));
                 Stash.Stash();
                 break;
             default:
