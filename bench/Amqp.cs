@@ -183,13 +183,17 @@ internal static class Amqp
         }
     }
 
-    /// <summary>Transient, auto-ack, 1→1, paced to --latency-rate for --latency-seconds; latency = delivery - timestamp in the body.</summary>
+    /// <summary>
+    /// Transient, auto-ack, 1→1, paced to --latency-rate for --latency-warmup + --latency-seconds; latency = delivery -
+    /// timestamp in the body, of the messages after the warm-up.
+    /// </summary>
     private static async Task<RunResult> Latency(BenchOptions o, string tag, CancellationToken ct)
     {
         var r = new RunResult();
         var connections = new List<IConnection>();
         var queue = "bench-" + tag;
-        var count = o.LatencyRate * o.LatencySeconds;
+        var warm = o.LatencyRate * o.LatencyWarmup;
+        var count = warm + (o.LatencyRate * o.LatencySeconds);
         var factory = Factory(o, o.Port);
         IChannel? declarer = null;
         try
@@ -218,8 +222,9 @@ internal static class Amqp
             Settle(r, receiver, [pub], start);
             r.Metrics.Remove("rate");
             r.Error = pub.Error;
-            var lat = receiver.Latencies();
+            var lat = receiver.Latencies(from: warm);
             Array.Sort(lat);
+            Scenarios.WarmupTail(o, tag, r, receiver.Latencies(from: 0));
             if (lat.Length > 0)
             {
                 r.Metrics["p50"] = Scenarios.Percentile(lat, 0.50);
@@ -529,7 +534,8 @@ internal sealed class AmqpReceiver
 
     public bool Seen(int publisher, int seq) => Volatile.Read(ref _seen[publisher][seq]) != 0;
 
-    public double[] Latencies() => _latencyMs is null ? [] : [.. _latencyMs.Where(x => !double.IsNaN(x))];
+    /// <summary>The latencies of the messages received, from sequence number <paramref name="from"/> on (one publisher).</summary>
+    public double[] Latencies(int from = 0) => _latencyMs is null ? [] : [.. _latencyMs.Skip(from).Where(x => !double.IsNaN(x))];
 
     /// <summary>Waits until every expected message arrived, or nothing new arrived for <paramref name="idleSeconds"/>.</summary>
     public async Task WaitAsync(Func<long> expected, int idleSeconds, CancellationToken ct)

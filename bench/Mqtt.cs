@@ -202,7 +202,8 @@ internal sealed class Receiver
 
     public bool Seen(int publisher, int seq) => Volatile.Read(ref _seen[publisher][seq]);
 
-    public double[] Latencies() => _latencyMs is null ? [] : _latencyMs.Where(x => !double.IsNaN(x)).ToArray();
+    /// <summary>The latencies of the messages received, from sequence number <paramref name="from"/> on (one publisher).</summary>
+    public double[] Latencies(int from = 0) => _latencyMs is null ? [] : _latencyMs.Skip(from).Where(x => !double.IsNaN(x)).ToArray();
 }
 
 /// <summary>One publisher connection: publishes with a window of outstanding calls, optionally paced.</summary>

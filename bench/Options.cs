@@ -24,6 +24,14 @@ internal sealed class BenchOptions
     public int Backlog { get; set; }
     public int LatencyRate { get; set; } = 1000;
     public int LatencySeconds { get; set; } = 10;
+    /// <summary>
+    /// Latency scenarios: seconds of the same paced load on the same clients before the measured seconds, left out of
+    /// the percentiles (a new connection's first second and cold code paths in the clients and the broker), and reported
+    /// apart as p99_with_warmup.
+    /// </summary>
+    public int LatencyWarmup { get; set; } = 2;
+    /// <summary>Latency scenarios: a file each run appends its latencies to (a "# run" line, then one ms value per message in send order).</summary>
+    public string? LatencyOut { get; set; }
     public int Clients { get; set; } = 2000;
     public int Concurrency { get; set; } = 50;
     /// <summary>Hard limit of one scenario run, seconds.</summary>
@@ -152,6 +160,8 @@ internal sealed class BenchOptions
                 case "--window": o.Window = NextInt(); break;
                 case "--latency-rate": o.LatencyRate = NextInt(); break;
                 case "--latency-seconds": o.LatencySeconds = NextInt(); break;
+                case "--latency-warmup": o.LatencyWarmup = NextInt(); break;
+                case "--latency-out": o.LatencyOut = Next(); break;
                 case "--clients": o.Clients = NextInt(); break;
                 case "--concurrency": o.Concurrency = NextInt(); break;
                 case "--timeout": o.Timeout = NextInt(); break;
@@ -227,7 +237,7 @@ internal sealed class BenchOptions
         usage:
           Broker.Bench run --host 127.0.0.1 --port P [--pid PID] [--name ours] [--runs 3]
                            [--scenario all|ID|PREFIX[,...]] [--messages 100000] [--messages-qos1 50000]
-                           [--window 100] [--latency-rate 1000] [--latency-seconds 10]
+                           [--window 100] [--latency-rate 1000] [--latency-seconds 10] [--latency-warmup 2] [--latency-out FILE]
                            [--clients 2000] [--concurrency 50] [--timeout 120] [--idle 5]
                            [--protocol 5|3.1.1] [--warmup 5000] [--json out.json [--append]]
                            [--pub-ports P[,P...]] [--sub-ports P[,P...]]      (round-robin; default --port)

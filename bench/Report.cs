@@ -50,14 +50,14 @@ internal static class Report
             sb.Append(CultureInfo.InvariantCulture,
                 $"manual ack: prefetch {o.Prefetch}, {(o.AckEvery == 1 ? "every delivery acknowledged" : $"multiple ack every {o.AckEvery}")}; ");
             sb.Append(CultureInfo.InvariantCulture,
-                $"latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s; idle connections: {o.Clients:N0} (concurrency {o.Concurrency}). RabbitMQ.Client 7.\n\n");
+                $"latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s after {o.LatencyWarmup} s of warm-up; idle connections: {o.Clients:N0} (concurrency {o.Concurrency}). RabbitMQ.Client 7.\n\n");
         }
         else
         {
             sb.Append(CultureInfo.InvariantCulture,
                 $"Runs per scenario: {runs} (median shown). QoS 0 messages: {o.Messages:N0}, QoS 1 messages: {o.MessagesQos1:N0}, ");
             sb.Append(CultureInfo.InvariantCulture,
-                $"publish window: {o.Window}, latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s, clients: {o.Clients:N0} (concurrency {o.Concurrency}), MQTT {o.Protocol}.\n\n");
+                $"publish window: {o.Window}, latency: {o.LatencyRate:N0} msg/s for {o.LatencySeconds} s after {o.LatencyWarmup} s of warm-up, clients: {o.Clients:N0} (concurrency {o.Concurrency}), MQTT {o.Protocol}.\n\n");
         }
         sb.Append("| Scenario | Metric | ").AppendJoin(" | ", all.Select(x => x.Name))
           .Append(CultureInfo.InvariantCulture, $" | {a.Name}/{b.Name} | ")

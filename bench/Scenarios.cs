@@ -194,12 +194,33 @@ internal static class Scenarios
         }
     }
 
-    /// <summary>QoS 1, 64 B at a fixed rate; the subscriber takes now minus the send timestamp in the payload.</summary>
+    /// <summary>
+    /// The p99 of every message of a latency run, the warm-up included (<see cref="BenchOptions.LatencyWarmup"/>), so what
+    /// the warm-up leaves out of the percentiles is still reported.
+    /// </summary>
+    internal static void WarmupTail(BenchOptions o, string tag, RunResult r, double[] all)
+    {
+        if (o.LatencyOut is { Length: > 0 } file)
+        {
+            File.AppendAllLines(file, all.Select(x => x.ToString("F3", CultureInfo.InvariantCulture)).Prepend("# " + tag));
+        }
+        if (all.Length > 0)
+        {
+            Array.Sort(all);
+            r.Extra["p99_with_warmup"] = Percentile(all, 0.99);
+        }
+    }
+
+    /// <summary>
+    /// QoS 1, 64 B at a fixed rate; the subscriber takes now minus the send timestamp in the payload. The first
+    /// --latency-warmup seconds are sent the same way and left out of the percentiles.
+    /// </summary>
     private static async Task<RunResult> Latency(BenchOptions o, string tag, CancellationToken ct)
     {
         var r = new RunResult();
         var clients = new List<IMqttClient>();
-        var count = o.LatencyRate * o.LatencySeconds;
+        var warm = o.LatencyRate * o.LatencyWarmup;
+        var count = warm + (o.LatencyRate * o.LatencySeconds);
         var qos = MqttQualityOfServiceLevel.AtLeastOnce;
         try
         {
@@ -224,8 +245,9 @@ internal static class Scenarios
             {
                 r.TimedOut = true;
             }
-            var lat = rec.Latencies();
+            var lat = rec.Latencies(from: warm);
             Array.Sort(lat);
+            WarmupTail(o, tag, r, rec.Latencies(from: 0));
             r.Received = rec.Unique;
             r.Duplicates = rec.Duplicates;
             r.Failed = pub.Failed;
