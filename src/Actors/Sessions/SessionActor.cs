@@ -426,9 +426,12 @@ public sealed class SessionActor : UntypedActor, IWithTimers, IWithUnboundedStas
         }
         switch (message)
         {
-            case Deliver d when d.Retry && (IsRecent(d.Message.Id) || _state.Holds(d.Message.Id)):
+            case Deliver d when IsRecent(d.Message.Id) || (d.Retry && _state.Holds(d.Message.Id)):
                 // Sent again because its acknowledgement was late or a message got lost, but this session has it:
-                // acknowledge once the first copy is durable, unless that acknowledgement is still held back.
+                // acknowledge once the first copy is durable, unless that acknowledgement is still held back. The
+                // first copy can also come second: the copy sent again goes through this node's region while the
+                // first may still be on its way through another node (one copy per node, or a region that forwards
+                // during a hand-off), so any copy of a recent message id is recognised, not only one marked as sent again.
                 var retrySender = Sender;
                 var retryCorrelation = d.Correlation;
                 Defer(() =>
