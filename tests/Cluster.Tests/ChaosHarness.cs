@@ -358,12 +358,14 @@ public sealed record ChaosTally(int Acknowledged, int Lost, int Duplicates, int 
             {
                 var mine = received.Where(r => r.Publisher == pub.Name).Select(r => r.Seq).ToList();
                 var seen = new HashSet<int>();
+                var twice = new List<int>();
                 var last = -1;
                 foreach (var seq in mine)
                 {
                     if (!seen.Add(seq))
                     {
                         duplicates++;
+                        twice.Add(seq);
                         continue;
                     }
                     if (seq < last)
@@ -378,6 +380,10 @@ public sealed record ChaosTally(int Acknowledged, int Lost, int Duplicates, int 
                 if (missing.Count > 0)
                 {
                     detail.Append(sub.ClientId).Append(" misses ").Append(pub.Name).Append(": ").AppendJoin(',', missing.Take(20)).Append('\n');
+                }
+                if (twice.Count > 0)
+                {
+                    detail.Append(sub.ClientId).Append(" got twice ").Append(pub.Name).Append(": ").AppendJoin(',', twice.Take(20)).Append('\n');
                 }
             }
         }
