@@ -178,6 +178,15 @@ public sealed record ConsumerCancelled(string Queue, ushort Channel, string Cons
 public sealed record ChannelClosed(string Queue, ChannelRef Channel) : IQueueCommand;
 
 /// <summary>
+/// A marker a queue sends itself when a consumer's connection stopped, through the queue region of that
+/// connection's node: the way the connection's acknowledgements came. Messages between two actors keep their
+/// order, so once it arrives every acknowledgement the connection sent before it stopped has arrived too, and
+/// what is still unacknowledged can be requeued. (The death-watch notification goes straight to the queue and
+/// can overtake acknowledgements still in the region's or shard's mailbox.)
+/// </summary>
+public sealed record ConnectionDrained(string Queue, IActorRef Connection) : IQueueCommand;
+
+/// <summary>
 /// Sent by a queue to the topology owner when the queue should go away by itself: an auto-delete queue
 /// lost its last consumer, or an <c>x-expires</c> queue stayed unused for its whole period.
 /// </summary>

@@ -81,6 +81,7 @@ public sealed record BrokerSettings
     public required long AmqpMaxTxBytes { get; init; }
     public required int AmqpMaxTableDepth { get; init; }
     public required int AmqpConsumerWindow { get; init; }
+    public required TimeSpan AmqpDrainWait { get; init; }
     public required long InboundHighWaterMark { get; init; }
     public required int Qos0DropBacklog { get; init; }
     public required long Qos0DropBacklogBytes { get; init; }
@@ -160,6 +161,7 @@ public sealed record BrokerSettings
             AmqpMaxTxBytes = r.Long("amqp.max-tx-bytes", 67108864, 1, long.MaxValue),
             AmqpMaxTableDepth = r.Int("amqp.max-table-depth", 16, 1, FieldTableCodec.MaxDepth),
             AmqpConsumerWindow = r.Int("amqp.consumer-window", 1000, 1, int.MaxValue),
+            AmqpDrainWait = r.Duration("amqp.drain-wait", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(1)),
             InboundHighWaterMark = r.Long("inbound-high-water-mark", 1048576, 4096, long.MaxValue),
             Qos0DropBacklog = r.Int("mqtt.qos0-drop-backlog", 10000, 1, int.MaxValue),
             Qos0DropBacklogBytes = r.Long("mqtt.qos0-drop-backlog-bytes", 4194304, 1, long.MaxValue),

@@ -21,6 +21,7 @@ public sealed partial class BrokerSerializer
         QueueStats => "Q:J",
         ConsumerCredit => "Q:K",
         ChannelClosed => "Q:L",
+        ConnectionDrained => "Q:CD",
         QueueMissing => "Q:M",
         ConsumerCancelled => "Q:N",
         ConsumeOk => "Q:O",
@@ -84,6 +85,9 @@ public sealed partial class BrokerSerializer
                 break;
             case ChannelClosed c:
                 w.Write(c.Queue); WriteChannel(w, c.Channel);
+                break;
+            case ConnectionDrained d:
+                w.Write(d.Queue); WriteRef(w, d.Connection);
                 break;
             case QueueMissing m:
                 w.Write(m.Queue); w.Write(m.MessageId);
@@ -167,6 +171,7 @@ public sealed partial class BrokerSerializer
         "Q:J" => new QueueStats(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
         "Q:K" => new ConsumerCredit(r.ReadString(), ReadChannel(r), r.ReadString(), r.ReadInt32()),
         "Q:L" => new ChannelClosed(r.ReadString(), ReadChannel(r)),
+        "Q:CD" => new ConnectionDrained(r.ReadString(), ReadRef(r)),
         "Q:M" => new QueueMissing(r.ReadString(), r.ReadInt64()),
         "Q:RJ" => new EnqueueRejected(r.ReadString(), r.ReadInt64()),
         "Q:N" => new ConsumerCancelled(r.ReadString(), r.ReadUInt16(), r.ReadString()),

@@ -235,6 +235,7 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         yield return new SettleMessages("q", channel, [1], Settlement.Requeue);
         yield return new GetMessage("q", channel, true);
         yield return new ChannelClosed("q", channel);
+        yield return new ConnectionDrained("q\u00e9", connection);
         // A basic.get delivery names the queue entity that gave it.
         yield return new QueueDelivery("q", 3, null, 1, false, BareAmqp, 0, connection);
     }
@@ -356,9 +357,12 @@ public class SerializerTests : Akka.TestKit.Xunit2.TestKit
         Assert.IsType(original.GetType(), copy);
         Assert.Equal(WithRefsAsPaths(original), WithRefsAsPaths(copy));
         Assert.Equal(bytes, serializer.ToBinary(copy));
-        var actor = copy is QueueDelivery delivery
-            ? delivery.Entity!
-            : Assert.IsType<ChannelRef>(copy.GetType().GetProperty(nameof(Consume.Channel))!.GetValue(copy)).Connection;
+        var actor = copy switch
+        {
+            QueueDelivery delivery => delivery.Entity!,
+            ConnectionDrained drained => drained.Connection,
+            _ => Assert.IsType<ChannelRef>(copy.GetType().GetProperty(nameof(Consume.Channel))!.GetValue(copy)).Connection,
+        };
         Assert.Equal(probe.Ref, actor);
         actor.Tell("ping");
         probe.ExpectMsg("ping", TimeSpan.FromSeconds(3));

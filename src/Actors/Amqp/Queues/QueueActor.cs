@@ -39,6 +39,9 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         public static readonly UnusedDue Instance = new();
     }
 
+    /// <summary>The marker for a stopped connection did not come back in time (its node's region is gone, or it was lost).</summary>
+    private sealed record DrainDue(IActorRef Connection);
+
     private const string ExpiryTimer = "expiry";
     private const string UnusedTimer = "unused";
     private static readonly long MaxTimerDelayMs = (long)TimeSpan.FromDays(1).TotalMilliseconds;
@@ -54,6 +57,10 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
     private readonly IActorRef _self;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _watched = [];
+    private readonly Func<IActorRef, ICanTell> _regionOf;
+
+    /// <summary>Connections that stopped and whose <see cref="ConnectionDrained"/> marker is on its way.</summary>
+    private readonly HashSet<IActorRef> _draining = [];
     private readonly List<MessageEnqueued> _enqueues = [];
     private readonly List<(IActorRef To, object Reply)> _afterEnqueues = [];
     private readonly List<long> _removals = [];
@@ -67,15 +74,21 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
 
     /// <param name="topologyOwner">Receives <see cref="QueueUnused"/> (the topology region, or a test probe).</param>
     /// <param name="deadLetters">Routes dead-lettered messages to the queue's dead-letter exchange.</param>
-    public static Props Props(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters) =>
-        Akka.Actor.Props.Create(() => new QueueActor(settings, topologyOwner, deadLetters));
+    /// <param name="regionOf">
+    /// The queue region a connection sends its acknowledgements through (a test's stand-in); by default the
+    /// region of this entity type on the connection's node.
+    /// </param>
+    public static Props Props(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters, Func<IActorRef, ICanTell>? regionOf = null) =>
+        Akka.Actor.Props.Create(() => new QueueActor(settings, topologyOwner, deadLetters, regionOf));
 
-    public QueueActor(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters)
+    public QueueActor(QueueSettings settings, IActorRef topologyOwner, IDeadLetterPublisher deadLetters, Func<IActorRef, ICanTell>? regionOf)
     {
         _settings = settings;
         _topologyOwner = topologyOwner;
         _deadLetters = deadLetters;
         _self = Self;
+        var system = Context.System;
+        _regionOf = regionOf ?? (connection => system.ActorSelection(connection.Path.Root / "system" / "sharding" / TypeName));
         var name = Uri.UnescapeDataString(Self.Path.Name);
         PersistenceId = "amqp-queue-" + name;
         _state = new QueueState(name, new Effects(this), settings.ConsumerWindow, settings.RecentIds);
@@ -142,15 +155,16 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<PurgeQueue>(OnPurge);
         Command<GetQueueStats>(g => Sender.Tell(new QueueStats(g.Queue, _state.ReadyCount, _state.UnackedCount, _state.ConsumerCount, _settings.NodeName)));
         Command<DeleteQueueContent>(OnDelete);
-        Command<Terminated>(t =>
+        Command<Terminated>(OnConnectionTerminated);
+        Command<ConnectionDrained>(d => Drained(d.Connection));
+        Command<DrainDue>(d =>
         {
-            _watched.Remove(t.ActorRef);
-            if (_state.Exists)
+            if (_draining.Contains(d.Connection))
             {
-                var now = Now;
-                _state.ConnectionLost(t.ActorRef, now);
-                ArmExpiry(now);
+                _log.Info("queue {0}: no word from the region of stopped connection {1} within {2}; requeueing what it held",
+                    _state.Name, d.Connection.Path, _settings.DrainWait);
             }
+            Drained(d.Connection);
         });
         Command<FlushWrites>(_ =>
         {
@@ -430,6 +444,52 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
             }
         }
         Timers.StartSingleTimer(UnusedTimer, UnusedDue.Instance, Delay(wait));
+    }
+
+    /// <summary>
+    /// A consumer's connection stopped. Its consumers go at once. What it holds unacknowledged is requeued only
+    /// once the acknowledgements it sent before stopping have arrived: when the <see cref="ConnectionDrained"/>
+    /// marker sent now through its node's region comes back, or after <see cref="QueueSettings.DrainWait"/> if it
+    /// does not. When its whole node is gone nothing more can come from there, so it is requeued at once.
+    /// </summary>
+    private void OnConnectionTerminated(Terminated t)
+    {
+        var connection = t.ActorRef;
+        _watched.Remove(connection);
+        if (!_state.Exists)
+        {
+            return;
+        }
+        var now = Now;
+        if (t.AddressTerminated)
+        {
+            _state.ConnectionLost(connection, now);
+        }
+        else
+        {
+            _state.ConnectionStopped(connection, now);
+            if (_draining.Add(connection))
+            {
+                _regionOf(connection).Tell(new ConnectionDrained(_state.Name, connection), _self);
+                Timers.StartSingleTimer(("drain", connection), new DrainDue(connection), _settings.DrainWait);
+            }
+        }
+        ArmExpiry(now);
+    }
+
+    private void Drained(IActorRef connection)
+    {
+        if (!_draining.Remove(connection))
+        {
+            return;
+        }
+        Timers.Cancel(("drain", connection));
+        if (_state.Exists)
+        {
+            var now = Now;
+            _state.ConnectionLost(connection, now);
+            ArmExpiry(now);
+        }
     }
 
     private void Watch(IActorRef connection)

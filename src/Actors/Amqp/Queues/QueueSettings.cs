@@ -22,6 +22,13 @@ public sealed record QueueSettings
     /// <summary>How long an entity without a queue definition waits for one before it passivates.</summary>
     public TimeSpan IdleWithoutQueue { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a queue waits, after a consumer's connection stopped, for the acknowledgements that connection sent
+    /// before stopping (see <see cref="ConnectionDrained"/>) before it requeues what the connection held anyway
+    /// (<c>broker.amqp.drain-wait</c>).
+    /// </summary>
+    public TimeSpan DrainWait { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>This node's name (<see cref="BrokerSettings.NodeName"/>), reported in <see cref="QueueStats"/>.</summary>
     public string NodeName { get; init; } = "";
 
@@ -29,6 +36,7 @@ public sealed record QueueSettings
     {
         SnapshotEvery = settings.SnapshotEvery,
         ConsumerWindow = settings.AmqpConsumerWindow,
+        DrainWait = settings.AmqpDrainWait,
         NodeName = settings.NodeName,
     };
 }

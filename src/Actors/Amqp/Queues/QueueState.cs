@@ -305,6 +305,29 @@ public sealed class QueueState
         Dispatch(now);
     }
 
+    /// <summary>
+    /// A connection stopped: its consumers go at once, so nothing more is handed to it. Its unacknowledged
+    /// deliveries stay until <see cref="ConnectionLost"/>, so acknowledgements it sent before it stopped still
+    /// take effect when they arrive after the news of its death.
+    /// </summary>
+    public void ConnectionStopped(IActorRef connection, long now)
+    {
+        var hadConsumers = _rotation.Count > 0;
+        for (var i = _rotation.Count - 1; i >= 0; i--)
+        {
+            var consumer = _rotation[i];
+            if (consumer.Channel.Connection.Equals(connection))
+            {
+                _consumers.Remove((consumer.Channel, consumer.Tag));
+                RemoveConsumer(consumer, now);
+            }
+        }
+        if (hadConsumers && _rotation.Count == 0)
+        {
+            LostLastConsumer();
+        }
+    }
+
     /// <summary>A connection died: every channel of it closed.</summary>
     public void ConnectionLost(IActorRef connection, long now)
     {

@@ -134,6 +134,63 @@ public sealed class QueueDeliveryTests : QueueTestKit
     }
 
     [Fact]
+    public async Task Acks_a_connection_sent_before_it_stopped_take_effect_when_its_death_is_heard_first()
+    {
+        // The acks are still in the region's mailbox (here: the test holds them) when the queue hears the connection died.
+        var region = CreateTestProbe();
+        Region = region.Ref;
+        var def = Definition("late-acks");
+        var queue = await Declared(def);
+        var doomed = CreateTestProbe();
+        await Consume(queue, "late-acks", doomed, "doomed", prefetch: 10);
+        await Publish(queue, "late-acks", CreateTestProbe(), Msg("1"), Msg("2"), Msg("3"), Msg("4"), Msg("5"));
+        var deliveries = new List<QueueDelivery>();
+        for (var i = 0; i < 5; i++)
+        {
+            deliveries.Add(await Next(doomed));
+        }
+
+        Sys.Stop(doomed.Ref);
+        // The queue sends its marker the way the connection's acks go, and requeues nothing until it comes back.
+        var marker = await region.ExpectMsgAsync<ConnectionDrained>(Timeout);
+        Assert.Equal(("late-acks", doomed.Ref), (marker.Queue, marker.Connection));
+        var state = await Sync(queue, def, CreateTestProbe());
+        Assert.Equal((0u, 0u), (state.ConsumerCount, state.MessageCount));
+
+        // The region hands on what it holds, in the order it got it: the acks, then the marker.
+        queue.Tell(new SettleMessages("late-acks", Channel(doomed), [.. deliveries.Take(3).Select(d => d.Sequence)], Settlement.Ack));
+        queue.Tell(marker);
+        var survivor = CreateTestProbe();
+        await AwaitAssertAsync(async () => Assert.Equal(2u, (await Sync(queue, def, survivor)).MessageCount), Timeout);
+        await Consume(queue, "late-acks", survivor, "survivor", prefetch: 10);
+        var redelivered = new[] { await Next(survivor), await Next(survivor) };
+        Assert.Equal(["4", "5"], redelivered.Select(Body));
+        Assert.All(redelivered, d => Assert.True(d.Redelivered));
+        Assert.Equal(0u, (await Sync(queue, def, survivor)).MessageCount);
+    }
+
+    [Fact]
+    public async Task A_stopped_connection_s_deliveries_come_back_after_the_drain_wait_when_its_marker_is_lost()
+    {
+        Settings = QueueSettings.Default with { DrainWait = TimeSpan.FromMilliseconds(300) };
+        var region = CreateTestProbe();
+        Region = region.Ref;
+        var def = Definition("lost-marker");
+        var queue = await Declared(def);
+        var doomed = CreateTestProbe();
+        await Consume(queue, "lost-marker", doomed, "doomed", prefetch: 10);
+        await Publish(queue, "lost-marker", CreateTestProbe(), Msg("1"), Msg("2"));
+        Assert.Equal(["1", "2"], await Bodies(doomed, 2));
+
+        Sys.Stop(doomed.Ref);
+        await region.ExpectMsgAsync<ConnectionDrained>(Timeout);
+        var survivor = CreateTestProbe();
+        await AwaitAssertAsync(async () => Assert.Equal(2u, (await Sync(queue, def, survivor)).MessageCount), Timeout);
+        await Consume(queue, "lost-marker", survivor, "survivor", prefetch: 10);
+        Assert.Equal(["1", "2"], await Bodies(survivor, 2));
+    }
+
+    [Fact]
     public async Task A_no_ack_consumer_stops_at_its_window_until_the_channel_grants_credit()
     {
         Settings = QueueSettings.Default with { ConsumerWindow = 2 };

@@ -18,6 +18,19 @@ public sealed class RecordingDeadLetters : IDeadLetterPublisher
         Published.Enqueue((Encoding.UTF8.GetString(original.Body), queue, reason, exchange, routingKey));
 }
 
+/// <summary>Stands in for the queue region: hands a queue command to the entity of that name started by the test kit.</summary>
+public sealed class TestQueueRegion : ReceiveActor
+{
+    public TestQueueRegion(ConcurrentDictionary<string, IActorRef> entities) =>
+        Receive<IQueueCommand>(c =>
+        {
+            if (entities.TryGetValue(c.Queue, out var entity))
+            {
+                entity.Forward(c);
+            }
+        });
+}
+
 /// <summary>
 /// An actor system journaling to a fresh SQLite file (as the node does for sqlite), a probe standing in for the
 /// topology owner, and helpers that talk to a queue entity the way an AMQP channel does. Each queue is started
@@ -28,6 +41,7 @@ public abstract class QueueTestKit : Akka.TestKit.Xunit2.TestKit
     protected static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
     private readonly SqliteJournalFolder _db;
+    private readonly ConcurrentDictionary<string, IActorRef> _entities = new();
 
     protected QueueTestKit() : this(new SqliteJournalFolder("queue-test"))
     {
@@ -37,7 +51,11 @@ public abstract class QueueTestKit : Akka.TestKit.Xunit2.TestKit
     {
         _db = db;
         Owner = CreateTestProbe("topology-owner");
+        Region = Sys.ActorOf(Props.Create(() => new TestQueueRegion(_entities)), "queue-region");
     }
+
+    /// <summary>Where a queue sends what goes through a connection's region (<see cref="ConnectionDrained"/>): by default one that hands it back to the entity.</summary>
+    protected ICanTell Region { get; set; }
 
     protected TestProbe Owner { get; }
 
@@ -67,7 +85,8 @@ public abstract class QueueTestKit : Akka.TestKit.Xunit2.TestKit
     protected async Task<(IActorRef Queue, TestProbe Shard)> Start(string name)
     {
         var shard = CreateTestProbe();
-        var queue = await shard.ChildActorOfAsync(QueueActor.Props(Settings, Owner.Ref, DeadLetters), name);
+        var queue = await shard.ChildActorOfAsync(QueueActor.Props(Settings, Owner.Ref, DeadLetters, _ => Region), name);
+        _entities[name] = queue;
         return (queue, shard);
     }
 
