@@ -73,6 +73,71 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
     }
 
     [Fact]
+    public async Task Queues_on_every_node_hear_from_a_closed_consumer_s_node_that_its_acks_are_in_before_requeueing_the_rest()
+    {
+        var prefix = Ids.New("drain") + ".";
+        var queues = Enumerable.Range(0, 6).Select(i => prefix + i).ToArray();
+        await using var declarer = await AmqpTestClient.ConnectAsync(cluster.Nodes[0].AmqpPort);
+        await using var channel = await declarer.CreateChannelAsync();
+        foreach (var queue in queues)
+        {
+            await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false);
+            for (var i = 0; i < 4; i++)
+            {
+                await channel.PublishTextAsync("", queue, queue + "/" + i);
+            }
+        }
+        using var admin = new HttpClient { BaseAddress = new Uri(cluster.Nodes[0].AdminUrl) };
+        var hosts = (await QueueRows(admin, prefix)).Select(q => q.GetProperty("node").GetString()).Distinct().ToArray();
+        Assert.Contains(hosts, h => h != cluster.Nodes[2].Name);
+
+        // A consumer on node 2 takes everything and acknowledges every other delivery, then closes its connection.
+        var drained = BrokerCountersDrained();
+        var timeouts = Broker.Actors.Messages.BrokerCounters.QueueDrainTimeouts.Value;
+        var connection = await AmqpTestClient.ConnectAsync(cluster.Nodes[2].AmqpPort);
+        var consumerChannel = await connection.CreateChannelAsync();
+        await consumerChannel.BasicQosAsync(0, 100, false);
+        var consumer = new RecordingConsumer(consumerChannel);
+        foreach (var queue in queues)
+        {
+            await consumerChannel.BasicConsumeAsync(queue, false, consumer);
+        }
+        for (var i = 0; i < queues.Length * 4; i++)
+        {
+            var d = consumer.Next();
+            if (i % 2 == 0)
+            {
+                await consumerChannel.BasicAckAsync(d.Tag, false);
+            }
+        }
+        await connection.CloseAsync();
+        await connection.DisposeAsync();
+
+        // Each queue, wherever it runs, hears of the connection's end, sends its marker through node 2's queue region
+        // and gets it back well within broker.amqp.drain-wait (5 s): none waits it out.
+        await Wait.UntilAsync(() => BrokerCountersDrained() - drained >= queues.Length, TimeSpan.FromSeconds(4),
+            "every queue's drain marker to come back through the consumer's node");
+        Assert.Equal(timeouts, Broker.Actors.Messages.BrokerCounters.QueueDrainTimeouts.Value);
+        await Wait.UntilAsync(async () => (await QueueRows(admin, prefix)).All(q =>
+                q.GetProperty("messages_unacknowledged").GetInt32() == 0 && q.GetProperty("consumers").GetInt32() == 0),
+            TimeSpan.FromSeconds(10), "the queues to let go of the closed connection");
+        var rows = await QueueRows(admin, prefix);
+        Assert.Equal(queues.Length * 2, rows.Sum(q => q.GetProperty("messages_ready").GetInt32()));
+        foreach (var queue in queues)
+        {
+            await channel.QueueDeleteAsync(queue);
+        }
+    }
+
+    private static long BrokerCountersDrained() => Broker.Actors.Messages.BrokerCounters.QueueDrained.Value;
+
+    private static async Task<List<JsonElement>> QueueRows(HttpClient admin, string prefix)
+    {
+        var body = await admin.GetFromJsonAsync<JsonElement>("/api/v1/amqp/queues?prefix=" + Uri.EscapeDataString(prefix));
+        return [.. body.GetProperty("queues").EnumerateArray()];
+    }
+
+    [Fact]
     public async Task An_mqtt_subscriber_on_one_node_gets_what_an_amqp_client_on_another_publishes_to_amq_topic()
     {
         var root = Ids.New("bridge").Replace("-", "", StringComparison.Ordinal);

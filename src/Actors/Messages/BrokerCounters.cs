@@ -150,6 +150,14 @@ public static class BrokerCounters
 
     public static readonly Gauge QueueUnacked = new();
 
+    /// <summary>
+    /// A queue heard a consumer's connection stopped and waited for its last acks: the times its drain marker came back,
+    /// and the times it stopped waiting after <c>amqp.drain-wait</c> instead (a marker lost).
+    /// </summary>
+    public static readonly Counter QueueDrained = new();
+
+    public static readonly Counter QueueDrainTimeouts = new();
+
     /// <summary>Retained messages in the store, on the node that runs it.</summary>
     public static readonly Gauge Retained = new();
 

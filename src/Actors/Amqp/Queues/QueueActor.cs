@@ -156,11 +156,19 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<GetQueueStats>(g => Sender.Tell(new QueueStats(g.Queue, _state.ReadyCount, _state.UnackedCount, _state.ConsumerCount, _settings.NodeName)));
         Command<DeleteQueueContent>(OnDelete);
         Command<Terminated>(OnConnectionTerminated);
-        Command<ConnectionDrained>(d => Drained(d.Connection));
+        Command<ConnectionDrained>(d =>
+        {
+            if (_draining.Contains(d.Connection))
+            {
+                Messages.BrokerCounters.QueueDrained.Increment();
+            }
+            Drained(d.Connection);
+        });
         Command<DrainDue>(d =>
         {
             if (_draining.Contains(d.Connection))
             {
+                Messages.BrokerCounters.QueueDrainTimeouts.Increment();
                 _log.Info("queue {0}: no word from the region of stopped connection {1} within {2}; requeueing what it held",
                     _state.Name, d.Connection.Path, _settings.DrainWait);
             }
