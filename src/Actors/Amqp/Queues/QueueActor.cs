@@ -156,24 +156,8 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         Command<GetQueueStats>(g => Sender.Tell(new QueueStats(g.Queue, _state.ReadyCount, _state.UnackedCount, _state.ConsumerCount, _settings.NodeName)));
         Command<DeleteQueueContent>(OnDelete);
         Command<Terminated>(OnConnectionTerminated);
-        Command<ConnectionDrained>(d =>
-        {
-            if (_draining.Contains(d.Connection))
-            {
-                Messages.BrokerCounters.QueueDrained.Increment();
-            }
-            Drained(d.Connection);
-        });
-        Command<DrainDue>(d =>
-        {
-            if (_draining.Contains(d.Connection))
-            {
-                Messages.BrokerCounters.QueueDrainTimeouts.Increment();
-                _log.Info("queue {0}: no word from the region of stopped connection {1} within {2}; requeueing what it held",
-                    _state.Name, d.Connection.Path, _settings.DrainWait);
-            }
-            Drained(d.Connection);
-        });
+        Command<ConnectionDrained>(d => Drained(d.Connection, timedOut: false));
+        Command<DrainDue>(d => Drained(d.Connection, timedOut: true));
         Command<FlushWrites>(_ =>
         {
             _flushQueued = false;
@@ -485,13 +469,24 @@ public sealed class QueueActor : ReceivePersistentActor, IWithTimers
         ArmExpiry(now);
     }
 
-    private void Drained(IActorRef connection)
+    /// <summary>The marker of a stopped connection came back, or the wait for it ran out: what it held is requeued.</summary>
+    private void Drained(IActorRef connection, bool timedOut)
     {
         if (!_draining.Remove(connection))
         {
             return;
         }
-        Timers.Cancel(("drain", connection));
+        if (timedOut)
+        {
+            Messages.BrokerCounters.QueueDrainTimeouts.Increment();
+            _log.Info("queue {0}: no word from the region of stopped connection {1} within {2}; requeueing what it held",
+                _state.Name, connection.Path, _settings.DrainWait);
+        }
+        else
+        {
+            Messages.BrokerCounters.QueueDrained.Increment();
+            Timers.Cancel(("drain", connection));
+        }
         if (_state.Exists)
         {
             var now = Now;
