@@ -21,7 +21,11 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
     /// sends of 2 or 4 KiB the connection was limited by the client's window 97 % of the time, retransmitted, and the
     /// client's kernel estimated 208 ms per round trip; the subscriber got a few thousand messages a second and half
     /// of them were dropped as undeliverable. With 512-byte sends (what the earlier pipe-based output did, one send
-    /// per 512-byte segment) it kept full speed.
+    /// per 512-byte segment) it kept full speed. Larger segments (one 1 KiB frame per send, or a batch sent under
+    /// <c>TCP_CORK</c>) let the client's window fall below the node's segment size (on loopback, half the largest window
+    /// the client ever offered) and the socket then sent one window per tick of the persist timer, 200 ms:
+    /// <c>SmallReceiveBufferTests</c> fails with 1,100-byte sends. A smaller segment size for client connections
+    /// (<c>TCP_MAXSEG</c> on the listener) avoids the stall but cost a quarter of the 64-byte rate (docs/benchmarks.md).
     /// </summary>
     private const int MaxSendBytes = 512;
 
