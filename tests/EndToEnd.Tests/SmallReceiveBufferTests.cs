@@ -32,10 +32,10 @@ public sealed class SmallReceiveBufferTests : IAsyncLifetime
 
     /// <remarks>
     /// QoS 0, so that nothing but the socket paces the stream (a QoS 1 subscriber's in-flight window keeps the unsent
-    /// bytes small enough that the stall did not show); about 3 MB to each subscriber, far beyond a client's socket buffer. Checked: with sends of up to 1,100 bytes (one
-    /// 1 KiB frame each) the 1 KiB case fails, the subscribers stuck at 947-2,903 of 3,000 with nothing dropped; with
-    /// sends of up to 2 KiB the 64-byte case fails. Sends of up to 64 KiB, which stalled the benchmark's steadier stream
-    /// in most runs, pass both.
+    /// bytes small enough that the stall did not show); about 3 MB to each subscriber, far beyond a client's socket
+    /// buffer. Checked: with sends of up to 1,100 bytes (one 1 KiB frame each) the 1 KiB case fails, the subscribers
+    /// stuck at 947-2,903 of 3,000 with nothing dropped; with sends of up to 2 KiB the 64-byte case fails. Sends of up
+    /// to 64 KiB, which stalled the benchmark's steadier stream in most runs, pass both.
     /// </remarks>
     [Theory]
     [InlineData(1024, 3000)]
