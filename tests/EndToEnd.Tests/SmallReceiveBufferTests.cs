@@ -11,8 +11,8 @@ namespace Broker.EndToEnd.Tests;
 /// Subscribers with a small socket receive buffer (MQTTnet's default, 8 KiB) reading a steady stream of QoS 0 messages.
 /// On loopback the kernel's segment size is 64 KiB, far above such a client's window (about 5.5 KiB): with sends of
 /// a whole frame or more the client's window fell below one segment, the node's socket waited on the persist timer
-/// and the subscriber got about 30 messages a second (docs/benchmarks.md, "Why the sends stay at 512 bytes"). This is
-/// the guard on the send size of the node's socket output.
+/// and the subscriber got about 30 messages a second (docs/benchmarks.md, "The 1 KiB points: segment sizes and threads,
+/// looked at again"). This is the guard on the send size of the node's socket output.
 /// </summary>
 public sealed class SmallReceiveBufferTests : IAsyncLifetime
 {
@@ -22,7 +22,9 @@ public sealed class SmallReceiveBufferTests : IAsyncLifetime
     // The QoS 0 bounds out of reach: a subscriber that falls behind on a busy machine must not lose messages to them,
     // so that only a stalled connection fails the test (the counts of both kinds of drop are in its message).
     public async Task InitializeAsync() => _node = await TestNode.StartAsync(
-        "broker.mqtt.qos0-drop-backlog = 1000000\nbroker.mqtt.qos0-drop-backlog-bytes = 268435456\nbroker.mqtt.qos0-drop-pending-bytes = 268435456");
+        "broker.mqtt.qos0-drop-backlog = 1000000\n"
+        + "broker.mqtt.qos0-drop-backlog-bytes = 268435456\n"
+        + "broker.mqtt.qos0-drop-pending-bytes = 268435456");
 
     public async Task DisposeAsync()
     {
