@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Akka.Actor;
+using Broker.Actors.Messages;
 using Broker.Tests.Shared;
 using MQTTnet;
 using MQTTnet.Formatter;
@@ -92,8 +93,8 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
         Assert.Contains(hosts, h => h != cluster.Nodes[2].Name);
 
         // A consumer on node 2 takes everything and acknowledges every other delivery, then closes its connection.
-        var drained = BrokerCountersDrained();
-        var timeouts = Broker.Actors.Messages.BrokerCounters.QueueDrainTimeouts.Value;
+        var drained = BrokerCounters.QueueDrained.Value;
+        var timeouts = BrokerCounters.QueueDrainTimeouts.Value;
         var connection = await AmqpTestClient.ConnectAsync(cluster.Nodes[2].AmqpPort);
         var consumerChannel = await connection.CreateChannelAsync();
         await consumerChannel.BasicQosAsync(0, 100, false);
@@ -115,9 +116,9 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
 
         // Each queue, wherever it runs, hears of the connection's end, sends its marker through node 2's queue region
         // and gets it back well within broker.amqp.drain-wait (5 s): none waits it out.
-        await Wait.UntilAsync(() => BrokerCountersDrained() - drained >= queues.Length, TimeSpan.FromSeconds(4),
+        await Wait.UntilAsync(() => BrokerCounters.QueueDrained.Value - drained >= queues.Length, TimeSpan.FromSeconds(4),
             "every queue's drain marker to come back through the consumer's node");
-        Assert.Equal(timeouts, Broker.Actors.Messages.BrokerCounters.QueueDrainTimeouts.Value);
+        Assert.Equal(timeouts, BrokerCounters.QueueDrainTimeouts.Value);
         await Wait.UntilAsync(async () => (await QueueRows(admin, prefix)).All(q =>
                 q.GetProperty("messages_unacknowledged").GetInt32() == 0 && q.GetProperty("consumers").GetInt32() == 0),
             TimeSpan.FromSeconds(10), "the queues to let go of the closed connection");
@@ -128,8 +129,6 @@ public abstract class CrossNodeTests(ClusterFixture cluster)
             await channel.QueueDeleteAsync(queue);
         }
     }
-
-    private static long BrokerCountersDrained() => Broker.Actors.Messages.BrokerCounters.QueueDrained.Value;
 
     private static async Task<List<JsonElement>> QueueRows(HttpClient admin, string prefix)
     {
