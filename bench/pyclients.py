@@ -16,6 +16,7 @@ Usage (bench/run.sh --python starts the brokers and calls this):
 import argparse
 import multiprocessing as mp
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -127,10 +128,18 @@ def run_mosquitto_clients(port, n, idle_timeout):
             with open(lines, "rb") as stdin:
                 pub = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-l"],
                                        stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            count, last = 0, start
-            for line in sub.stdout:
-                if line.startswith(b"x"):
-                    count += 1
+            # Read the raw pipe with a deadline: a broker that dropped messages leaves mosquitto_sub waiting for them.
+            count, last, fd, partial = 0, start, sub.stdout.fileno(), b""
+            while count < n:
+                ready, _, _ = select.select([fd], [], [], max(0.0, idle_timeout + (0 if count else 30) - (time.monotonic() - last)))
+                chunk = os.read(fd, 1 << 16) if ready else b""
+                if not chunk:
+                    break
+                lines_read = (partial + chunk).split(b"\n")
+                partial = lines_read.pop()
+                got = sum(1 for line in lines_read if line.startswith(b"x"))
+                if got:
+                    count += got
                     last = time.monotonic()
             pub.wait(idle_timeout + 60)
             # mosquitto_pub does not say how many PUBACKs it got.
