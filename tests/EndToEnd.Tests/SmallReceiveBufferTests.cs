@@ -12,7 +12,9 @@ namespace Broker.EndToEnd.Tests;
 /// On loopback the kernel's segment size is 64 KiB, far above such a client's window (about 5.5 KiB): with sends of
 /// a whole frame or more the client's window fell below one segment, the node's socket waited on the persist timer
 /// and the subscriber got about 30 messages a second (docs/benchmarks.md, "The 1 KiB points: segment sizes and threads,
-/// looked at again"). This is the guard on the send size of the node's socket output.
+/// looked at again"). This is the guard on the send size of the node's socket output for clients with a small window
+/// (<c>RecordSend</c> in src/Edge: sends of up to 512 bytes, not merged records of 4 KiB, which clients offering a window
+/// of 16 KiB or more get).
 /// </summary>
 public sealed class SmallReceiveBufferTests : IAsyncLifetime
 {

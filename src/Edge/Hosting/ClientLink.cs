@@ -50,6 +50,9 @@ internal abstract class ClientLink : IDisposable
     /// <summary>Sends the start of <paramref name="data"/> and returns how many bytes went (at least one).</summary>
     public abstract ValueTask<int> SendAsync(ReadOnlyMemory<byte> data);
 
+    /// <summary>The most bytes <see cref="SocketOutput"/> hands to one <see cref="SendAsync"/> (see <see cref="RecordSend"/>).</summary>
+    public virtual int SendSize => RecordSend.PlainSendSize;
+
     /// <summary>No more bytes to send: tell the peer (a TCP shutdown; TLS close_notify first; a WebSocket close frame).</summary>
     public abstract void Shutdown();
 
@@ -73,7 +76,19 @@ internal sealed class SocketLink(Socket socket) : ClientLink(socket.RemoteEndPoi
 {
     public override ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) => socket.ReceiveAsync(buffer, SocketFlags.None, ct);
 
-    public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => socket.SendAsync(data, SocketFlags.None);
+    private int _sendSize;
+
+    /// <summary>Chosen at the first send, once the handshake has told the client's window (<see cref="RecordSend"/>).</summary>
+    public override int SendSize => _sendSize != 0 ? _sendSize : _sendSize = RecordSend.SendSize(socket);
+
+    /// <summary>
+    /// To a client with a large window, as one record where the socket takes it now (<see cref="RecordSend"/>); else,
+    /// and when its buffer is full, the ordinary way, which waits for room.
+    /// </summary>
+    public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) =>
+        SendSize > RecordSend.PlainSendSize && RecordSend.TrySend(socket, data.Span) is > 0 and var sent
+            ? ValueTask.FromResult(sent)
+            : socket.SendAsync(data, SocketFlags.None);
 
     public override void Shutdown() => Shutdown(socket);
 

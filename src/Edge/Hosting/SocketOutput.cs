@@ -15,20 +15,6 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
     /// <summary>The smallest buffer rented for writing: frames that follow each other while one is being sent share it.</summary>
     private const int BufferSize = 4096;
 
-    /// <summary>
-    /// Most bytes handed to the kernel in one send. A client with a small receive buffer (MQTTnet's default is 8 KiB)
-    /// advertises a window of a few KiB. Measured on loopback with such a subscriber and 64-byte QoS 0 messages: with
-    /// sends of 2 or 4 KiB the connection was limited by the client's window 97 % of the time, retransmitted, and the
-    /// client's kernel estimated 208 ms per round trip; the subscriber got a few thousand messages a second and half
-    /// of them were dropped as undeliverable. With 512-byte sends (what the earlier pipe-based output did, one send
-    /// per 512-byte segment) it kept full speed. Larger segments (one 1 KiB frame per send, or a batch sent under
-    /// <c>TCP_CORK</c>) let the client's window fall below the node's segment size (on loopback, half the largest window
-    /// the client ever offered) and the socket then sent one window per tick of the persist timer, 200 ms:
-    /// <c>SmallReceiveBufferTests</c> fails with 1,100-byte sends. A smaller segment size for client connections
-    /// (<c>TCP_MAXSEG</c> on the listener) avoids the stall but cost a quarter of the 64-byte rate (docs/benchmarks.md).
-    /// </summary>
-    private const int MaxSendBytes = 512;
-
     private readonly Lock _gate = new();
 
     // The actor's side: what it writes before the next Flush. Only the actor touches these.
@@ -248,13 +234,15 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
     private async ValueTask<long> SendAllAsync(List<ArraySegment<byte>> batch)
     {
         long total = 0;
+        // How much one send carries depends on the window the client offered (RecordSend).
+        var sendSize = link.SendSize;
         foreach (var segment in batch)
         {
             var memory = segment.AsMemory();
             total += memory.Length;
             while (!memory.IsEmpty)
             {
-                var n = await link.SendAsync(memory[..Math.Min(memory.Length, MaxSendBytes)]).ConfigureAwait(false);
+                var n = await link.SendAsync(memory[..Math.Min(memory.Length, sendSize)]).ConfigureAwait(false);
                 memory = memory[n..];
             }
         }
