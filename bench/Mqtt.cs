@@ -33,7 +33,12 @@ internal static class Mqtt
         {
             b.WithProtocolVersion(MqttProtocolVersion.V311).WithCleanSession(true);
         }
-        return b.Build();
+        var options = b.Build();
+        if (o.ClientBuffer > 0)
+        {
+            ((MqttClientTcpOptions)options.ChannelOptions).BufferSize = o.ClientBuffer;
+        }
+        return options;
     }
 
     public static Task<(IMqttClient Client, MqttClientConnectResult Result)> ConnectAsync(

@@ -17,6 +17,8 @@ internal sealed class BenchOptions
     public int MessagesQos1 { get; set; } = 50_000;
     /// <summary>Outstanding PublishAsync calls per publisher.</summary>
     public int Window { get; set; } = 100;
+    /// <summary>MQTTnet's socket buffer size for every MQTT client (0: MQTTnet's default, 8 KiB); shapes the window the broker sees.</summary>
+    public int ClientBuffer { get; set; }
     /// <summary>
     /// MQTT throughput: publishers pause while more than this many messages are sent and not yet delivered to every
     /// subscriber (0 = no bound), so the rate is one the broker sustains, not one it buffers. AMQP: see UnconfirmedWindow.
@@ -158,6 +160,7 @@ internal sealed class BenchOptions
                 case "--messages": o.Messages = NextInt(); break;
                 case "--messages-qos1": o.MessagesQos1 = NextInt(); break;
                 case "--window": o.Window = NextInt(); break;
+                case "--client-buffer": o.ClientBuffer = NextInt(); break;
                 case "--latency-rate": o.LatencyRate = NextInt(); break;
                 case "--latency-seconds": o.LatencySeconds = NextInt(); break;
                 case "--latency-warmup": o.LatencyWarmup = NextInt(); break;
@@ -209,6 +212,10 @@ internal sealed class BenchOptions
         {
             throw new ArgumentException("runs, window, clients and concurrency must be >= 1, messages >= 4");
         }
+        if (o.ClientBuffer is < 0 or > 64 * 1024 * 1024)
+        {
+            throw new ArgumentException("--client-buffer takes 0 (MQTTnet's default) to 67108864 bytes");
+        }
         if (o.PubPorts.Concat(o.SubPorts).Any(p => p is < 1 or > 65535))
         {
             throw new ArgumentException("--pub-ports and --sub-ports take ports 1..65535");
@@ -237,7 +244,7 @@ internal sealed class BenchOptions
         usage:
           Broker.Bench run --host 127.0.0.1 --port P [--pid PID] [--name ours] [--runs 3]
                            [--scenario all|ID|PREFIX[,...]] [--messages 100000] [--messages-qos1 50000]
-                           [--window 100] [--latency-rate 1000] [--latency-seconds 10] [--latency-warmup 2] [--latency-out FILE]
+                           [--window 100] [--client-buffer 0] [--latency-rate 1000] [--latency-seconds 10] [--latency-warmup 2] [--latency-out FILE]
                            [--clients 2000] [--concurrency 50] [--timeout 120] [--idle 5]
                            [--protocol 5|3.1.1] [--warmup 5000] [--json out.json [--append]]
                            [--pub-ports P[,P...]] [--sub-ports P[,P...]]      (round-robin; default --port)
