@@ -83,7 +83,8 @@ internal sealed class SocketLink(Socket socket) : ClientLink(socket.RemoteEndPoi
 
     /// <summary>
     /// To a client with a large window, as one record where the socket takes it now (<see cref="RecordSend"/>); else,
-    /// and when its buffer is full, the ordinary way, which waits for room.
+    /// and when its buffer is full, the ordinary way, which waits for room (the kernel may then append the next record to
+    /// that send's segment, up to its segment size: no larger than before records).
     /// </summary>
     public override ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) =>
         SendSize > RecordSend.PlainSendSize && RecordSend.TrySend(socket, data.Span) is > 0 and var sent
