@@ -255,8 +255,10 @@ public sealed class ChaosSubscriber : IAsyncDisposable
                 {
                     await Task.Delay(200);
                 }
-                catch (OperationCanceledException)
+                catch (Exception)
                 {
+                    // Stopped while connecting: MQTTnet reports the cancelled attempt as a cancellation or, when it
+                    // closes the channel mid-handshake, as a failed connect; either way the loop is over.
                     return;
                 }
             }
