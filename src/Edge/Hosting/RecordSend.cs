@@ -15,8 +15,8 @@ namespace Broker.Edge.Hosting;
 /// <item>A client that offers a window of at least <see cref="LargeWindow"/> (every client that leaves its buffers to the
 /// kernel) gets sends of up to <see cref="MaxSendSize"/> bytes, each marked <c>MSG_EOR</c>: the kernel queues each as a
 /// segment of its own and never appends later bytes to it, so no segment is larger than a send, however long the bytes
-/// wait for the client's window, and a window with room for one send always gets it. Fewer, larger sends halved the
-/// node's cost per 1 KiB message against such clients.</item>
+/// wait for the client's window, and a window with room for one send always gets it. Fewer, larger sends cut the
+/// node's CPU per 1 KiB message to such a client by two fifths (docs/benchmarks.md).</item>
 /// </list>
 /// </summary>
 internal static partial class RecordSend
