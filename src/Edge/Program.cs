@@ -44,13 +44,27 @@ using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
     ctx.Cancel = true;
     node.ReloadSecrets();
 });
+// Two ways out can meet on waking from a long pause: the pause detector's thread ends the process at once, and Main
+// ends it when the cluster downed the node. The C library's exit must not run on two threads at the same time (a
+// resumed node in the chaos tests once ended with 134, an abort, instead of 2), so the first to claim the exit takes
+// it and the other waits for it.
+var exiting = 0;
 using var pauses = new PauseDetector(node.System, PauseDetector.Limit(node.System.Settings.Config), reason =>
 {
+    if (Interlocked.Exchange(ref exiting, 1) != 0)
+    {
+        return;
+    }
     Console.Error.WriteLine(reason);
     Console.Error.Flush();
     Environment.Exit(2);
 });
 var signalled = await Task.WhenAny(stop.Task, node.WhenTerminated) == stop.Task;
+if (Interlocked.Exchange(ref exiting, 1) != 0)
+{
+    // The pause detector is ending the process.
+    await Task.Delay(Timeout.Infinite);
+}
 if (!signalled)
 {
     // Not asked to stop: the cluster downed this node (it was unreachable to the majority) or the actor system failed.
