@@ -28,8 +28,8 @@ public sealed record BrokerSettings
 
     public string RemoteTlsCaFile { get; init; } = "";
 
-    /// <summary>Thread-pool workers kept ready at start (broker.min-pool-threads).</summary>
-    public int MinPoolThreads { get; init; } = 64;
+    /// <summary>Thread-pool workers that may run at once before the pool adds more (broker.min-pool-threads; 0 = the .NET default).</summary>
+    public int MinPoolThreads { get; init; }
 
     /// <summary>The journal format this node writes (broker.persistence.format-version, read by the serializer).</summary>
     public int JournalFormatVersion { get; init; } = Serialization.BrokerSerializer.JournalFormat;
@@ -129,7 +129,7 @@ public sealed record BrokerSettings
             DbConnection = r.String("db-connection", ""),
             DbMaxConnections = r.Int("db-max-connections", 20, 2, 1000),
             SqliteSynchronous = r.Choice("sqlite-synchronous", "normal", "normal", "full").ToUpperInvariant(),
-            MinPoolThreads = r.Int("min-pool-threads", 64, 0, 32767),
+            MinPoolThreads = r.Int("min-pool-threads", 0, 0, 32767),
             SeedNodes = seeds,
             MaxPacketSize = r.Int("mqtt.max-packet-size", 1048576, 64, 268435455),
             MaxInflight = r.Int("mqtt.max-inflight", 100, 1, 65535),

@@ -60,16 +60,23 @@ public sealed class SessionCatalog : UntypedActor
 
     private readonly SessionCatalogStore _store;
     private readonly string _host;
+    private readonly string? _databaseDispatcher;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Batch _next = new();
     private Batch? _flushing;
 
-    public static Props Props(SessionCatalogStore store, string host) => Akka.Actor.Props.Create(() => new SessionCatalog(store, host));
+    /// <param name="databaseDispatcher">
+    /// The dispatcher whose threads run each round trip, when the database driver blocks the calling thread (SQLite);
+    /// null runs them on the thread pool (PostgreSQL's driver waits without a thread).
+    /// </param>
+    public static Props Props(SessionCatalogStore store, string host, string? databaseDispatcher = null) =>
+        Akka.Actor.Props.Create(() => new SessionCatalog(store, host, databaseDispatcher));
 
-    public SessionCatalog(SessionCatalogStore store, string host)
+    public SessionCatalog(SessionCatalogStore store, string host, string? databaseDispatcher = null)
     {
         _store = store;
         _host = host;
+        _databaseDispatcher = databaseDispatcher;
     }
 
     protected override void OnReceive(object message)
@@ -116,7 +123,13 @@ public sealed class SessionCatalog : UntypedActor
         var batch = _flushing = _next;
         _next = new Batch();
         var store = _store;
-        Task.Run(() => FlushAsync(store, batch)).PipeTo(Self);
+        if (_databaseDispatcher is null)
+        {
+            Task.Run(() => FlushAsync(store, batch)).PipeTo(Self);
+            return;
+        }
+        var self = Self;
+        Context.System.Dispatchers.Lookup(_databaseDispatcher).Schedule(() => FlushAsync(store, batch).PipeTo(self));
     }
 
     private static async Task<Flushed> FlushAsync(SessionCatalogStore store, Batch batch)

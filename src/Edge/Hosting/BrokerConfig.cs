@@ -46,10 +46,25 @@ public static class BrokerConfig
         return ConfigurationFactory.ParseString(Derived(BrokerSettings.From(merged), merged)).WithFallback(merged);
     }
 
+    /// <summary>
+    /// The dispatcher (cluster.hocon) whose threads make the node's database calls when its driver blocks the calling
+    /// thread for every statement (SQLite); null when the driver waits without one (PostgreSQL).
+    /// </summary>
+    public static string? DatabaseDispatcher(BrokerSettings s) => s.DbProvider == "sqlite" ? "akka.actor.database-dispatcher" : null;
+
     private static string Derived(BrokerSettings s, Config config)
     {
         var seeds = string.Join(", ", s.SeedNodes.Select(seed => Quote($"{RemotingTls.Protocol(config)}://{SystemName}@{seed}")));
         var (provider, connection, mapping) = Persistence(s);
+        // The journal actor, the streams that run its queries and the snapshot store call the database on their own
+        // threads: with SQLite those are the database dispatcher's, never the thread pool's.
+        var database = DatabaseDispatcher(s) is { } dispatcher
+            ? $$"""
+                akka.persistence.journal.sql.plugin-dispatcher = {{Quote(dispatcher)}}
+                akka.persistence.journal.sql.materializer-dispatcher = {{Quote(dispatcher)}}
+                akka.persistence.snapshot-store.sql.plugin-dispatcher = {{Quote(dispatcher)}}
+                """
+            : "";
         return $$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(s.Host)}}
             akka.remote.dot-netty.tcp.port = {{s.RemotePort}}
@@ -70,6 +85,7 @@ public static class BrokerConfig
               connection-string = {{Quote(connection)}}
               table-mapping = {{mapping}}
             }
+            {{database}}
             """;
     }
 

@@ -153,7 +153,7 @@ public sealed class BrokerNode : IAsyncDisposable
                 system.Log.Info("session catalog created from the journal: {0} sessions", imported);
             }
             await JournalTables.EnsureAsync(system, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
-            var catalog = system.ActorOf(SessionCatalog.Props(catalogStore, SessionRecovery.HostOf(cluster.SelfUniqueAddress)), SessionCatalog.Name);
+            var catalog = system.ActorOf(SessionCatalog.Props(catalogStore, SessionRecovery.HostOf(cluster.SelfUniqueAddress), BrokerConfig.DatabaseDispatcher(settings)), SessionCatalog.Name);
             var services = new BrokerServices(system, settings, trie, index, routes, catalog, topology, hosts);
             // Before the session region: a peer that learns a session lives here sends to this actor.
             var fanOut = system.ActorOf(NodeFanOutActor.Props(), NodeFanOutActor.Name);
