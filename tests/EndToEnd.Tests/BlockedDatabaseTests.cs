@@ -12,7 +12,7 @@ namespace Broker.EndToEnd.Tests;
 /// (busy_timeout). A node process with its database locked by another connection: the calls waiting for it (a
 /// persistent session's catalog row, retained messages in the journal) hold the database dispatcher's threads, while
 /// clients that need no database (clean sessions, QoS 1 between them) keep their usual pace on the thread pool, which
-/// runs only as many workers as cores and, with every worker blocked, would add one only after half a second or more.
+/// starts with one worker per core and, with every worker blocked, adds one only after half a second or more.
 /// </summary>
 public sealed class BlockedDatabaseTests(ITestOutputHelper output)
 {
