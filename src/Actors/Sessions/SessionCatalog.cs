@@ -60,7 +60,7 @@ public sealed class SessionCatalog : UntypedActor
 
     private readonly SessionCatalogStore _store;
     private readonly string _host;
-    private readonly string? _databaseDispatcher;
+    private readonly Akka.Dispatch.MessageDispatcher? _databaseDispatcher;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private Batch _next = new();
     private Batch? _flushing;
@@ -76,7 +76,7 @@ public sealed class SessionCatalog : UntypedActor
     {
         _store = store;
         _host = host;
-        _databaseDispatcher = databaseDispatcher;
+        _databaseDispatcher = databaseDispatcher is null ? null : Context.System.Dispatchers.Lookup(databaseDispatcher);
     }
 
     protected override void OnReceive(object message)
@@ -129,7 +129,7 @@ public sealed class SessionCatalog : UntypedActor
             return;
         }
         var self = Self;
-        Context.System.Dispatchers.Lookup(_databaseDispatcher).Schedule(() => FlushAsync(store, batch).PipeTo(self));
+        _databaseDispatcher.Schedule(() => FlushAsync(store, batch).PipeTo(self));
     }
 
     private static async Task<Flushed> FlushAsync(SessionCatalogStore store, Batch batch)
