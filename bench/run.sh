@@ -388,9 +388,12 @@ run_amqp() {
   if [[ -n "$main_ids" ]]; then
     start_ours amqp
     start_rabbitmq amqp
-    # A longer warm-up than the MQTT mode's: our node's persistent path was still slower in the first runs after 5,000.
+    # A longer warm-up than the MQTT mode's (200,000 messages of each warm-up scenario). After 20,000 our node and the
+    # bench itself were still compiling their AMQP paths to optimized code through the first 200,000 measured messages
+    # (about 100,000 msg/s against 250,000-300,000 once compiled), so the first runs of the first scenario measured the
+    # JIT, and the bench's own cold start fell on whichever broker ran first (docs/benchmarks.md, "Warm-up").
     "${BENCH[@]}" run --host 127.0.0.1 --port "$OURS_AMQP_PORT" --pid "$OURS_PID" --name ours --json "$OUT/ours.json" \
-      --also "rabbitmq,$RMQ_PORT,$RMQ_BEAM_PID,$OUT/rabbitmq.json" --runs "$RUNS" --scenario "$main_ids" --warmup 20000 "${common[@]}" \
+      --also "rabbitmq,$RMQ_PORT,$RMQ_BEAM_PID,$OUT/rabbitmq.json" --runs "$RUNS" --scenario "$main_ids" --warmup 200000 "${common[@]}" \
       ${EXTRA[@]+"${EXTRA[@]}"} 2>&1 | tee -a "$OUT/bench-amqp.log" >&2
     stop_both
   fi
