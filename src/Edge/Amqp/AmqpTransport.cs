@@ -186,7 +186,7 @@ internal sealed class AmqpTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Amqp);
+        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Amqp, _output);
         var headerSeen = false;
         var pending = new Dictionary<ushort, PendingContent>();
         var receive = true;

@@ -53,10 +53,32 @@ internal abstract class ClientLink : IDisposable
     /// <summary>The most bytes <see cref="SocketOutput"/> hands to one <see cref="SendAsync"/> (see <see cref="RecordSend"/>).</summary>
     public virtual int SendSize => RecordSend.PlainSendSize;
 
+    /// <summary>Has the kernel acknowledge now what the client sent (<see cref="OwedAcks"/>); nothing where there is no TCP socket of ours.</summary>
+    public virtual void QuickAck()
+    {
+    }
+
     /// <summary>No more bytes to send: tell the peer (a TCP shutdown; TLS close_notify first; a WebSocket close frame).</summary>
     public abstract void Shutdown();
 
     public abstract void Dispose();
+
+    private const int IpProtoTcp = 6;
+    private const int TcpQuickAck = 12;
+
+    /// <summary><c>TCP_QUICKACK</c> (Linux): an acknowledgement the kernel holds back is sent now.</summary>
+    protected static void QuickAck(Socket socket)
+    {
+        ReadOnlySpan<byte> on = [1, 0, 0, 0];
+        try
+        {
+            socket.SetRawSocketOption(IpProtoTcp, TcpQuickAck, on);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Closed meanwhile: nothing is owed any more.
+        }
+    }
 
     protected static void Shutdown(Socket socket)
     {
@@ -90,6 +112,8 @@ internal sealed class SocketLink(Socket socket) : ClientLink(socket.RemoteEndPoi
         SendSize > RecordSend.PlainSendSize && RecordSend.TrySend(socket, data.Span) is > 0 and var sent
             ? ValueTask.FromResult(sent)
             : socket.SendAsync(data, SocketFlags.None);
+
+    public override void QuickAck() => QuickAck(socket);
 
     public override void Shutdown() => Shutdown(socket);
 
@@ -196,6 +220,8 @@ internal sealed class TlsLink : ClientLink
         await _ssl.WriteAsync(data).ConfigureAwait(false);
         return data.Length;
     }
+
+    public override void QuickAck() => QuickAck(_socket);
 
     public override void Shutdown() => _ = CloseNotifyAsync();
 

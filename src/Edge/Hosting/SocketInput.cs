@@ -9,7 +9,7 @@ namespace Broker.Edge.Hosting;
 /// state machine of this class stays parked), hands the result to <see cref="Commit"/>, frames what
 /// <see cref="Buffered"/> holds and gives back what it consumed with <see cref="Consume"/>. One read loop at a time.
 /// </summary>
-internal sealed class SocketInput(ClientLink link, Broker.Actors.Messages.ProtocolCounters counters)
+internal sealed class SocketInput(ClientLink link, Broker.Actors.Messages.ProtocolCounters counters, SocketOutput output)
 {
     /// <summary>First buffer rented when data arrives; it grows (doubling) only for a frame that does not fit.</summary>
     private const int BufferSize = 4096;
@@ -62,6 +62,7 @@ internal sealed class SocketInput(ClientLink link, Broker.Actors.Messages.Protoc
         }
         _end += received;
         counters.BytesReceived(received);
+        output.Received();
         return true;
     }
 

@@ -33,11 +33,56 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
     private long _pendingBytes;
     private int _closed;
 
+    // 1 while bytes received from the client wait for an acknowledgement (no send since); 1 while queued in OwedAcks.
+    private int _ackOwed;
+    private int _ackQueued;
+
+    // When the sender last sent (Environment.TickCount64). The kernel holds back acknowledgements only on a connection it
+    // sees replying within its acknowledgement delay (at most 200 ms), and stops once such a delay runs out: a connection
+    // the node has sent nothing to for longer (a QoS 0 publisher's after its CONNACK) is acknowledged at each read already.
+    private long _lastSendMs = long.MinValue / 2;
+    private const long RepliedWithinMs = 200;
+
     /// <summary>Where the connection actor writes; <see cref="Flush"/> hands the bytes to the sender.</summary>
     public IBufferWriter<byte> Writer => this;
 
     /// <summary>Bytes flushed and not yet handed to the socket.</summary>
     public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+
+    /// <summary>
+    /// The read loop received bytes from the client: unless a send to it follows within <see cref="OwedAcks.Delay"/>
+    /// (its segment carries the acknowledgement), the kernel is told to acknowledge them then.
+    /// </summary>
+    public void Received()
+    {
+        if (!OwedAcks.Supported || Environment.TickCount64 - Volatile.Read(ref _lastSendMs) > RepliedWithinMs)
+        {
+            return;
+        }
+        Volatile.Write(ref _ackOwed, 1);
+        if (Interlocked.Exchange(ref _ackQueued, 1) == 0)
+        {
+            OwedAcks.Shared.Schedule(this);
+        }
+    }
+
+    /// <summary>
+    /// Called by <see cref="OwedAcks"/> once the delay passed: acknowledges now what was received and not acknowledged
+    /// by a send since. True to be called again later (a send is under way, and may have gone before the bytes came).
+    /// </summary>
+    internal bool AckIfOwed()
+    {
+        if (Volatile.Read(ref _sending) && !IsClosed)
+        {
+            return true;
+        }
+        Volatile.Write(ref _ackQueued, 0);
+        if (Interlocked.Exchange(ref _ackOwed, 0) == 1 && !IsClosed)
+        {
+            link.QuickAck();
+        }
+        return false;
+    }
 
     /// <summary>True once the output was completed or aborted, or a send failed: later frames are dropped.</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
@@ -199,6 +244,7 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
                 _pending = null;
             }
             long sent = 0;
+            Volatile.Write(ref _lastSendMs, Environment.TickCount64);
             try
             {
                 sent = await SendAllAsync(batch).ConfigureAwait(false);
@@ -242,6 +288,8 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
             total += memory.Length;
             while (!memory.IsEmpty)
             {
+                // This segment carries the acknowledgement of every byte the client sent so far.
+                Volatile.Write(ref _ackOwed, 0);
                 var n = await link.SendAsync(memory[..Math.Min(memory.Length, sendSize)]).ConfigureAwait(false);
                 memory = memory[n..];
             }

@@ -128,7 +128,7 @@ internal sealed class MqttTransport
     /// </summary>
     public async Task RunAsync(IActorRef connection, int maxPacketSize, Action<IActorRef> ended, CancellationToken ct)
     {
-        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Mqtt);
+        var input = new SocketInput(_link, Broker.Actors.Messages.BrokerCounters.Mqtt, _output);
         var version = MqttProtocolVersion.Unknown;
         var receive = true;
         try

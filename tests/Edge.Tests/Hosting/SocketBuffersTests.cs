@@ -117,7 +117,9 @@ public sealed class SocketBuffersTests
         var (server, client) = await PairAsync();
         using var _ = client;
         using var __ = server;
-        var input = new SocketInput(new SocketLink(server), new Broker.Actors.Messages.ProtocolCounters("test"));
+        var link = new SocketLink(server);
+        var counters = new Broker.Actors.Messages.ProtocolCounters("test");
+        var input = new SocketInput(link, counters, new SocketOutput(link, counters));
         Assert.True(input.IsEmpty);
         Assert.Equal(0, input.Buffered.Length);
 
