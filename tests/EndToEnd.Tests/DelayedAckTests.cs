@@ -10,7 +10,7 @@ namespace Broker.EndToEnd.Tests;
 /// A client with Nagle's algorithm on (as paho-mqtt 1.x and libmosquitto by default) holds a small packet until the
 /// node has acknowledged the one before at the TCP level, and Linux holds back that acknowledgement for up to 40 ms on a
 /// connection that carries data both ways. The node acknowledges what a client sent itself when it has sent nothing
-/// back for a millisecond (<c>OwedAcks</c> in src/Edge; docs/benchmarks.md, "Delayed acknowledgements").
+/// back for 2 ms (<c>OwedAcks</c> in src/Edge; docs/benchmarks.md, "Delayed acknowledgements").
 /// </summary>
 public sealed class DelayedAckTests : IAsyncLifetime
 {
@@ -27,7 +27,7 @@ public sealed class DelayedAckTests : IAsyncLifetime
     /// <remarks>
     /// Each round: a QoS 1 PUBLISH to a topic the client subscribed to, its PUBACK and the delivery back, the client's
     /// PUBACK of the delivery and at once the next PUBLISH, which its Nagle holds until the node acknowledges that PUBACK.
-    /// Checked: without the node's own acknowledgement every round took 40-44 ms (the kernel's delay); with it about 1 ms.
+    /// Checked: without the node's own acknowledgement every round took 40-44 ms (the kernel's delay); with it about the node's delay (1-2 ms).
     /// </remarks>
     [Fact]
     public async Task A_client_with_nagle_on_gets_its_round_trips_without_the_kernels_acknowledgement_delay()

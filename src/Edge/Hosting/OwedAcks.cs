@@ -20,8 +20,13 @@ namespace Broker.Edge.Hosting;
 /// </remarks>
 internal sealed class OwedAcks
 {
-    /// <summary>How long a client's bytes may wait for an acknowledgement carried by a reply before one is sent alone.</summary>
-    public static readonly TimeSpan Delay = TimeSpan.FromMilliseconds(1);
+    /// <summary>
+    /// How long a client's bytes may wait for an acknowledgement carried by a reply before one is sent alone. With 1 ms the
+    /// acknowledgements of a subscriber's PUBACKs at 1,000 messages a second fell due as the next message went out, and
+    /// the latency scenario's p99 rose from 0.46-0.56 to 0.55-0.70 ms; with 2 ms the next message carries them
+    /// (0.49-0.60 against 0.47-0.56).
+    /// </summary>
+    public static readonly TimeSpan Delay = TimeSpan.FromMilliseconds(2);
 
     private static readonly long DelayTicks = (long)(Delay.TotalSeconds * Stopwatch.Frequency);
 
@@ -38,7 +43,7 @@ internal sealed class OwedAcks
     /// <summary>Queues <paramref name="output"/>: <see cref="SocketOutput.AckIfOwed"/> is called once the delay passed.</summary>
     public void Schedule(SocketOutput output)
     {
-        // Stopwatch ticks: Environment.TickCount64 moves in steps of the kernel's tick (4 ms here), too coarse for 1 ms.
+        // Stopwatch ticks: Environment.TickCount64 moves in steps of the kernel's tick (4 ms here), too coarse for the delay.
         var due = Stopwatch.GetTimestamp() + DelayTicks;
         lock (_gate)
         {
@@ -81,10 +86,7 @@ internal sealed class OwedAcks
             }
             try
             {
-                if (output.AckIfOwed())
-                {
-                    Schedule(output);
-                }
+                output.AckIfOwed();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {

@@ -60,7 +60,9 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
             return;
         }
         Volatile.Write(ref _ackOwed, 1);
-        if (Interlocked.Exchange(ref _ackQueued, 1) == 0)
+        Interlocked.MemoryBarrier();
+        // While a send is under way, the sender queues the connection when it goes idle, if no later send carried it.
+        if (!Volatile.Read(ref _sending) && Interlocked.Exchange(ref _ackQueued, 1) == 0)
         {
             OwedAcks.Shared.Schedule(this);
         }
@@ -68,20 +70,32 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
 
     /// <summary>
     /// Called by <see cref="OwedAcks"/> once the delay passed: acknowledges now what was received and not acknowledged
-    /// by a send since. True to be called again later (a send is under way, and may have gone before the bytes came).
+    /// by a send since. While a send is under way (it may have gone before the bytes came, or wait for a client that
+    /// does not read) the sender queues the connection again when it goes idle (<see cref="OweAckAfterSends"/>), so a
+    /// stuck send costs no periodic work here.
     /// </summary>
-    internal bool AckIfOwed()
+    internal void AckIfOwed()
     {
-        if (Volatile.Read(ref _sending) && !IsClosed)
-        {
-            return true;
-        }
         Volatile.Write(ref _ackQueued, 0);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _sending))
+        {
+            return;
+        }
         if (Interlocked.Exchange(ref _ackOwed, 0) == 1 && !IsClosed)
         {
             link.QuickAck();
         }
-        return false;
+    }
+
+    /// <summary>The sender went idle (<c>_sending</c> just cleared): bytes received after its last send are still owed an acknowledgement.</summary>
+    private void OweAckAfterSends()
+    {
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _ackOwed) == 1 && Interlocked.Exchange(ref _ackQueued, 1) == 0)
+        {
+            OwedAcks.Shared.Schedule(this);
+        }
     }
 
     /// <summary>True once the output was completed or aborted, or a send failed: later frames are dropped.</summary>
@@ -236,6 +250,7 @@ internal sealed class SocketOutput(ClientLink link, Broker.Actors.Messages.Proto
                     _spare = null;
                     if (!_completed)
                     {
+                        OweAckAfterSends();
                         return;
                     }
                     break;
